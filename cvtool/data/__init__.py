@@ -1,0 +1,1 @@
+"""Datasets: readers and writers (IDX, NPZ, image folders, CSV), named sets, splits."""

@@ -1,0 +1,99 @@
+"""IDX files, the MNIST / Fashion-MNIST format, gzipped or raw.
+
+Layout: two zero bytes, a type code (0x08 = unsigned byte), the number of
+dimensions, then one big-endian uint32 per dimension and the data in C order.
+The reader checks the magic number, the dimensions and the data length, so a
+truncated or foreign file is a CvtoolError, not garbage.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from cvtool.errors import CvtoolError
+from cvtool.fileio import atomic_write_bytes
+
+# IDX type code -> big-endian NumPy dtype
+_TYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_CODES = {dt.newbyteorder("="): code for code, dt in _TYPES.items()}
+
+
+def _read_bytes(path: Path) -> bytes:
+    if not path.is_file():
+        raise CvtoolError(f"File not found: {path}")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+        opener = gzip.open if head == b"\x1f\x8b" else open
+        with opener(path, "rb") as fh:
+            return fh.read()
+    except (OSError, EOFError) as exc:
+        raise CvtoolError(f"Cannot read IDX file {path}: {exc}") from exc
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (.gz or raw) into a native-endian array.
+
+    Parameters
+    ----------
+    path : path of the file.
+
+    Returns
+    -------
+    ndarray with the file's dimensions, e.g. (N, 28, 28) uint8 images or (N,) labels.
+
+    Raises
+    ------
+    CvtoolError
+        Missing file, bad magic number, unknown type code, or a length that
+        does not match the header (truncated or padded file).
+    """
+    path = Path(path)
+    raw = _read_bytes(path)
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise CvtoolError(
+            f"{path} is not an IDX file: the magic number must start with two zero bytes."
+        )
+    code, ndim = raw[2], raw[3]
+    if code not in _TYPES:
+        raise CvtoolError(f"{path}: unknown IDX type code 0x{code:02x}.")
+    if ndim < 1 or len(raw) < 4 + 4 * ndim:
+        raise CvtoolError(f"{path}: IDX header is truncated ({ndim} dimensions declared).")
+    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    dtype = _TYPES[code]
+    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    body = len(raw) - 4 - 4 * ndim
+    if body != expected:
+        raise CvtoolError(
+            f"{path}: IDX header declares shape {tuple(dims)} ({expected} bytes) "
+            f"but the file holds {body} bytes of data (truncated or corrupt)."
+        )
+    data = np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim).reshape(dims)
+    return data.astype(dtype.newbyteorder("="))
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write an array as IDX, gzipped when the name ends in .gz; atomic (temp file, rename)."""
+    path = Path(path)
+    array = np.ascontiguousarray(array)
+    native = array.dtype.newbyteorder("=")
+    if native not in _CODES:
+        raise CvtoolError(f"Cannot write dtype {array.dtype} as IDX.")
+    code = _CODES[native]
+    header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = header + array.astype(_TYPES[code]).tobytes()
+    if path.suffix == ".gz":
+        payload = gzip.compress(payload, compresslevel=6, mtime=0)
+    atomic_write_bytes(path, payload)

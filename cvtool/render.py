@@ -1,0 +1,185 @@
+"""Output for people and for scripts.
+
+stdout carries results: Rich tables for people, or with ``--json`` one JSON
+document (no colour, no decoration) so ``cvtool ... --json | jq`` works.
+Progress bars, logs and warnings go to stderr. Colour is off when the stream
+is not a terminal or ``NO_COLOR`` is set (Rich honours both).
+
+Nothing here imports NumPy: values with ``tolist()``/``item()`` (NumPy or
+CuPy scalars and arrays) are converted by duck typing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    is_tty = hasattr(stream, "isatty") and stream.isatty()
+    return Console(
+        file=stream,
+        stderr=stderr,
+        no_color=bool(os.environ.get("NO_COLOR")) or not is_tty,
+        highlight=False,
+        width=None if is_tty else 200,  # pipes and files: do not squeeze tables to 80
+        soft_wrap=not is_tty,
+    )
+
+
+def stdout() -> Console:
+    """A Console on the current stdout (created per call: tests swap sys.stdout)."""
+    return _console(stderr=False)
+
+
+def stderr() -> Console:
+    """A Console on the current stderr, for progress, logs and warnings."""
+    return _console(stderr=True)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain Python types for json.dumps: arrays to lists, NaN/inf to None, tuples to lists."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if hasattr(value, "get") and type(value).__module__.startswith("cupy"):
+        value = value.get()
+    if hasattr(value, "tolist"):
+        return to_jsonable(value.tolist())
+    if hasattr(value, "item"):
+        return to_jsonable(value.item())
+    return str(value)
+
+
+def dumps(doc: Any) -> str:
+    return json.dumps(to_jsonable(doc), indent=2)
+
+
+def print_json(doc: Any) -> None:
+    """Write one JSON document to stdout."""
+    sys.stdout.write(dumps(doc) + "\n")
+    sys.stdout.flush()
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """Human formatting of one cell: ints with thousands separators, floats to `digits`."""
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.{digits}f}"
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return fmt(value.item(), digits)
+    return str(value)
+
+
+def make_table(
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    title: str | None = None,
+    digits: int = 4,
+    footer: Sequence[Any] | None = None,
+) -> Table:
+    """A Rich table; numbers right-aligned and formatted by ``fmt``."""
+    rows = [list(r) for r in rows]
+    table = Table(title=title, show_footer=footer is not None, title_justify="left")
+    for i, name in enumerate(columns):
+        numeric = bool(rows) and all(
+            isinstance(r[i], int | float) and not isinstance(r[i], bool) for r in rows
+        )
+        table.add_column(
+            name,
+            justify="right" if numeric else "left",
+            footer=fmt(footer[i], digits) if footer is not None else "",
+        )
+    for r in rows:
+        table.add_row(*(fmt(v, digits) for v in r))
+    return table
+
+
+def kv_table(pairs: dict[str, Any], title: str | None = None, digits: int = 4) -> Table:
+    """A two-column key/value table."""
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    for k, v in pairs.items():
+        table.add_row(str(k), fmt(v, digits))
+    return table
+
+
+def header(command: str, **info: Any) -> None:
+    """The run's header line on stdout (human mode): command, backend, dtype, ..."""
+    parts = " · ".join(f"{k}={fmt(v)}" for k, v in info.items() if v is not None)
+    stdout().print(f"[bold]cvtool {command}[/bold]  {parts}")
+
+
+def render(
+    doc: dict[str, Any],
+    *,
+    json_out: bool,
+    title: str | None = None,
+    tables: Sequence[Table] = (),
+    summary: dict[str, Any] | None = None,
+) -> None:
+    """Write a result: the JSON document, or the summary pairs and tables for people.
+
+    With ``summary=None`` the scalar entries of ``doc`` form the key/value table.
+    """
+    if json_out:
+        print_json(doc)
+        return
+    out = stdout()
+    if summary is None:
+        summary = {k: v for k, v in doc.items() if not isinstance(v, dict | list | tuple)}
+    if summary:
+        out.print(kv_table(summary, title=title))
+    for t in tables:
+        out.print(t)
+
+
+def warn(message: str) -> None:
+    """A warning line on stderr."""
+    stderr().print(f"warning: {message}", markup=False)
+
+
+def log(message: str) -> None:
+    """A log line on stderr."""
+    stderr().print(message, markup=False)
+
+
+def progress(transient: bool = True):
+    """A Rich Progress on stderr (use as a context manager)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr(),
+        transient=transient,
+    )
