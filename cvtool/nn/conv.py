@@ -1,0 +1,457 @@
+"""Convolution and pooling layers on NHWC images: Conv2D, MaxPool2D, AvgPool2D, L2Pool2D.
+
+Layout is channels-last throughout: a batch of images is (N, H, W, C) and a
+convolution kernel is (K_h, K_w, C, F), as in Keras. With that layout the
+convolution is one matrix product and needs no transposes::
+
+    cols (N*H'*W', K_h*K_w*C) @ W (K_h*K_w*C, F) -> (N*H'*W', F) = (N, H', W', F)
+
+``cols`` (im2col) is a strided *view* of the padded input (no Python loop over
+pixels); reshaping it copies once. The backward pass is two more matrix
+products (dW = cols.T @ dout, dcols = dout @ W.T) and a col2im that adds the
+K_h*K_w kernel offsets back into the input with strided slice-adds (a loop over
+kernel offsets, never over pixels, and no scatter).
+
+Pooling loops over the cells of a window (at most a few dozen strided slices of
+the whole batch). Max-pooling routes the gradient of a window to exactly one
+cell, the first maximum in row-major order, as PyTorch does: blank image
+backgrounds make every cell of a window equal, and splitting the gradient among
+tied cells gives wrong gradients. Average pooling counts padding cells (PyTorch's
+``count_include_pad=True``); L2 pooling is sqrt(sum of squares) over the window
+(PyTorch's ``lp_pool2d`` with p=2).
+
+Output sizes and parameter counts come from ``cvtool.shapes`` (the layer-calc
+arithmetic) with floor rounding, as in Keras and PyTorch: rows and columns that
+do not fill a window are dropped. Left out: grouped/depthwise convolution,
+asymmetric padding, ceil-mode pooling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cvtool import shapes
+from cvtool.errors import CvtoolError
+
+try:  # the engine's base class, when it is there (issue 5)
+    from cvtool.nn.layers import Layer as _Base
+except ImportError:  # pragma: no cover - only while the engine is being written
+    _Base = object
+
+
+def _check_int(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+        raise CvtoolError(f"The '{name}' parameter must be an int >= {low}. Got {value!r} instead.")
+    return int(value)
+
+
+def _check_image(layer: str, in_shape) -> tuple[int, int, int]:
+    if len(in_shape) != 3:
+        raise CvtoolError(
+            f"{layer} needs an image input (H, W, C); got {tuple(in_shape)}. "
+            f"Give the spec an input such as input:28x28x1, or put it before flatten/dense."
+        )
+    return tuple(int(d) for d in in_shape)
+
+
+def _windows(xp, x, kernel, stride, dilation, out_hw):
+    """Strided view (N, H', W', K_h, K_w, C) of x (N, H, W, C): every window, no copy."""
+    kh, kw = kernel
+    ho, wo = out_hw
+    n, _, _, c = x.shape
+    s_n, s_h, s_w, s_c = x.strides
+    return xp.lib.stride_tricks.as_strided(
+        x,
+        shape=(n, ho, wo, kh, kw, c),
+        strides=(s_n, s_h * stride, s_w * stride, s_h * dilation, s_w * dilation, s_c),
+    )
+
+
+def _cell(x, i, j, stride, dilation, out_hw):
+    """Slice (N, H', W', C) of x holding cell (i, j) of every window."""
+    ho, wo = out_hw
+    r0, c0 = i * dilation, j * dilation
+    return x[:, r0 : r0 + stride * (ho - 1) + 1 : stride, c0 : c0 + stride * (wo - 1) + 1 : stride]
+
+
+def _pad(xp, x, pad, value=0.0):
+    """x (N, H, W, C) padded by `pad` on both sides of H and W."""
+    if pad == (0, 0):
+        return x
+    ph, pw = pad
+    out = xp.full(
+        (x.shape[0], x.shape[1] + 2 * ph, x.shape[2] + 2 * pw, x.shape[3]), value, x.dtype
+    )
+    out[:, ph : ph + x.shape[1], pw : pw + x.shape[2]] = x
+    return out
+
+
+def _unpad(x, pad, in_hw):
+    ph, pw = pad
+    return x[:, ph : ph + in_hw[0], pw : pw + in_hw[1]]
+
+
+class Conv2D(_Base):
+    """2-D cross-correlation on (N, H, W, C) input with shared weights, F filters.
+
+    Parameters
+    ----------
+    filters : int
+        Number of filters F (output channels).
+    kernel : int or (int, int)
+        Kernel size (K_h, K_w).
+    stride : int
+        Step between windows, both axes.
+    padding : int, 'valid' or 'same'
+        Zero padding per side ('same' keeps H and W for stride 1 and odd kernels).
+    dilation : int
+        Spacing between kernel cells.
+    bias : bool
+        Whether to add one bias per filter.
+    init : str
+        'glorot' (Keras' default, uniform), 'he' (normal, for ReLU) or 'normal'
+        (N(0, 1/n_in), Nielsen's default).
+
+    Notes
+    -----
+    params: ``W`` (K_h, K_w, C, F) and ``b`` (F,). Forward (N, H, W, C) ->
+    (N, H', W', F). Set ``input_grad = False`` on a first layer to skip computing
+    the gradient with respect to the images (backward then returns None).
+    """
+
+    kind = "conv"
+
+    def __init__(
+        self,
+        filters: int,
+        kernel: int | tuple[int, int],
+        stride: int = 1,
+        padding: int | str = 0,
+        dilation: int = 1,
+        bias: bool = True,
+        init: str = "glorot",
+    ):
+        self.filters = _check_int("filters", filters, 1)
+        kh, kw = shapes.pair(kernel)
+        self.kernel = (_check_int("kernel", kh, 1), _check_int("kernel", kw, 1))
+        self.stride = _check_int("stride", stride, 1)
+        self.dilation = _check_int("dilation", dilation, 1)
+        self.pad = (
+            shapes.resolve_padding(padding, self.kernel[0], self.dilation),
+            shapes.resolve_padding(padding, self.kernel[1], self.dilation),
+        )
+        self.padding = padding
+        self.bias = bool(bias)
+        if init not in ("glorot", "he", "normal"):
+            raise CvtoolError(
+                f"The 'init' parameter must be one of glorot, he, normal. Got {init!r} instead."
+            )
+        self.init = init
+        self.trainable = True
+        self.input_grad = True
+        self.params: dict = {}
+        self.grads: dict = {}
+        self._cache = None
+
+    @classmethod
+    def from_spec(cls, spec) -> Conv2D:
+        """A Conv2D from a parsed 'conv' LayerSpec (its activation is a separate layer)."""
+        a = spec.args
+        return cls(
+            a["filters"],
+            a["kernel"],
+            stride=a.get("stride", 1),
+            padding=a.get("padding", 0),
+            dilation=a.get("dilation", 1),
+            bias=a.get("bias", True),
+        )
+
+    def config(self) -> dict:
+        return {
+            "kind": self.kind,
+            "filters": self.filters,
+            "kernel": list(self.kernel),
+            "stride": self.stride,
+            "padding": self.padding,
+            "dilation": self.dilation,
+            "bias": self.bias,
+            "init": self.init,
+        }
+
+    def output_shape(self, in_shape) -> tuple[int, int, int]:
+        """(H, W, C) -> (H', W', F), from shapes.conv2d_output."""
+        in_shape = _check_image("conv", in_shape)
+        return shapes.conv2d_output(
+            in_shape,
+            self.filters,
+            self.kernel,
+            self.stride,
+            self.padding,
+            self.dilation,
+            floor=True,
+        )
+
+    def param_count(self, in_shape) -> tuple[int, int]:
+        """(weights, biases), from shapes.conv2d_params."""
+        in_shape = _check_image("conv", in_shape)
+        return shapes.conv2d_params(in_shape[2], self.filters, self.kernel, self.bias)
+
+    def build(self, in_shape, xp, dtype, rng: np.random.Generator) -> tuple[int, int, int]:
+        """Allocate W (K_h, K_w, C, F) and b (F,) on xp; returns the output shape."""
+        out_shape = self.output_shape(in_shape)
+        kh, kw = self.kernel
+        c, f = in_shape[2], self.filters
+        fan_in, fan_out = kh * kw * c, kh * kw * f
+        size = (kh, kw, c, f)
+        if self.init == "glorot":
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+            w = rng.uniform(-limit, limit, size)
+        elif self.init == "he":
+            w = rng.normal(0.0, np.sqrt(2.0 / fan_in), size)
+        else:
+            w = rng.normal(0.0, np.sqrt(1.0 / fan_in), size)
+        self.params = {"W": xp.asarray(w.astype(dtype))}
+        if self.bias:
+            self.params["b"] = xp.zeros(f, dtype=dtype)
+        self.grads = {k: xp.zeros_like(v) for k, v in self.params.items()}
+        return out_shape
+
+    def forward(self, x, training: bool = False):
+        """x (N, H, W, C) -> (N, H', W', F) with one matrix product."""
+        from cvtool.backend import array_module
+
+        xp = array_module(x)
+        n, h, w, c = x.shape
+        ho, wo, f = self.output_shape((h, w, c))
+        kh, kw = self.kernel
+        xpad = _pad(xp, x, self.pad)
+        cols = _windows(xp, xpad, self.kernel, self.stride, self.dilation, (ho, wo))
+        cols = cols.reshape(n * ho * wo, kh * kw * c)  # (N*H'*W', K_h*K_w*C), the one copy
+        out = cols @ self.params["W"].reshape(kh * kw * c, f)  # (N*H'*W', F)
+        if self.bias:
+            out += self.params["b"]
+        self._cache = (cols, x.shape, xpad.shape) if training else None
+        return out.reshape(n, ho, wo, f)
+
+    def backward(self, dout):
+        """dout (N, H', W', F) -> dx (N, H, W, C); fills grads['W'], grads['b']."""
+        assert self._cache is not None, "Conv2D.backward needs forward(x, training=True) first"
+        from cvtool.backend import array_module
+
+        xp = array_module(dout)
+        cols, x_shape, pad_shape = self._cache
+        n, ho, wo, f = dout.shape
+        kh, kw = self.kernel
+        c = x_shape[3]
+        dmat = dout.reshape(n * ho * wo, f)  # (N*H'*W', F)
+        wmat = self.params["W"].reshape(kh * kw * c, f)
+        self.grads["W"][...] = (cols.T @ dmat).reshape(kh, kw, c, f)
+        if self.bias:
+            self.grads["b"][...] = dmat.sum(axis=0)
+        self._cache = None
+        if not self.input_grad:
+            return None
+        dcols = (dmat @ wmat.T).reshape(n, ho, wo, kh, kw, c)  # (N, H', W', K_h, K_w, C)
+        dxpad = xp.zeros(pad_shape, dtype=dout.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                _cell(dxpad, i, j, self.stride, self.dilation, (ho, wo))[...] += dcols[
+                    :, :, :, i, j, :
+                ]
+        return _unpad(dxpad, self.pad, x_shape[1:3])
+
+
+class _Pool2D(_Base):
+    """Shared pooling plumbing: window, stride, padding, shapes and cell slices."""
+
+    kind = "pool"
+    mode = ""
+    pad_value = 0.0
+
+    def __init__(self, pool: int | tuple[int, int] = 2, stride=None, padding: int = 0):
+        ph, pw = shapes.pair(pool)
+        self.pool = (_check_int("pool", ph, 1), _check_int("pool", pw, 1))
+        sh, sw = shapes.pair(stride) if stride is not None else self.pool
+        self.stride = (_check_int("stride", sh, 1), _check_int("stride", sw, 1))
+        self.padding = _check_int("padding", padding, 0)
+        if 2 * self.padding > min(self.pool):
+            raise CvtoolError(
+                f"The 'padding' parameter of a {self.pool[0]}x{self.pool[1]} pool must be at most "
+                f"half the window ({min(self.pool) // 2}). Got {padding} instead."
+            )
+        self.trainable = False
+        self.params: dict = {}
+        self.grads: dict = {}
+        self._cache = None
+
+    def config(self) -> dict:
+        return {
+            "kind": self.kind,
+            "mode": self.mode,
+            "pool": list(self.pool),
+            "stride": list(self.stride),
+            "padding": self.padding,
+        }
+
+    def output_shape(self, in_shape) -> tuple[int, int, int]:
+        """(H, W, C) -> (H', W', C), from shapes.pool2d_output."""
+        in_shape = _check_image(f"{self.mode}pool", in_shape)
+        return shapes.pool2d_output(in_shape, self.pool, self.stride, self.padding, floor=True)
+
+    def param_count(self, in_shape) -> tuple[int, int]:
+        return (0, 0)
+
+    def build(self, in_shape, xp, dtype, rng=None) -> tuple[int, int, int]:
+        return self.output_shape(in_shape)
+
+    def _cells(self, x, out_hw):
+        """[(i, j, slice (N, H', W', C))] for every cell of the window, row-major."""
+        ph, pw = self.pool
+        sh, sw = self.stride
+        ho, wo = out_hw
+        return [
+            (i, j, x[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw])
+            for i in range(ph)
+            for j in range(pw)
+        ]
+
+    def _prepare(self, x):
+        from cvtool.backend import array_module
+
+        xp = array_module(x)
+        ho, wo, _ = self.output_shape(x.shape[1:])
+        p = self.padding
+        return xp, _pad(xp, x, (p, p), self.pad_value), (ho, wo)
+
+    def _scatter(self, xp, x_shape, pieces, out_hw):
+        """dx (N, H, W, C) from per-cell gradients [(i, j, (N, H', W', C))] by slice-adds."""
+        p = self.padding
+        n, h, w, c = x_shape
+        if self._tiles_shape(x_shape):
+            ph, pw = self.pool
+            ho, wo = out_hw
+            dx = xp.empty((n, ho, ph, wo, pw, c), dtype=pieces[0][2].dtype)
+            for i, j, g in pieces:  # windows tile: every cell written once, no adds
+                dx[:, :, i, :, j, :] = g
+            return dx.reshape(n, h, w, c)
+        dxpad = xp.zeros((n, h + 2 * p, w + 2 * p, c), dtype=pieces[0][2].dtype)
+        for i, j, g in pieces:
+            sh, sw = self.stride
+            ho, wo = out_hw
+            dxpad[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw] += g
+        return _unpad(dxpad, (p, p), (h, w))
+
+    def _tiles_shape(self, x_shape) -> bool:
+        return (
+            self.padding == 0
+            and self.stride == self.pool
+            and x_shape[1] % self.pool[0] == 0
+            and x_shape[2] % self.pool[1] == 0
+        )
+
+
+class MaxPool2D(_Pool2D):
+    """Maximum over each window; the gradient goes to the first maximum (row-major).
+
+    Forward (N, H, W, C) -> (N, H', W', C). Padding cells are -inf, as in PyTorch.
+    """
+
+    mode = "max"
+    pad_value = -np.inf
+
+    def forward(self, x, training: bool = False):
+        xp, xpad, out_hw = self._prepare(x)
+        cells = self._cells(xpad, out_hw)
+        out = cells[0][2].copy()
+        for _, _, cell in cells[1:]:
+            xp.maximum(out, cell, out=out)
+        self._cache = (xpad, x.shape, out) if training else None
+        return out
+
+    def backward(self, dout):
+        """dout (N, H', W', C) -> dx (N, H, W, C): each window's gradient to one cell."""
+        assert self._cache is not None, "MaxPool2D.backward needs forward(x, training=True) first"
+        from cvtool.backend import array_module
+
+        xp = array_module(dout)
+        xpad, x_shape, out = self._cache
+        out_hw = out.shape[1:3]
+        taken = xp.zeros(out.shape, dtype=bool)  # window already gave its gradient away
+        pieces = []
+        for i, j, cell in self._cells(xpad, out_hw):
+            first = (cell == out) & ~taken  # (N, H', W', C): first maximum so far, row-major
+            taken |= first
+            pieces.append((i, j, dout * first))
+        self._cache = None
+        return self._scatter(xp, x_shape, pieces, out_hw)
+
+
+class AvgPool2D(_Pool2D):
+    """Mean over each window (padding cells count as zeros, as PyTorch's default)."""
+
+    mode = "avg"
+
+    def forward(self, x, training: bool = False):
+        xp, xpad, out_hw = self._prepare(x)
+        cells = self._cells(xpad, out_hw)
+        out = cells[0][2].copy()
+        for _, _, cell in cells[1:]:
+            out += cell
+        out *= 1.0 / (self.pool[0] * self.pool[1])
+        self._cache = (x.shape, out_hw) if training else None
+        return out
+
+    def backward(self, dout):
+        assert self._cache is not None, "AvgPool2D.backward needs forward(x, training=True) first"
+        from cvtool.backend import array_module
+
+        xp = array_module(dout)
+        x_shape, out_hw = self._cache
+        g = dout * (1.0 / (self.pool[0] * self.pool[1]))
+        pieces = [(i, j, g) for i in range(self.pool[0]) for j in range(self.pool[1])]
+        self._cache = None
+        return self._scatter(xp, x_shape, pieces, out_hw)
+
+
+class L2Pool2D(_Pool2D):
+    """sqrt of the sum of squares over each window (PyTorch's lp_pool2d with p=2)."""
+
+    mode = "l2"
+
+    def forward(self, x, training: bool = False):
+        xp, xpad, out_hw = self._prepare(x)
+        cells = self._cells(xpad, out_hw)
+        sq = cells[0][2] * cells[0][2]
+        for _, _, cell in cells[1:]:
+            sq += cell * cell
+        out = xp.sqrt(sq, out=sq)
+        self._cache = (xpad, x.shape, out) if training else None
+        return out
+
+    def backward(self, dout):
+        """d sqrt(sum x^2) / dx = x / out; an all-zero window (out = 0) gets zero gradient."""
+        assert self._cache is not None, "L2Pool2D.backward needs forward(x, training=True) first"
+        from cvtool.backend import array_module
+
+        xp = array_module(dout)
+        xpad, x_shape, out = self._cache
+        out_hw = out.shape[1:3]
+        # Where out == 0 every cell is 0, so any finite divisor gives the zero gradient.
+        g = dout / xp.where(out > 0, out, 1)
+        pieces = [(i, j, cell * g) for i, j, cell in self._cells(xpad, out_hw)]
+        self._cache = None
+        return self._scatter(xp, x_shape, pieces, out_hw)
+
+
+POOL_CLASSES = {"max": MaxPool2D, "avg": AvgPool2D, "l2": L2Pool2D}
+
+
+def pool_from_spec(spec) -> _Pool2D:
+    """The pooling layer of a parsed 'pool' LayerSpec (mode max, avg or l2)."""
+    a = spec.args
+    mode = a.get("mode", "max")
+    if mode not in POOL_CLASSES:
+        raise CvtoolError(
+            f"The 'mode' parameter of a pool must be one of max, avg, l2. Got {mode!r} instead."
+        )
+    return POOL_CLASSES[mode](a["pool"], stride=a.get("stride"), padding=a.get("padding", 0))
