@@ -1,0 +1,173 @@
+"""Optimisers: SGD with Nielsen's L2 update, momentum, Adam.
+
+An optimiser is bound once to the parameters it updates (``bind(slots, n)``,
+each slot ``(param, grad, decay)``) and then does one ``step()`` per
+mini-batch, in place, with preallocated scratch buffers: the grads must hold
+the mean gradient of the mini-batch's cost. ``decay`` is True for weights and
+False for biases: L2 regularisation (lambda / 2n) sum w^2 never touches biases.
+
+Nielsen's SGD update, with n the training-set size and m the mini-batch size::
+
+    w -> (1 - eta lambda / n) w - (eta / m) sum_x dC_x/dw
+    b -> b - (eta / m) sum_x dC_x/db
+
+Momentum and Adam add the same L2 gradient (lambda / n) w to the weights'
+gradient. Hyper-parameters are checked when the optimiser is made, with a
+message that says how to fix them. ``eta`` may be changed between epochs
+(the plateau schedule halves it). Left out: Nesterov, RMSprop, AdamW's
+decoupled decay, gradient clipping.
+"""
+
+from __future__ import annotations
+
+import math
+
+from cvtool.backend import array_module
+from cvtool.errors import CvtoolError
+
+OPTIMIZERS = ("sgd", "momentum", "adam")
+
+
+def _positive(name: str, value: float, hint: str) -> float:
+    if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise CvtoolError(f"The '{name}' parameter must be a number > 0. Got {value!r}; {hint}.")
+    return float(value)
+
+
+def _unit(name: str, value: float, hint: str) -> float:
+    if not isinstance(value, int | float) or not 0 <= value < 1:
+        raise CvtoolError(f"The '{name}' parameter must be in [0, 1). Got {value!r}; {hint}.")
+    return float(value)
+
+
+class Optimizer:
+    """Shared checks and binding; subclasses implement ``step``."""
+
+    name = "optimizer"
+
+    def __init__(self, eta: float, lmbda: float = 0.0):
+        self.eta = _positive("eta", eta, "try --eta 0.5 for SGD or --eta 0.001 for Adam")
+        if not isinstance(lmbda, int | float) or not math.isfinite(lmbda) or lmbda < 0:
+            raise CvtoolError(
+                f"The 'lmbda' parameter must be a number >= 0. Got {lmbda!r}; "
+                "use 0 for no regularisation or e.g. 0.1 (Nielsen's choice for 1000 images)."
+            )
+        self.lmbda = float(lmbda)
+        self.slots: list = []
+        self.n = 1
+
+    def bind(self, slots: list, n: int) -> None:
+        """Take the (param, grad, decay) triples and the training-set size n."""
+        if n < 1:
+            raise CvtoolError(f"The training set must hold at least one example. Got {n}.")
+        self.slots = [(p, g, bool(d), array_module(p).empty_like(p)) for p, g, d in slots]
+        self.n = int(n)
+        self.reset()
+
+    def reset(self) -> None:
+        """Clear state kept between steps (velocities, moments)."""
+
+    def config(self) -> dict:
+        return {"optimizer": self.name, "eta": self.eta, "lmbda": self.lmbda}
+
+    def step(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """Plain mini-batch SGD with Nielsen's weight decay (see module docstring)."""
+
+    name = "sgd"
+
+    def step(self) -> None:
+        xp_mul = None
+        shrink = 1.0 - self.eta * self.lmbda / self.n
+        for p, g, decay, buf in self.slots:
+            if decay and shrink != 1.0:
+                p *= shrink
+            xp_mul = xp_mul or array_module(p).multiply
+            xp_mul(g, self.eta, out=buf)
+            p -= buf
+
+
+class Momentum(Optimizer):
+    """v -> mu v - eta (dC/dw + (lambda/n) w);  w -> w + v."""
+
+    name = "momentum"
+
+    def __init__(self, eta: float, lmbda: float = 0.0, momentum: float = 0.9):
+        super().__init__(eta, lmbda)
+        self.momentum = _unit("momentum", momentum, "0.9 is the usual choice")
+
+    def reset(self) -> None:
+        self.velocity = [array_module(p).zeros_like(p) for p, *_ in self.slots]
+
+    def config(self) -> dict:
+        return {**super().config(), "momentum": self.momentum}
+
+    def step(self) -> None:
+        decay_rate = self.eta * self.lmbda / self.n
+        for (p, g, decay, buf), v in zip(self.slots, self.velocity, strict=True):
+            xp = array_module(p)
+            v *= self.momentum
+            v -= xp.multiply(g, self.eta, out=buf)
+            if decay and decay_rate:
+                v -= xp.multiply(p, decay_rate, out=buf)
+            p += v
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with bias correction; L2 enters as (lambda/n) w in the gradient."""
+
+    name = "adam"
+
+    def __init__(
+        self,
+        eta: float = 0.001,
+        lmbda: float = 0.0,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+    ):
+        super().__init__(eta, lmbda)
+        self.beta1 = _unit("beta1", beta1, "0.9 is the usual choice")
+        self.beta2 = _unit("beta2", beta2, "0.999 is the usual choice")
+        self.eps = _positive("eps", eps, "1e-8 is the usual choice")
+
+    def reset(self) -> None:
+        self.t = 0
+        self.m = [array_module(p).zeros_like(p) for p, *_ in self.slots]
+        self.v = [array_module(p).zeros_like(p) for p, *_ in self.slots]
+
+    def config(self) -> dict:
+        return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+    def step(self) -> None:
+        self.t += 1
+        b1, b2 = self.beta1, self.beta2
+        step = self.eta * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
+        l2 = self.lmbda / self.n
+        for (p, g, decay, buf), m, v in zip(self.slots, self.m, self.v, strict=True):
+            xp = array_module(p)
+            if decay and l2:
+                g = g + l2 * p
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            xp.sqrt(v, out=buf)
+            buf += self.eps * math.sqrt(1 - b2**self.t)
+            xp.divide(m, buf, out=buf)
+            buf *= step
+            p -= buf
+
+
+def get_optimizer(name: str, eta: float, lmbda: float = 0.0, **kwargs) -> Optimizer:
+    """An optimiser by name: 'sgd', 'momentum' or 'adam'."""
+    classes = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
+    if name not in classes:
+        raise CvtoolError(
+            f"The 'optimizer' parameter must be one of {', '.join(OPTIMIZERS)}. "
+            f"Got {name!r} instead."
+        )
+    return classes[name](eta, lmbda, **kwargs)
