@@ -1,15 +1,198 @@
-"""Placeholder until its issue lands."""
+"""``cvtool data``: list, info, convert and fetch datasets (thin layer over cvtool.data)."""
+
+from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 
-from cvtool.cli._common import not_yet
+from cvtool.cli._common import JsonOpt, user_errors
+
+data_app = typer.Typer(
+    help="Datasets: list, info, convert, fetch.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+ShapeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--shape",
+        help="Image shape HxW or HxWxC for CSV files whose shape cannot be inferred "
+        "(default: from a 'HxW' header, else square grey).",
+        show_default=False,
+    ),
+]
+
+
+def _shape(text: str | None):
+    from cvtool.data.csvfile import parse_shape
+
+    return None if text is None else parse_shape(text)
+
+
+@data_app.command("list")
+def list_cmd(json_out: JsonOpt = False) -> None:
+    """List the named datasets: sizes, where they live, and whether they are present."""
+    from cvtool.data.summary import catalog
+    from cvtool.render import make_table, render
+
+    with user_errors():
+        rows = catalog()
+    table = make_table(
+        ["dataset", "present", "train", "test", "image", "classes", "MiB", "location"],
+        [
+            [
+                r["name"],
+                "yes" if r["present"] else "no",
+                r["train"],
+                r["test"],
+                "x".join(map(str, r["image_shape"])),
+                r["classes"],
+                "" if r["size_mib"] is None else f"{r['size_mib']:.1f}",
+                r["path"] if r["present"] else f"absent: {r['source']}",
+            ]
+            for r in rows
+        ],
+        title="Named datasets (any IDX folder, .npz, .csv or image folder path works too)",
+    )
+    render({"datasets": rows}, json_out=json_out, tables=[table], summary={})
+
+
+@data_app.command("info")
+def info_cmd(
+    dataset: Annotated[
+        str, typer.Argument(help="Named dataset (see 'cvtool data list') or a path.")
+    ],
+    shape: ShapeOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Split sizes, image shape, dtype and class counts of a dataset."""
+    from cvtool.data.summary import describe
+    from cvtool.render import make_table, render
+
+    with user_errors():
+        doc = describe(dataset, shape=_shape(shape))
+    summary = {k: v for k, v in doc.items() if k != "classes"}
+    summary["image_shape"] = "x".join(map(str, doc["image_shape"]))
+    table = make_table(
+        ["label", "class", "train", "test"],
+        [[c["label"], c["name"], c["train"], c["test"]] for c in doc["classes"]],
+        title="Images per class",
+        footer=["", "total", doc["train"], doc["test"]],
+    )
+    render(
+        doc, json_out=json_out, title=f"Dataset {doc['dataset']}", tables=[table], summary=summary
+    )
+
+
+@data_app.command("convert")
+def convert_cmd(
+    source: Annotated[str, typer.Argument(help="Named dataset or path to read.")],
+    output: Annotated[str, typer.Argument(help="Output path: .npz, .csv, or a folder.")],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="Output format: idx, npz, csv or folder (PNG per class). "
+            "Default: from the extension; a path without one is an IDX folder.",
+            show_default=False,
+        ),
+    ] = None,
+    shape: ShapeOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Convert a dataset between IDX, NPZ, CSV and image-folder formats."""
+    from cvtool.data.datasets import KNOWN, load_dataset
+    from cvtool.data.formats import output_format, read_any, write_any
+    from cvtool.render import render
+
+    with user_errors():
+        out_fmt = output_format(output, fmt)
+        ds = (
+            load_dataset(source)
+            if source in KNOWN or shape is None
+            else read_any(source, _shape(shape))
+        )
+        written = write_any(ds, output, out_fmt, overwrite=force)
+    doc = {
+        "source": source,
+        "output": output,
+        "format": out_fmt,
+        "train": len(ds.x_train),
+        "test": len(ds.x_test),
+        "image_shape": "x".join(map(str, ds.image_shape)),
+        "written": [str(p) for p in written],
+    }
+    render(doc, json_out=json_out, title="Converted")
+
+
+@data_app.command("fetch")
+def fetch_cmd(
+    name: Annotated[str, typer.Argument(help="Dataset to download: mnist or fashion-mnist.")],
+    folder: Annotated[
+        str | None,
+        typer.Option(
+            "--dir", help="Download into this folder instead of the cache.", show_default=False
+        ),
+    ] = None,
+    url_base: Annotated[
+        str | None,
+        typer.Option(
+            "--url-base", help="Download from this base URL (a mirror).", show_default=False
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Network timeout in seconds.")] = 30.0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Download MNIST or Fashion-MNIST (MD5-checked, atomic) into the cache or --dir."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from cvtool.data.fetch import fetch_dataset
+    from cvtool.render import make_table, render, stderr
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=stderr(),
+        transient=True,
+    )
+    tasks: dict[str, int] = {}
+
+    def on_progress(fname: str, done: int, total: int | None) -> None:
+        if fname not in tasks:
+            tasks[fname] = bar.add_task(fname, total=total)
+        bar.update(tasks[fname], completed=done)
+
+    with user_errors(), bar:
+        fetched = fetch_dataset(
+            name, folder, url_base=url_base, timeout=timeout, progress=on_progress
+        )
+    rows = [[f.path.name, f.status, f.bytes, f.md5] for f in fetched]
+    doc = {
+        "dataset": name,
+        "dir": str(fetched[0].path.parent),
+        "files": [
+            {"file": f.path.name, "status": f.status, "bytes": f.bytes, "md5": f.md5}
+            for f in fetched
+        ],
+    }
+    table = make_table(
+        ["file", "status", "bytes", "md5 (verified)"], rows, title=f"{name} in {doc['dir']}"
+    )
+    render(doc, json_out=json_out, tables=[table], summary={})
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(
-        "data",
-        help="Datasets: list, info, convert, fetch.",
-        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    )
-    def data_cmd() -> None:
-        not_yet("data", "issue 2")
+    app.add_typer(data_app, name="data")

@@ -93,26 +93,87 @@ def find_dataset_dir(name: str) -> Path | None:
     return None
 
 
-def load_idx_dir(folder: Path, name: str) -> Dataset:
-    """Read the four MNIST-layout IDX files of a folder, checking images match labels."""
-    from cvtool.data.idx import read_idx
+def check_dataset(ds: Dataset, where: str | os.PathLike) -> Dataset:
+    """Check the invariants every reader promises; return `ds` unchanged.
 
-    arrays = {k: read_idx(folder / f) for k, f in IDX_FILES.items()}
+    Images uint8 (N, H, W) or (N, H, W, C) with the same image shape in both
+    splits, labels (N,) non-negative integers, as many labels as images, and a
+    non-empty training split.
+
+    Raises
+    ------
+    CvtoolError
+        Naming `where` and the broken rule.
+    """
+    for split in ("train", "test"):
+        x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
+        if x.ndim not in (3, 4) or y.ndim != 1:
+            raise CvtoolError(
+                f"{where}: {split} images must be (N, H, W[, C]) and labels (N,); "
+                f"got {x.shape} and {y.shape}."
+            )
+        if len(x) != len(y):
+            raise CvtoolError(f"{where}: {split} split has {len(x)} images but {len(y)} labels.")
+        if x.dtype != np.uint8:
+            raise CvtoolError(f"{where}: {split} images must be uint8 (0..255), got {x.dtype}.")
+        if y.size and y.min() < 0:
+            raise CvtoolError(f"{where}: {split} labels must be >= 0, got {int(y.min())}.")
+    if len(ds.x_train) == 0:
+        raise CvtoolError(f"{where}: the training split is empty.")
+    if len(ds.x_test) and ds.x_test.shape[1:] != ds.x_train.shape[1:]:
+        raise CvtoolError(
+            f"{where}: test images are {ds.x_test.shape[1:]} but train images "
+            f"{ds.x_train.shape[1:]}."
+        )
+    return ds
+
+
+def default_class_names(name: str, y_train: np.ndarray, y_test: np.ndarray) -> tuple[str, ...]:
+    """Fashion-MNIST names for a set named '*fashion*' with 10 classes, else '0', '1', ..."""
+    top = int(max(y_train.max(initial=-1), y_test.max(initial=-1))) + 1
+    if "fashion" in name.lower() and top <= 10:
+        return FASHION_CLASSES
+    return DIGITS if top <= 10 else tuple(str(d) for d in range(top))
+
+
+def load_idx_dir(folder: Path, name: str) -> Dataset:
+    """Read a folder of MNIST-named IDX files (each ``.gz`` or raw), checking images match labels.
+
+    The training pair is required; the test pair is optional (an empty test
+    split when both test files are absent).
+    """
+    from cvtool.data.idx import find_idx_file, read_idx
+
+    folder = Path(folder)
+    paths = {k: find_idx_file(folder, f) for k, f in IDX_FILES.items()}
+    for key in ("x_train", "y_train"):
+        if paths[key] is None:
+            raise CvtoolError(f"{folder}: missing IDX file {IDX_FILES[key]} (or without .gz).")
+    if (paths["x_test"] is None) != (paths["y_test"] is None):
+        missing = "x_test" if paths["x_test"] is None else "y_test"
+        raise CvtoolError(f"{folder}: missing IDX file {IDX_FILES[missing]} (or without .gz).")
+    arrays = {k: read_idx(p) for k, p in paths.items() if p is not None}
+    if paths["x_test"] is None:
+        x = arrays["x_train"]
+        arrays["x_test"] = np.empty((0, *x.shape[1:]), x.dtype)
+        arrays["y_test"] = np.empty(0, np.int64)
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.ndim < 3 or y.ndim != 1:
             raise CvtoolError(f"{folder}: {split} images must be (N, H, W) and labels (N,).")
         if len(x) != len(y):
             raise CvtoolError(f"{folder}: {split} split has {len(x)} images but {len(y)} labels.")
-    classes = FASHION_CLASSES if "fashion" in name else DIGITS
-    return Dataset(
+    y_train = arrays["y_train"].astype(np.int64)
+    y_test = arrays["y_test"].astype(np.int64)
+    ds = Dataset(
         name,
         arrays["x_train"],
-        arrays["y_train"].astype(np.int64),
+        y_train,
         arrays["x_test"],
-        arrays["y_test"].astype(np.int64),
-        classes,
+        y_test,
+        default_class_names(name, y_train, y_test),
     )
+    return check_dataset(ds, folder)
 
 
 def load_dataset(name_or_path: str | os.PathLike) -> Dataset:

@@ -1,19 +1,158 @@
-"""Readers and writers by format (IDX folder, NPZ, image folder, CSV).
+"""Readers and writers by format: IDX folder, NPZ, image folder, CSV.
 
-``read_any(path)`` picks the reader from what the path is. Only the IDX folder
-is wired so far; the other formats come with the data-layer work (issue 2).
+``read_any(path)`` picks the reader from what the path is; ``write_any(ds,
+path)`` picks the writer from ``fmt`` or the path's extension:
+
+=======  =====================================  ==============================
+format   read when the path is                  written when
+=======  =====================================  ==============================
+idx      a folder holding train-images-idx3-    ``fmt="idx"``, or a path with
+         ubyte[.gz] (+ labels, optional t10k)   no extension (the default)
+npz      a file ending in .npz                  the path ends in .npz
+csv      a file ending in .csv                  the path ends in .csv
+folder   any other folder (class sub-folders)   ``fmt="folder"``
+=======  =====================================  ==============================
+
+The per-format modules (``idx``, ``npz``, ``folder``, ``csvfile``) document
+their layouts. What is left out: HDF5, TFRecord, COCO-style annotations.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from cvtool.errors import CvtoolError
 
+FORMATS = ("idx", "npz", "folder", "csv")
 
-def read_any(path: Path):
-    from cvtool.data.datasets import IDX_FILES, load_idx_dir
 
-    if path.is_dir() and all((path / f).is_file() for f in IDX_FILES.values()):
+def detect_format(path: str | os.PathLike) -> str:
+    """The format of an existing dataset path (see the module table).
+
+    Raises
+    ------
+    CvtoolError
+        Missing path, or a file whose extension is not a dataset format.
+    """
+    from cvtool.data.datasets import IDX_FILES
+    from cvtool.data.idx import find_idx_file
+
+    path = Path(path)
+    if path.is_dir():
+        return "idx" if find_idx_file(path, IDX_FILES["x_train"]) else "folder"
+    if not path.exists():
+        raise CvtoolError(f"File not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix in (".npz", ".csv"):
+        return suffix[1:]
+    if "idx" in path.name or "ubyte" in path.name:
+        raise CvtoolError(
+            f"{path} is a single IDX file; give the folder that holds the train/t10k IDX files."
+        )
+    raise CvtoolError(
+        f"Cannot read a dataset from {path}: unsupported format (use an IDX folder, .npz, .csv "
+        "or a folder of class sub-folders)."
+    )
+
+
+def read_any(path: str | os.PathLike, shape: tuple[int, ...] | None = None, fmt: str | None = None):
+    """Read a dataset from a path in any supported format.
+
+    Parameters
+    ----------
+    path : file or folder.
+    shape : image shape (H, W[, C]) for CSV files whose shape cannot be inferred.
+    fmt : force a format instead of detecting it.
+
+    Returns
+    -------
+    Dataset
+    """
+    path = Path(path)
+    fmt = detect_format(path) if fmt is None else _check_format(fmt)
+    if fmt == "idx":
+        from cvtool.data.datasets import load_idx_dir
+
+        if not path.is_dir():
+            raise CvtoolError(f"Folder not found: {path}")
         return load_idx_dir(path, path.name)
-    raise CvtoolError(f"Cannot read a dataset from {path}: unsupported format.")
+    if fmt == "npz":
+        from cvtool.data.npz import read_npz
+
+        return read_npz(path)
+    if fmt == "csv":
+        from cvtool.data.csvfile import read_csv
+
+        return read_csv(path, shape=shape)
+    from cvtool.data.folder import read_folder
+
+    return read_folder(path)
+
+
+def output_format(path: str | os.PathLike, fmt: str | None = None) -> str:
+    """The format ``write_any`` uses for `path`: `fmt` if given, else by extension.
+
+    >>> output_format("out.npz"), output_format("out"), output_format("out", "folder")
+    ('npz', 'idx', 'folder')
+    """
+    if fmt is not None:
+        fmt = _check_format(fmt)
+        suffix = Path(path).suffix.lower()
+        if fmt in ("npz", "csv") and suffix != f".{fmt}":
+            raise CvtoolError(f"The output of format {fmt} must end in .{fmt}. Got {str(path)!r}.")
+        return fmt
+    suffix = Path(path).suffix.lower()
+    if suffix in (".npz", ".csv"):
+        return suffix[1:]
+    if suffix:
+        raise CvtoolError(
+            f"Cannot tell the output format from {str(path)!r}: use .npz, .csv, or a folder "
+            "name with --format idx|folder."
+        )
+    return "idx"
+
+
+def write_any(
+    dataset, path: str | os.PathLike, fmt: str | None = None, overwrite: bool = False
+) -> list[Path]:
+    """Write a Dataset in a format chosen by `fmt` or the path (see ``output_format``).
+
+    Returns
+    -------
+    The paths written (files, or the folder).
+
+    Raises
+    ------
+    CvtoolError
+        Unknown format, or `path` exists and `overwrite` is False.
+    """
+    path = Path(path)
+    fmt = output_format(path, fmt)
+    if path.exists() and not overwrite:
+        raise CvtoolError(f"{path} exists; choose another output or overwrite it (--force).")
+    if fmt in ("idx", "folder") and path.exists() and not path.is_dir():
+        raise CvtoolError(f"{path} exists and is not a folder; format {fmt} writes a folder.")
+    if fmt == "idx":
+        from cvtool.data.idx import write_idx_folder
+
+        return write_idx_folder(dataset, path)
+    if fmt == "npz":
+        from cvtool.data.npz import write_npz
+
+        return write_npz(dataset, path)
+    if fmt == "csv":
+        from cvtool.data.csvfile import write_csv
+
+        return write_csv(dataset, path)
+    from cvtool.data.folder import write_folder
+
+    return write_folder(dataset, path)
+
+
+def _check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise CvtoolError(
+            f"The 'format' parameter must be one of {', '.join(FORMATS)}. Got {fmt!r}."
+        )
+    return fmt

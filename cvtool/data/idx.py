@@ -43,6 +43,30 @@ def _read_bytes(path: Path) -> bytes:
         raise CvtoolError(f"Cannot read IDX file {path}: {exc}") from exc
 
 
+def read_idx_header(path: str | os.PathLike) -> tuple[np.dtype, tuple[int, ...]]:
+    """Read only the header of an IDX file: (dtype, dimensions), without the data.
+
+    Used by ``cvtool data list`` to report sizes without decompressing 50 MB.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CvtoolError(f"File not found: {path}")
+    try:
+        with open(path, "rb") as fh:
+            gz = fh.read(2) == b"\x1f\x8b"
+        with (gzip.open if gz else open)(path, "rb") as fh:
+            head = fh.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _TYPES:
+                raise CvtoolError(f"{path} is not an IDX file: bad magic number.")
+            raw_dims = fh.read(4 * head[3])
+    except (OSError, EOFError) as exc:
+        raise CvtoolError(f"Cannot read IDX file {path}: {exc}") from exc
+    if head[3] < 1 or len(raw_dims) != 4 * head[3]:
+        raise CvtoolError(f"{path}: IDX header is truncated.")
+    dims = struct.unpack(f">{head[3]}I", raw_dims)
+    return _TYPES[head[2]].newbyteorder("="), tuple(dims)
+
+
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (.gz or raw) into a native-endian array.
 
@@ -97,3 +121,35 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     if path.suffix == ".gz":
         payload = gzip.compress(payload, compresslevel=6, mtime=0)
     atomic_write_bytes(path, payload)
+
+
+def find_idx_file(folder: str | os.PathLike, name: str) -> Path | None:
+    """The IDX file `name` in `folder`, gzipped (``name``) or raw (``name`` less ``.gz``)."""
+    folder = Path(folder)
+    for candidate in (folder / name, folder / name.removesuffix(".gz")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def write_idx_folder(dataset, folder: str | os.PathLike) -> list[Path]:
+    """Write a Dataset as the four MNIST-named, gzipped IDX files in `folder`.
+
+    Labels are stored as uint8 when they fit (as in MNIST), else int32. Class
+    names are not part of the IDX format and are not written.
+
+    Returns
+    -------
+    The paths written, in the order train images, train labels, test images, test labels.
+    """
+    from cvtool.data.datasets import IDX_FILES
+
+    folder = Path(folder)
+    written = []
+    for key, fname in IDX_FILES.items():
+        array = np.asarray(getattr(dataset, key))
+        if key.startswith("y"):
+            array = array.astype(np.uint8 if array.max(initial=0) < 256 else np.int32)
+        write_idx(folder / fname, array)
+        written.append(folder / fname)
+    return written
