@@ -1,0 +1,730 @@
+"""Seeded, batched geometric augmentation of images and of their boxes.
+
+Every image gets ONE affine matrix, composed from parameters sampled per image
+from ranges: horizontal / vertical flip, rotation, zoom, stretch (x and y
+scale), shear and translation. The whole batch is then resampled at once by a
+gather at computed coordinates (no Python loop per image), with bilinear or
+nearest interpolation and a fill mode, on NumPy or CuPy (``xp``).
+
+Conventions (the same as ``scipy.ndimage.affine_transform``):
+
+- Pixel centres sit at integer coordinates: column ``j`` is ``x = j``, row ``i``
+  is ``y = i``; ``y`` points down. Matrices act on ``(x, y, 1)``.
+- Rotation, zoom, stretch, shear and flips act about the image centre
+  ``((W - 1) / 2, (H - 1) / 2)``. Positive rotation is COUNTER-CLOCKWISE as the
+  image is displayed, so rotating by 90 degrees equals ``np.rot90(image)``.
+- Zoom > 1 magnifies. Shear is an x-shear by an angle: ``x' = x + tan(shear) y``.
+  Translation is in pixels, positive moves the content right / down.
+- Forward matrix (input -> output) ``T(c + t) R Sh S F T(-c)``; resampling uses
+  its inverse (output -> input), built in closed form so that identity
+  parameters, flips and whole-pixel shifts are exact.
+- Fill modes, in scipy's names: ``constant`` = ``grid-constant`` (outside pixels
+  are ``cval`` and take part in the interpolation), ``nearest`` = ``nearest``,
+  ``reflect`` = ``reflect`` (d c b a | a b c d | d c b a), ``wrap`` =
+  ``grid-wrap`` (periodic).
+- Boxes are ``(x1, y1, x2, y2)`` in pixel-EDGE coordinates (the image spans
+  ``[0, W] x [0, H]``, pixel ``j`` covers ``[j, j + 1]``), as in COCO / albumentations.
+
+For a training loop (train-cnn uses this)::
+
+    rng = np.random.default_rng(seed)
+    x_aug = random_affine_batch(x, rng, rotation=10, shift=2, zoom=0.1, hflip=0.5, xp=xp)
+
+``x`` is (N, H, W) or (N, H, W, C), uint8 or float, NumPy or CuPy; the result
+has the same shape, dtype and array module. Parameters are sampled on the host
+from ``rng`` (a NumPy Generator), so a seed gives the same result everywhere.
+
+Left out: perspective and elastic transforms, colour / intensity changes,
+bicubic interpolation, masks and keypoints.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cvtool.backend import array_module
+from cvtool.errors import CvtoolError
+from cvtool.fileio import atomic_write_text
+
+PARAM_NAMES = (
+    "hflip", "vflip", "rotation", "zoom", "stretch_x", "stretch_y", "shear",
+    "translate_x", "translate_y",
+)  # fmt: skip
+INTERPOLATIONS = ("bilinear", "nearest")
+FILL_MODES = ("constant", "nearest", "reflect", "wrap")
+PRESETS = ("nielsen-expand",)
+_PAD_MODE = {"constant": "constant", "nearest": "edge", "reflect": "symmetric", "wrap": "wrap"}
+
+
+# ---------------------------------------------------------------- ranges and sampling
+
+
+def as_range(name: str, value, kind: str = "symmetric") -> tuple[float, float]:
+    """A (low, high) range from a number or a pair.
+
+    ``kind='symmetric'`` (angles, shifts): ``v -> (-v, v)``, v >= 0.
+    ``kind='scale'`` (zoom, stretch): ``d -> (1 - d, 1 + d)``, 0 <= d < 1, like Keras;
+    an explicit pair must be positive.
+
+    >>> as_range("rotation", 15)
+    (-15.0, 15.0)
+    >>> as_range("zoom", (0.9, 1.1), "scale")
+    (0.9, 1.1)
+    """
+    if isinstance(value, str):
+        parts = [p for p in value.replace(":", ",").split(",") if p.strip()]
+        try:
+            nums = [float(p) for p in parts]
+        except ValueError:
+            nums = []
+        if len(nums) not in (1, 2):
+            raise CvtoolError(
+                f"The '{name}' parameter must be a number or 'low,high'. Got {value!r} instead."
+            )
+        value = nums[0] if len(nums) == 1 else tuple(nums)
+    if isinstance(value, tuple | list):
+        if len(value) != 2:
+            raise CvtoolError(f"The '{name}' parameter must be a (low, high) pair. Got {value!r}.")
+        lo, hi = float(value[0]), float(value[1])
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+            raise CvtoolError(
+                f"The '{name}' parameter must be a finite range with low <= high. Got {value!r}."
+            )
+        if kind == "scale" and lo <= 0:
+            raise CvtoolError(
+                f"The '{name}' parameter must be a range of factors > 0. Got {value!r}."
+            )
+        return lo, hi
+    v = float(value)
+    if kind == "scale":
+        if not 0 <= v < 1:
+            raise CvtoolError(
+                f"The '{name}' parameter must be a spread in [0, 1) (giving 1-d..1+d) "
+                f"or a 'low,high' pair. Got {value!r} instead."
+            )
+        return 1.0 - v, 1.0 + v
+    if not (math.isfinite(v) and v >= 0):
+        raise CvtoolError(
+            f"The '{name}' parameter must be a number >= 0 (giving -v..v) or 'low,high'. Got {value!r}."
+        )
+    return -v, v
+
+
+def as_probability(name: str, value) -> float:
+    """A flip probability: True -> 0.5, False -> 0, else a number in [0, 1]."""
+    if value is True or value is False:
+        return 0.5 if value else 0.0
+    p = float(value)
+    if not 0 <= p <= 1:
+        raise CvtoolError(f"The '{name}' parameter must be a probability in [0, 1]. Got {value!r}.")
+    return p
+
+
+@dataclass(frozen=True)
+class Ranges:
+    """The ranges every per-image parameter is sampled from (uniformly; flips by probability).
+
+    Angles in degrees (rotation positive = counter-clockwise), translations in pixels.
+    """
+
+    hflip: float = 0.0
+    vflip: float = 0.0
+    rotation: tuple[float, float] = (0.0, 0.0)
+    zoom: tuple[float, float] = (1.0, 1.0)
+    stretch_x: tuple[float, float] = (1.0, 1.0)
+    stretch_y: tuple[float, float] = (1.0, 1.0)
+    shear: tuple[float, float] = (0.0, 0.0)
+    translate_x: tuple[float, float] = (0.0, 0.0)
+    translate_y: tuple[float, float] = (0.0, 0.0)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_ranges(
+    *,
+    rotation=0.0,
+    zoom=0.0,
+    stretch_x=0.0,
+    stretch_y=0.0,
+    shear=0.0,
+    translate=0.0,
+    translate_unit: str = "px",
+    hflip=0.0,
+    vflip=0.0,
+    image_shape: tuple[int, ...] | None = None,
+) -> Ranges:
+    """Validated :class:`Ranges` from user values (see :func:`as_range` for the forms).
+
+    ``translate`` applies to x and y (sampled independently); with
+    ``translate_unit='fraction'`` it is a fraction of the width / height and
+    ``image_shape`` (H, W[, C]) is required.
+    """
+    tx = ty = as_range("translate", translate)
+    if translate_unit == "fraction":
+        if image_shape is None:
+            raise CvtoolError("A fractional 'translate' needs the image shape.")
+        if max(abs(tx[0]), abs(tx[1])) > 1:
+            raise CvtoolError(f"The 'translate' fraction must lie in [-1, 1]. Got {translate!r}.")
+        h, w = image_shape[:2]
+        tx, ty = (tx[0] * w, tx[1] * w), (ty[0] * h, ty[1] * h)
+    elif translate_unit != "px":
+        raise CvtoolError(
+            f"The 'translate_unit' parameter must be 'px' or 'fraction'. Got {translate_unit!r}."
+        )
+    return Ranges(
+        hflip=as_probability("hflip", hflip),
+        vflip=as_probability("vflip", vflip),
+        rotation=as_range("rotation", rotation),
+        zoom=as_range("zoom", zoom, "scale"),
+        stretch_x=as_range("stretch_x", stretch_x, "scale"),
+        stretch_y=as_range("stretch_y", stretch_y, "scale"),
+        shear=as_range("shear", shear),
+        translate_x=tx,
+        translate_y=ty,
+    )
+
+
+def sample_params(n: int, ranges: Ranges, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Draw the parameters of n images: a dict name -> (n,) host array (flips bool).
+
+    Every parameter is always drawn, in PARAM_NAMES order, so the stream a seed
+    gives does not depend on which ranges are degenerate.
+    """
+    params = {}
+    for name in PARAM_NAMES:
+        r = getattr(ranges, name)
+        if name in ("hflip", "vflip"):
+            params[name] = rng.random(n) < r
+        else:
+            params[name] = rng.uniform(r[0], r[1], n)
+    return params
+
+
+def identity_params(n: int) -> dict[str, np.ndarray]:
+    """Parameters that leave n images unchanged."""
+    ones = {"zoom", "stretch_x", "stretch_y"}
+    return {
+        k: np.zeros(n, bool) if k in ("hflip", "vflip") else np.full(n, 1.0 if k in ones else 0.0)
+        for k in PARAM_NAMES
+    }
+
+
+def nielsen_params(n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Nielsen's expand_mnist.py: each image, then shifted 1 px down, up, right, left.
+
+    Returns (source (5n,), params) with the outputs grouped per source image.
+    """
+    source = np.repeat(np.arange(n), 5)
+    params = identity_params(5 * n)
+    params["translate_y"] = np.tile([0.0, 1.0, -1.0, 0.0, 0.0], n)
+    params["translate_x"] = np.tile([0.0, 0.0, 0.0, 1.0, -1.0], n)
+    return source, params
+
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([p[k] for p in parts]) for k in PARAM_NAMES}
+
+
+def expand_params(
+    n: int, ranges: Ranges, copies: int, keep_original: bool, rng: np.random.Generator
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Sources and parameters for `copies` augmentations per image (plus the original).
+
+    Returns (source (M,), params of (M,)) grouped per source image:
+    [original,] copy 1, ..., copy k; M = n * (copies + keep_original).
+    """
+    if copies < 0 or (copies == 0 and not keep_original):
+        raise CvtoolError(
+            f"The 'copies' parameter must be >= 1 (or 0 with keep_original). Got {copies}."
+        )
+    k = copies + int(keep_original)
+    sampled = sample_params(n * copies, ranges, rng)
+    params = identity_params(n * k)
+    rows = np.arange(n * k).reshape(n, k)[:, int(keep_original) :].ravel()  # augmented slots
+    for name in PARAM_NAMES:
+        params[name][rows] = sampled[name]
+    return np.repeat(np.arange(n), k), params
+
+
+# ---------------------------------------------------------------- matrices
+
+
+def _cos_sin(degrees: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rad = np.deg2rad(degrees)
+    c, s = np.cos(rad), np.sin(rad)
+    c[np.abs(c) < 1e-12] = 0.0  # exact quarter turns: rot90 is a permutation
+    s[np.abs(s) < 1e-12] = 0.0
+    return c, s
+
+
+def affine_matrices(
+    params: dict[str, np.ndarray], image_shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Forward and inverse matrices of each image's parameters.
+
+    Parameters
+    ----------
+    params : dict name -> (N,) arrays, names PARAM_NAMES.
+    image_shape : (H, W) or (H, W, C).
+
+    Returns
+    -------
+    forward, inverse : (N, 3, 3) float64, acting on (x, y, 1) pixel-centre
+        coordinates; forward maps input to output, inverse output to input.
+    """
+    h, w = image_shape[:2]
+    p = {
+        k: np.asarray(params[k], dtype=bool if k in ("hflip", "vflip") else np.float64)
+        for k in PARAM_NAMES
+    }
+    n = len(p["rotation"])
+    c, s = _cos_sin(p["rotation"])
+    t = np.tan(np.deg2rad(p["shear"]))
+    fx = np.where(p["hflip"], -1.0, 1.0)
+    fy = np.where(p["vflip"], -1.0, 1.0)
+    sx, sy = p["zoom"] * p["stretch_x"], p["zoom"] * p["stretch_y"]
+    if np.any(sx <= 0) or np.any(sy <= 0):
+        raise CvtoolError("The 'zoom' and 'stretch' parameters must be > 0.")
+
+    def mat(a, b, cc, d):  # (N, 2, 2) from four (N,) entries
+        return np.stack([np.stack([a, b], -1), np.stack([cc, d], -1)], -2)
+
+    zero, one = np.zeros(n), np.ones(n)
+    rot = mat(c, s, -s, c)  # counter-clockwise on screen (y down)
+    shear = mat(one, t, zero, one)
+    forward_lin = rot @ shear @ mat(sx * fx, zero, zero, sy * fy)
+    inverse_lin = (
+        mat(fx / sx, zero, zero, fy / sy) @ mat(one, -t, zero, one) @ np.swapaxes(rot, 1, 2)
+    )
+    centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
+    shift = np.stack([p["translate_x"], p["translate_y"]], -1)  # (N, 2)
+    forward = np.zeros((n, 3, 3))
+    inverse = np.zeros((n, 3, 3))
+    forward[:, :2, :2], inverse[:, :2, :2] = forward_lin, inverse_lin
+    forward[:, :2, 2] = centre + shift - forward_lin @ centre
+    inverse[:, :2, 2] = centre - (inverse_lin @ (centre + shift)[:, :, None])[..., 0]
+    forward[:, 2, 2] = inverse[:, 2, 2] = 1.0
+    return forward, inverse
+
+
+# ---------------------------------------------------------------- resampling
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise CvtoolError(
+            f"The '{name}' parameter must be one of {', '.join(choices)}. Got {value!r} instead."
+        )
+
+
+def warp_affine(
+    x,
+    inverse,
+    *,
+    interpolation: str = "bilinear",
+    fill: str = "constant",
+    cval: float = 0.0,
+    xp=None,
+    chunk: int | None = None,
+):
+    """Resample every image of a batch through its own affine matrix.
+
+    Parameters
+    ----------
+    x : (N, H, W) or (N, H, W, C) uint8 or float images (NumPy or CuPy).
+    inverse : (N, 2, 3) or (N, 3, 3) matrices mapping OUTPUT (x, y) pixel
+        centres to INPUT coordinates (what scipy's affine_transform takes, in
+        (x, y) order instead of (row, col)).
+    interpolation : 'bilinear' or 'nearest'.
+    fill : 'constant', 'nearest', 'reflect' or 'wrap' (see the module docstring).
+    cval : the constant fill value (in the images' units: 0..255 for uint8).
+    xp : array module; default that of x.
+    chunk : images per vectorised step (bounded memory, cache-sized on the CPU).
+
+    Returns
+    -------
+    Array of x's shape, dtype and module. uint8 results are rounded to nearest.
+    """
+    _check_choice("interpolation", interpolation, INTERPOLATIONS)
+    _check_choice("fill", fill, FILL_MODES)
+    xp = xp or array_module(x)
+    x = xp.asarray(x)
+    if x.ndim not in (3, 4) or x.shape[0] != len(inverse):
+        raise CvtoolError(
+            f"Images must be (N, H, W) or (N, H, W, C) with one matrix each; got {x.shape} "
+            f"and {len(inverse)} matrices."
+        )
+    n, h, w = x.shape[:3]
+    channels = 1 if x.ndim == 3 else x.shape[3]
+    work = np.float64 if x.dtype == np.float64 else np.float32
+    if x.dtype == np.uint8 and not 0 <= cval <= 255:
+        raise CvtoolError(
+            f"The 'cval' parameter must lie in [0, 255] for uint8 images. Got {cval}."
+        )
+    if chunk is None:
+        chunk = n if xp is not np else max(1, 98304 // (h * w))  # ~100k pixels: stays in L2
+    hp, wp = h + 3, w + 3  # padding: 1 before, 2 after (the +1 neighbour of the last clip)
+    a = xp.asarray(np.asarray(inverse, dtype=np.float64)[:, :2, :], dtype=work)  # (N, 2, 3)
+    gx = xp.arange(w, dtype=work)[None, None, :]  # (1, 1, W)
+    gy = xp.arange(h, dtype=work)[None, :, None]  # (1, H, 1)
+    out = xp.empty_like(x)
+    # pack the 2x2 neighbourhood of each pixel into one uint32 (one gather instead of four)
+    packed = x.dtype == np.uint8 and channels == 1 and interpolation == "bilinear"
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        m = stop - start
+        xc = x[start:stop].reshape(m, h, w, channels)
+        pad = ((0, 0), (1, 2), (1, 2), (0, 0))
+        if fill == "constant":
+            xpad = xp.pad(xc, pad, mode="constant", constant_values=xc.dtype.type(cval))
+        else:
+            xpad = xp.pad(xc, pad, mode=_PAD_MODE[fill])
+        flat = xpad.reshape(m * hp * wp, channels)
+        ac = a[start:stop]
+        sx = ac[:, 0, 0, None, None] * gx + (ac[:, 0, 1, None, None] * gy + ac[:, 0, 2, None, None])
+        sy = ac[:, 1, 0, None, None] * gx + (ac[:, 1, 1, None, None] * gy + ac[:, 1, 2, None, None])
+        sx = _fold(sx, w, fill, interpolation, xp)
+        sy = _fold(sy, h, fill, interpolation, xp)
+        if interpolation == "nearest":
+            fx0, fy0 = xp.floor(sx + 0.5), xp.floor(sy + 0.5)
+        else:
+            fx0, fy0 = xp.floor(sx), xp.floor(sy)
+        # flat index of the (padded) top-left neighbour; floats hold these ints exactly
+        idx_t = work if m * hp * wp < 2**23 else np.float64
+        base = xp.arange(m, dtype=idx_t)[:, None, None] * (hp * wp) + (wp + 1)
+        idx = (fy0.astype(idx_t) * wp + fx0.astype(idx_t) + base).astype(xp.intp)  # (m, H, W)
+        oc = out[start:stop].reshape(m, h, w, channels)
+        if interpolation == "nearest":
+            oc[...] = flat[idx]
+            continue
+        tx, ty = sx - fx0, sy - fy0  # (m, H, W) fractional parts
+        if packed:
+            f8 = flat.reshape(-1)
+            quad = xp.empty((f8.size - wp - 1, 4), dtype=xp.uint8)
+            quad[:, 0], quad[:, 1] = f8[: -wp - 1], f8[1:-wp]
+            quad[:, 2], quad[:, 3] = f8[wp:-1], f8[wp + 1 :]
+            q = quad.view(xp.uint32).reshape(-1)[idx].view(xp.uint8).astype(work)  # (m, H, W*4)
+            q = q.reshape(m, h, w, 4)
+            v00, v01, v10, v11 = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+            tx, ty = tx, ty
+        else:
+            tx, ty = tx[..., None], ty[..., None]
+            v00, v01 = flat[idx].astype(work), flat[1:][idx].astype(work)
+            v10, v11 = flat[wp:][idx].astype(work), flat[wp + 1 :][idx].astype(work)
+        top = v00 + tx * (v01 - v00)
+        val = top + ty * ((v10 + tx * (v11 - v10)) - top)
+        if packed:
+            val = val[..., None]
+        if x.dtype == np.uint8:
+            val += 0.5  # round to nearest: values are convex combinations in [0, 255]
+        oc[...] = val.astype(x.dtype)
+    return out
+
+
+def _fold(s, size: int, fill: str, interpolation: str, xp):
+    """Map source coordinates into the range the padded image answers for this fill mode."""
+    if fill == "constant":
+        # beyond one pixel outside, both neighbours are the fill value
+        return xp.clip(s, -1.0, float(size), out=s)
+    if fill == "nearest":
+        return xp.clip(s, 0.0, float(size - 1), out=s)
+    if fill == "wrap":
+        return xp.remainder(s, float(size), out=s)
+    # reflect (half-sample symmetric, period 2*size), folded into [-0.5, size - 0.5]
+    u = xp.remainder(s + 0.5, float(2 * size))
+    return xp.where(u < size, u, 2 * size - u) - 0.5
+
+
+# ---------------------------------------------------------------- high-level API
+
+
+def apply_params(x, params, *, interpolation="bilinear", fill="constant", cval=0.0, xp=None):
+    """Augment x (N, H, W[, C]) with one parameter set per image (dict of (N,) arrays)."""
+    xp = xp or array_module(x)
+    _, inverse = affine_matrices(params, tuple(x.shape[1:]))
+    return warp_affine(x, inverse, interpolation=interpolation, fill=fill, cval=cval, xp=xp)
+
+
+def random_affine_batch(
+    x,
+    rng: np.random.Generator,
+    *,
+    rotation=0.0,
+    shift=0.0,
+    zoom=0.0,
+    stretch_x=0.0,
+    stretch_y=0.0,
+    shear=0.0,
+    hflip=False,
+    vflip=False,
+    interpolation: str = "bilinear",
+    fill: str = "constant",
+    cval: float = 0.0,
+    xp=None,
+    return_params: bool = False,
+):
+    """Random affine augmentation of a batch, one matrix per image (for training loops).
+
+    Parameters
+    ----------
+    x : (N, H, W) or (N, H, W, C) uint8 or float images, NumPy or CuPy.
+    rng : NumPy Generator; the parameters are drawn from it on the host.
+    rotation : degrees, v -> uniform(-v, v) or (low, high); positive = counter-clockwise.
+    shift : pixels, v -> uniform(-v, v) for x and y independently, or (low, high).
+    zoom : d -> uniform(1 - d, 1 + d) or (low, high); > 1 magnifies.
+    stretch_x, stretch_y, shear : as zoom (per axis) and as rotation (x-shear angle).
+    hflip, vflip : flip probability (True = 0.5).
+    interpolation, fill, cval : see :func:`warp_affine`.
+    return_params : also return the sampled parameters (dict of (N,) arrays).
+
+    Returns
+    -------
+    x_aug with x's shape, dtype and module (and the parameters if asked).
+    """
+    ranges = make_ranges(
+        rotation=rotation, zoom=zoom, stretch_x=stretch_x, stretch_y=stretch_y, shear=shear,
+        translate=shift, hflip=hflip, vflip=vflip,
+    )  # fmt: skip
+    params = sample_params(len(x), ranges, rng)
+    out = apply_params(x, params, interpolation=interpolation, fill=fill, cval=cval, xp=xp)
+    return (out, params) if return_params else out
+
+
+def nielsen_expand(x, xp=None):
+    """Nielsen's five-fold expansion: (N, H, W[, C]) -> (5N, ...), grouped per image.
+
+    Each image, then copies shifted by one pixel down, up, right and left, the
+    vacated row or column zero. Returns (x_out, source (5N,)).
+    """
+    source, params = nielsen_params(len(x))
+    xp = xp or array_module(x)
+    x_rep = xp.asarray(x)[xp.asarray(source)]
+    return apply_params(
+        x_rep, params, interpolation="nearest", fill="constant", cval=0, xp=xp
+    ), source
+
+
+# ---------------------------------------------------------------- parameters on disk
+
+
+def params_to_lines(source: np.ndarray, params: dict[str, np.ndarray]) -> str:
+    """JSON lines, one per output image: {"index", "source", <PARAM_NAMES>}."""
+    cols = [np.asarray(params[k]).tolist() for k in PARAM_NAMES]
+    lines = []
+    for i, (src, *vals) in enumerate(zip(np.asarray(source).tolist(), *cols, strict=True)):
+        lines.append(
+            json.dumps({"index": i, "source": src, **dict(zip(PARAM_NAMES, vals, strict=True))})
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_params(path: str | Path, source: np.ndarray, params: dict[str, np.ndarray]) -> None:
+    """Write the per-image parameters as JSON lines, atomically."""
+    atomic_write_text(path, params_to_lines(source, params))
+
+
+def read_params(
+    path: str | Path, n_source: int | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Read a parameters file written by :func:`write_params` (for replay).
+
+    Returns (source (M,), params of (M,)), in file order.
+
+    Raises
+    ------
+    CvtoolError
+        Missing file, a line that is not a JSON object with every parameter, or
+        a source index outside [0, n_source).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CvtoolError(f"Parameters file not found: {path}")
+    rows = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            rows.append([int(row["source"])] + [row[k] for k in PARAM_NAMES])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CvtoolError(
+                f"{path}:{lineno}: not a parameters line (JSON with 'source' and "
+                f"{', '.join(PARAM_NAMES)}): {type(exc).__name__} {exc}"
+            ) from None
+    if not rows:
+        raise CvtoolError(f"Parameters file {path} holds no lines.")
+    source = np.array([r[0] for r in rows], dtype=np.int64)
+    if n_source is not None and (source.min() < 0 or source.max() >= n_source):
+        raise CvtoolError(
+            f"{path}: source indices must lie in [0, {n_source}); got {source.min()}..{source.max()}."
+        )
+    params = {}
+    for j, k in enumerate(PARAM_NAMES, 1):
+        dtype = bool if k in ("hflip", "vflip") else np.float64
+        try:
+            params[k] = np.array([r[j] for r in rows], dtype=dtype)
+        except (ValueError, TypeError):
+            raise CvtoolError(f"{path}: parameter '{k}' must be a number on every line.") from None
+    for k in ("zoom", "stretch_x", "stretch_y"):
+        if not np.all(params[k] > 0):
+            raise CvtoolError(f"{path}: parameter '{k}' must be > 0 on every line.")
+    return source, params
+
+
+# ---------------------------------------------------------------- boxes
+
+
+@dataclass
+class Boxes:
+    """Boxes of a set of images: image index, (x1, y1, x2, y2) pixel-edge corners, label."""
+
+    image: np.ndarray  # (B,) int64
+    xyxy: np.ndarray  # (B, 4) float64
+    label: np.ndarray  # (B,) object (strings, kept as written)
+
+    def __len__(self) -> int:
+        return len(self.image)
+
+
+def transform_boxes(
+    xyxy: np.ndarray, forward: np.ndarray, image_shape: tuple[int, ...], min_visibility: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Move boxes through their images' forward matrices.
+
+    The four corners of each box go through the matrix; the result is re-boxed
+    (axis-aligned hull), clipped to the image and kept when its visibility
+    (clipped area / unclipped area of the new box) is >= min_visibility and
+    its clipped area is > 0.
+
+    Parameters
+    ----------
+    xyxy : (B, 4) boxes in pixel-edge coordinates.
+    forward : (B, 3, 3) the forward matrix of each box's image (pixel centres).
+    image_shape : (H, W[, C]) of the output images.
+    min_visibility : in [0, 1].
+
+    Returns
+    -------
+    boxes (B, 4) clipped, keep (B,) bool, visibility (B,).
+    """
+    if not 0 <= min_visibility <= 1:
+        raise CvtoolError(
+            f"The 'min_visibility' parameter must lie in [0, 1]. Got {min_visibility}."
+        )
+    h, w = image_shape[:2]
+    xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+    x1, y1, x2, y2 = xyxy.T
+    corners = (
+        np.stack(
+            [
+                np.stack([x1, y1], -1),
+                np.stack([x2, y1], -1),
+                np.stack([x1, y2], -1),
+                np.stack([x2, y2], -1),
+            ],
+            1,
+        )
+        - 0.5
+    )  # (B, 4, 2) edge -> centre coordinates
+    moved = corners @ np.swapaxes(forward[:, :2, :2], 1, 2) + forward[:, None, :2, 2] + 0.5
+    lo, hi = moved.min(1), moved.max(1)  # (B, 2)
+    area = np.prod(hi - lo, axis=1)
+    clo = np.clip(lo, 0, [w, h])
+    chi = np.clip(hi, 0, [w, h])
+    clipped_area = np.prod(chi - clo, axis=1)
+    vis = np.divide(clipped_area, area, out=np.zeros_like(area), where=area > 0)
+    keep = (clipped_area > 0) & (vis >= min_visibility)
+    return np.concatenate([clo, chi], 1), keep, vis
+
+
+def boxes_for_outputs(
+    boxes: Boxes, source: np.ndarray, forward: np.ndarray, image_shape, min_visibility: float = 0.0
+) -> tuple[Boxes, int]:
+    """Boxes of augmented outputs: output i receives the boxes of image source[i].
+
+    Returns (the kept boxes indexed by output image, labels aligned; number dropped).
+    """
+    source = np.asarray(source)
+    order = np.argsort(boxes.image, kind="stable")
+    counts = np.bincount(boxes.image, minlength=int(source.max(initial=-1)) + 1)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    per_out = counts[source]  # boxes each output receives
+    out_idx = np.repeat(np.arange(len(source)), per_out)
+    # ragged arange: position of each pair within its output's box list
+    within = np.arange(per_out.sum()) - np.repeat(np.cumsum(per_out) - per_out, per_out)
+    box_idx = order[np.repeat(starts[source], per_out) + within]
+    xyxy, keep, _ = transform_boxes(
+        boxes.xyxy[box_idx], forward[out_idx], image_shape, min_visibility
+    )
+    kept = Boxes(out_idx[keep], xyxy[keep], boxes.label[box_idx][keep])
+    return kept, int((~keep).sum())
+
+
+def read_boxes(path: str | Path, n_images: int | None = None) -> Boxes:
+    """Read a boxes CSV: header ``image,x1,y1,x2,y2,label``, pixel-edge coordinates.
+
+    Raises
+    ------
+    CvtoolError
+        Missing file, wrong header, a value that is not a number, x2 < x1 or
+        y2 < y1, or an image index outside [0, n_images).
+    """
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise CvtoolError(f"Boxes file not found: {path}")
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    want = ["image", "x1", "y1", "x2", "y2", "label"]
+    if not rows or [c.strip() for c in rows[0]] != want:
+        raise CvtoolError(f"{path}: the first line must be the header {','.join(want)}.")
+    image, xyxy, label = [], [], []
+    for lineno, row in enumerate(rows[1:], 2):
+        if not row:
+            continue
+        if len(row) != 6:
+            raise CvtoolError(f"{path}:{lineno}: expected 6 fields, got {len(row)}.")
+        try:
+            i, coords = int(row[0]), [float(v) for v in row[1:5]]
+        except ValueError:
+            raise CvtoolError(
+                f"{path}:{lineno}: image must be an int and x1,y1,x2,y2 numbers."
+            ) from None
+        if (
+            not all(math.isfinite(v) for v in coords)
+            or coords[2] < coords[0]
+            or coords[3] < coords[1]
+        ):
+            raise CvtoolError(f"{path}:{lineno}: a box needs x1 <= x2 and y1 <= y2; got {coords}.")
+        if i < 0 or (n_images is not None and i >= n_images):
+            raise CvtoolError(f"{path}:{lineno}: image index {i} is outside [0, {n_images}).")
+        image.append(i)
+        xyxy.append(coords)
+        label.append(row[5])
+    return Boxes(
+        np.array(image, dtype=np.int64),
+        np.array(xyxy, dtype=np.float64).reshape(-1, 4),
+        np.array(label, dtype=object),
+    )
+
+
+def write_boxes(path: str | Path, boxes: Boxes) -> None:
+    """Write boxes in the CSV layout :func:`read_boxes` reads, atomically."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["image", "x1", "y1", "x2", "y2", "label"])
+    for i, b, lab in zip(
+        boxes.image.tolist(), boxes.xyxy.tolist(), boxes.label.tolist(), strict=True
+    ):
+        writer.writerow([i, *(f"{v:.4f}".rstrip("0").rstrip(".") for v in b), lab])
+    atomic_write_text(path, buf.getvalue())
