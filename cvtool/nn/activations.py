@@ -16,13 +16,19 @@ from cvtool.backend import array_module
 from cvtool.errors import CvtoolError
 
 
-class Sigmoid:
+class _Base:
+    """``xp`` may be set to the array module up front (saves a lookup per call)."""
+
+    xp = None
+
+
+class Sigmoid(_Base):
     """sigma(z) = 1 / (1 + e^-z); sigma'(z) = a (1 - a)."""
 
     name = "sigmoid"
 
     def forward(self, z, out=None):
-        xp = array_module(z)
+        xp = self.xp or array_module(z)
         # 0.5 tanh(z/2) + 0.5 is the same function without exp overflow for large -z.
         out = xp.multiply(z, 0.5, out=out)
         xp.tanh(out, out=out)
@@ -31,43 +37,43 @@ class Sigmoid:
         return out
 
     def backward(self, z, a, dout, out=None):
-        xp = array_module(a)
+        xp = self.xp or array_module(a)
         out = xp.subtract(1.0, a, out=out)  # 1 - a
         out *= a
         out *= dout
         return out
 
 
-class Tanh:
+class Tanh(_Base):
     """tanh(z); tanh'(z) = 1 - a^2."""
 
     name = "tanh"
 
     def forward(self, z, out=None):
-        return array_module(z).tanh(z, out=out)
+        return (self.xp or array_module(z)).tanh(z, out=out)
 
     def backward(self, z, a, dout, out=None):
-        xp = array_module(a)
+        xp = self.xp or array_module(a)
         out = xp.multiply(a, a, out=out)
         xp.subtract(1.0, out, out=out)
         out *= dout
         return out
 
 
-class ReLU:
+class ReLU(_Base):
     """max(0, z); derivative 1 where z > 0, else 0 (0 at the kink)."""
 
     name = "relu"
 
     def forward(self, z, out=None):
-        return array_module(z).maximum(z, 0, out=out)
+        return (self.xp or array_module(z)).maximum(z, 0, out=out)
 
     def backward(self, z, a, dout, out=None):
-        xp = array_module(dout)
+        xp = self.xp or array_module(dout)
         return xp.multiply(dout, a > 0, out=out)
 
 
-class Identity:
+class Identity(_Base):
     """z itself; derivative 1."""
 
     name = "identity"
@@ -85,7 +91,7 @@ class Identity:
         return out
 
 
-class Softmax:
+class Softmax(_Base):
     """softmax over the last axis; dz = a * (dout - sum(dout * a)) per row.
 
     The row maximum is subtracted before exponentiating, so large inputs do
@@ -95,14 +101,14 @@ class Softmax:
     name = "softmax"
 
     def forward(self, z, out=None):
-        xp = array_module(z)
+        xp = self.xp or array_module(z)
         out = xp.subtract(z, z.max(axis=-1, keepdims=True), out=out)
         xp.exp(out, out=out)
         out /= out.sum(axis=-1, keepdims=True)
         return out
 
     def backward(self, z, a, dout, out=None):
-        xp = array_module(a)
+        xp = self.xp or array_module(a)
         dot = (dout * a).sum(axis=-1, keepdims=True)  # (N, 1)
         out = xp.subtract(dout, dot, out=out)
         out *= a

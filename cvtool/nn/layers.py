@@ -160,6 +160,10 @@ class Activation(Layer):
     def config(self) -> dict:
         return {"activation": self.name}
 
+    def build(self, in_shape, xp, dtype, rng) -> None:
+        super().build(in_shape, xp, dtype, rng)
+        self.fn.xp = xp
+
     def forward(self, x, training=False):
         self.z = x
         self.a = self.fn.forward(x, out=self.buffer("a", x.shape) if training else None)

@@ -394,11 +394,13 @@ class Sequential:
         steps = -(-n // batch_size)
         report_every = max(1, steps // 50)
         forward = self.forward
-        take = xp.take
         xbuf = xp.empty((batch_size, *self.input_shape), dtype=self.dtype)
         ybuf = xp.empty((batch_size, Y.shape[1]), dtype=self.dtype)
         dbuf = xp.empty_like(ybuf)
-        inv_m = self.dtype.type(1.0 / batch_size)
+        # The optimiser's prescale (eta for SGD) rides on the output error: one
+        # multiply of an (m, K) array instead of one per parameter array.
+        prescale = opt.prescale if opt.prescale != 1.0 else None
+        xtake, ytake = x.take, Y.take
         try:
             for epoch in range(1, epochs + 1):
                 t0 = time.perf_counter()
@@ -408,19 +410,18 @@ class Sequential:
                 for s in range(steps):
                     idx = order[s * batch_size : (s + 1) * batch_size]
                     if len(idx) == batch_size:
-                        xb = take(x, idx, axis=0, out=xbuf)
-                        yb = take(Y, idx, axis=0, out=ybuf)
+                        xb = xtake(idx, axis=0, out=xbuf)
+                        yb = ytake(idx, axis=0, out=ybuf)
                         a = forward(xb, True)
                         d = xp.subtract(a, yb, out=dbuf) if fused else loss_cls.grad(a, yb)
-                        d *= inv_m
                     else:  # the last, smaller mini-batch
-                        xb, yb = take(x, idx, axis=0), take(Y, idx, axis=0)
+                        xb, yb = xtake(idx, axis=0), ytake(idx, axis=0)
                         a = forward(xb, True)
                         d = (a - yb) if fused else loss_cls.grad(a, yb)
-                        d *= self.dtype.type(1.0 / len(idx))
+                    d *= (opt.eta if prescale else 1.0) / len(idx)
                     for layer in tail:
                         d = layer.backward(d)
-                    opt.step()
+                    opt.step(prescaled=bool(prescale))
                     if s % report_every == 0:
                         cb.on_progress(epoch, s + 1, steps)
                 backend.synchronize(xp)

@@ -41,7 +41,13 @@ def _unit(name: str, value: float, hint: str) -> float:
 
 
 class Optimizer:
-    """Shared checks and binding; subclasses implement ``step``."""
+    """Shared checks and binding; subclasses implement ``step``.
+
+    ``prescale``: the factor the training loop may fold into the output error
+    before backpropagation (backprop is linear in it), so that the grads already
+    hold ``prescale * dC/dw``; ``step(prescaled=True)`` then skips that multiply.
+    It is eta for SGD (the update is then one subtraction per array) and 1 else.
+    """
 
     name = "optimizer"
 
@@ -70,7 +76,11 @@ class Optimizer:
     def config(self) -> dict:
         return {"optimizer": self.name, "eta": self.eta, "lmbda": self.lmbda}
 
-    def step(self) -> None:  # pragma: no cover - abstract
+    @property
+    def prescale(self) -> float:
+        return 1.0
+
+    def step(self, prescaled: bool = False) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
@@ -79,15 +89,19 @@ class SGD(Optimizer):
 
     name = "sgd"
 
-    def step(self) -> None:
-        xp_mul = None
+    @property
+    def prescale(self) -> float:
+        return self.eta
+
+    def step(self, prescaled: bool = False) -> None:
         shrink = 1.0 - self.eta * self.lmbda / self.n
         for p, g, decay, buf in self.slots:
             if decay and shrink != 1.0:
                 p *= shrink
-            xp_mul = xp_mul or array_module(p).multiply
-            xp_mul(g, self.eta, out=buf)
-            p -= buf
+            if prescaled:  # g already holds eta * dC/dw
+                p -= g
+            else:
+                p -= array_module(p).multiply(g, self.eta, out=buf)
 
 
 class Momentum(Optimizer):
@@ -105,7 +119,7 @@ class Momentum(Optimizer):
     def config(self) -> dict:
         return {**super().config(), "momentum": self.momentum}
 
-    def step(self) -> None:
+    def step(self, prescaled: bool = False) -> None:
         decay_rate = self.eta * self.lmbda / self.n
         for (p, g, decay, buf), v in zip(self.slots, self.velocity, strict=True):
             xp = array_module(p)
@@ -142,7 +156,7 @@ class Adam(Optimizer):
     def config(self) -> dict:
         return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
-    def step(self) -> None:
+    def step(self, prescaled: bool = False) -> None:
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         step = self.eta * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
