@@ -9,10 +9,11 @@ new lines; ``#`` starts a comment; spaces are ignored)::
     conv      := "conv:" F "x" K ["x" K2] {":" ACT | ":" OPT}     conv:64x3:relu
                  OPT: s=STRIDE  p=PADDING (int, valid, same)  d=DILATION  bias=0
     pool      := ("pool" | "maxpool" | "avgpool" | "l2pool") ":" K {":" OPT}
-                 OPT: s=STRIDE  p=PADDING                          pool:2 is max-pooling
+                 OPT: s=STRIDE  p=PADDING (int, valid, same)       pool:2 is max-pooling
     dense     := "dense:" UNITS {":" ACT | ":" bias=0}             dense:10:softmax
     dropout   := "dropout:" RATE                                   dropout:0.5 (rate dropped)
     flatten   := "flatten"
+    batchnorm := "batchnorm" | "bn"                                2C trainable, 2C not
     ACT       := relu | sigmoid | tanh | softmax | identity         also a layer on its own
 
 Example (the course's Keras network)::
@@ -33,7 +34,7 @@ from cvtool.errors import CvtoolError
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "softmax", "identity")
 POOLS = {"pool": "max", "maxpool": "max", "avgpool": "avg", "l2pool": "l2"}
-KINDS = ("input", "conv", "pool", "dense", "dropout", "flatten", "activation")
+KINDS = ("input", "conv", "pool", "dense", "dropout", "flatten", "activation", "batchnorm")
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,8 @@ class LayerSpec:
 
     conv: filters, kernel (kh, kw), stride, padding (int | 'valid' | 'same'),
     dilation, bias, activation; pool: mode ('max' | 'avg' | 'l2'), pool,
-    stride, padding; dense: units, bias, activation; dropout: rate;
-    activation: activation; input: shape.
+    stride, padding (int | 'valid' | 'same'); dense: units, bias, activation;
+    dropout: rate; activation: activation; batchnorm: none; input: shape.
     """
 
     kind: str
@@ -158,7 +159,7 @@ def parse_layer(item: str) -> LayerSpec:
                 "mode": POOLS[kind],
                 "pool": size,
                 "stride": _int(opts["s"], "stride", item) if "s" in opts else size,
-                "padding": _int(opts.get("p", "0"), "padding", item, low=0),
+                "padding": _padding(opts.get("p", "0"), item),
             },
             item,
         )
@@ -189,13 +190,17 @@ def parse_layer(item: str) -> LayerSpec:
         if rest:
             raise CvtoolError(f"In {item!r}: flatten takes no arguments.")
         return LayerSpec("flatten", {}, item)
+    if kind in ("batchnorm", "bn"):
+        if rest:
+            raise CvtoolError(f"In {item!r}: batchnorm takes no arguments.")
+        return LayerSpec("batchnorm", {}, item)
     if kind in ACTIVATIONS:
         if rest:
             raise CvtoolError(f"In {item!r}: an activation layer takes no arguments.")
         return LayerSpec("activation", {"activation": kind}, item)
     raise CvtoolError(
         f"Unknown layer {kind!r} in {item!r}; known: conv, pool, maxpool, avgpool, l2pool, "
-        f"dense, dropout, flatten, input, {', '.join(ACTIVATIONS)}."
+        f"dense, dropout, flatten, batchnorm, input, {', '.join(ACTIVATIONS)}."
     )
 
 
@@ -267,3 +272,20 @@ PRESETS = {
     "nielsen-ch6": "input:28x28x1, conv:20x5:relu, pool:2, conv:40x5:relu, pool:2, flatten, "
     "dense:100:relu, dense:10:softmax",
 }
+
+
+def parse_network(text: str, activation: str = "sigmoid") -> list[LayerSpec]:
+    """A preset name, Nielsen's sizes ('784,30,10') or a spec (string, '@file', path).
+
+    >>> [l.kind for l in parse_network("784,20,10,5")]
+    ['input', 'dense', 'dense', 'dense']
+    >>> parse_network("keras-course")[1].kind
+    'conv'
+    """
+    name = text.strip()
+    if name in PRESETS:
+        return parse_spec(PRESETS[name])
+    sizes = [p.strip() for p in name.split(",")]
+    if len(sizes) > 1 and all(p.isdigit() for p in sizes):
+        return layers_from_sizes(name, activation)
+    return parse_spec(text)
