@@ -112,7 +112,7 @@ def as_range(name: str, value, kind: str = "symmetric") -> tuple[float, float]:
         raise CvtoolError(
             f"The '{name}' parameter must be a number >= 0 (giving -v..v) or 'low,high'. Got {value!r}."
         )
-    return -v, v
+    return (-v if v else 0.0), v
 
 
 def as_probability(name: str, value) -> float:
@@ -728,3 +728,163 @@ def write_boxes(path: str | Path, boxes: Boxes) -> None:
     ):
         writer.writerow([i, *(f"{v:.4f}".rstrip("0").rstrip(".") for v in b), lab])
     atomic_write_text(path, buf.getvalue())
+
+
+# ---------------------------------------------------------------- data sets and previews
+
+
+@dataclass
+class AugmentResult:
+    """An augmented data set and how it was made (see :func:`augment_dataset`)."""
+
+    dataset: object  # cvtool.data.datasets.Dataset: train augmented, test unchanged
+    source: np.ndarray  # (M,) training image each output came from
+    params: dict[str, np.ndarray]  # (M,) per parameter
+    boxes: Boxes | None
+    dropped_boxes: int
+    seconds: float  # wall time of the resampling (device synchronised)
+
+    def summary(self) -> dict:
+        """Counts, the observed parameter ranges and the time, for reports."""
+        p = self.params
+        observed = {
+            k: [float(np.min(p[k])), float(np.max(p[k]))] if len(p[k]) else None
+            for k in PARAM_NAMES
+            if k not in ("hflip", "vflip")
+        }
+        doc = {
+            "inputs": int(len(np.unique(self.source))),
+            "outputs": int(len(self.source)),
+            "hflipped": int(np.sum(p["hflip"])),
+            "vflipped": int(np.sum(p["vflip"])),
+            "observed_ranges": observed,
+            "seconds": self.seconds,
+            "images_per_second": len(self.source) / self.seconds if self.seconds > 0 else None,
+        }
+        if self.boxes is not None:
+            doc["boxes_out"] = len(self.boxes)
+            doc["boxes_dropped"] = self.dropped_boxes
+        return doc
+
+
+def augment_dataset(
+    ds,
+    *,
+    ranges: Ranges | None = None,
+    preset: str | None = None,
+    replay: tuple[np.ndarray, dict[str, np.ndarray]] | None = None,
+    copies: int = 1,
+    keep_original: bool = False,
+    seed: int | None = 0,
+    interpolation: str = "bilinear",
+    fill: str = "constant",
+    cval: float = 0.0,
+    xp=np,
+    boxes: Boxes | None = None,
+    min_visibility: float = 0.0,
+) -> AugmentResult:
+    """Augment the training split of a Dataset; the test split is left untouched.
+
+    Exactly one recipe applies: `replay` (source, params) read from a file,
+    else `preset` ('nielsen-expand'), else `ranges` sampled `copies` times per
+    image with the generator ``np.random.default_rng(seed)``. Boxes (indices
+    into the training images) follow their images.
+    """
+    import time
+
+    from cvtool.backend import synchronize, to_numpy
+    from cvtool.data.datasets import Dataset
+
+    n = len(ds.x_train)
+    if replay is not None:
+        source, params = replay
+        if len(source) and source.max() >= n:
+            raise CvtoolError(
+                f"The replayed parameters refer to image {source.max()}; the data has {n}."
+            )
+    elif preset is not None:
+        _check_choice("preset", preset, PRESETS)
+        source, params = nielsen_params(n)
+        interpolation, fill, cval = "nearest", "constant", 0.0
+    else:
+        source, params = expand_params(
+            n, ranges or Ranges(), copies, keep_original, np.random.default_rng(seed)
+        )
+    forward, inverse = affine_matrices(params, ds.image_shape)
+    t0 = time.perf_counter()
+    x_dev = xp.asarray(ds.x_train)[xp.asarray(source)]
+    x_aug = warp_affine(x_dev, inverse, interpolation=interpolation, fill=fill, cval=cval, xp=xp)
+    synchronize(xp)
+    seconds = time.perf_counter() - t0
+    out = Dataset(
+        ds.name + "-augmented",
+        to_numpy(x_aug),
+        ds.y_train[source],
+        ds.x_test,
+        ds.y_test,
+        ds.class_names,
+    )
+    kept, dropped = (None, 0)
+    if boxes is not None:
+        kept, dropped = boxes_for_outputs(boxes, source, forward, ds.image_shape, min_visibility)
+    return AugmentResult(out, source, params, kept, dropped, seconds)
+
+
+def preview_grid(
+    originals: np.ndarray,
+    augmented: np.ndarray,
+    source: np.ndarray,
+    rows: int = 8,
+    scale: int = 3,
+    boxes: Boxes | None = None,
+) -> np.ndarray:
+    """An RGB uint8 picture: each row an original image, then its augmentations.
+
+    Parameters
+    ----------
+    originals : (N, H, W[, C]) uint8 training images.
+    augmented : (M, H, W[, C]) uint8 outputs; source (M,) their originals.
+    rows : how many originals to show (the first ones that have outputs).
+    scale : integer up-scaling (nearest) so 28x28 digits are visible.
+    boxes : output boxes to draw (red), optional.
+    """
+
+    def rgb(img):
+        img = img if img.ndim == 3 else img[..., None]
+        return np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img[..., :3]
+
+    h, w = originals.shape[1:3]
+    shown = np.unique(source)[:rows]
+    per_row = max(int((source == s).sum()) for s in shown) if len(shown) else 0
+    gap = 2
+    cell_h, cell_w = h * scale + gap, w * scale + gap
+    canvas = np.full((len(shown) * cell_h + gap, (per_row + 1) * cell_w + 3 * gap, 3), 96, np.uint8)
+    for r, s in enumerate(shown):
+        outs = np.flatnonzero(source == s)
+        tiles = [(originals[s], None)] + [(augmented[o], o) for o in outs]
+        for c, (img, o) in enumerate(tiles):
+            tile = rgb(img).repeat(scale, 0).repeat(scale, 1).copy()
+            if boxes is not None and o is not None:
+                for b in boxes.xyxy[boxes.image == o]:
+                    x1, y1, x2, y2 = (np.round(b * scale).astype(int) - [0, 0, 1, 1]).clip(
+                        0, [w * scale - 1, h * scale - 1] * 2
+                    )
+                    tile[y1, x1 : x2 + 1] = tile[y2, x1 : x2 + 1] = (255, 0, 0)
+                    tile[y1 : y2 + 1, x1] = tile[y1 : y2 + 1, x2] = (255, 0, 0)
+            y0 = gap + r * cell_h
+            x0 = gap + c * cell_w + (3 * gap if c else 0)  # a wider gap after the original
+            canvas[y0 : y0 + h * scale, x0 : x0 + w * scale] = tile
+    return canvas
+
+
+def write_preview(path: str | Path, picture: np.ndarray) -> None:
+    """Save an RGB uint8 picture with Pillow (format from the extension), atomically."""
+    from PIL import Image
+
+    from cvtool.fileio import atomic_path
+
+    try:
+        with atomic_path(path) as tmp:
+            Image.fromarray(picture).save(tmp)
+    except (ValueError, KeyError) as exc:  # Pillow: unknown extension
+        raise CvtoolError(f"Cannot write the preview {path}: {exc}") from None
