@@ -1,0 +1,294 @@
+"""Bounding boxes: formats, IoU, GIoU and non-maximum suppression.
+
+Three formats, converted by one function (:func:`convert`):
+
+* ``xywh`` (the default, COCO's): top-left corner ``x, y`` plus width and height;
+* ``xyxy``: top-left and bottom-right corners ``x1, y1, x2, y2``;
+* ``cxcywh``: centre plus width and height (YOLO's, in absolute units).
+
+Coordinates are continuous by default: a box ``[0, 0, 10, 10]`` in ``xyxy``
+has width 10 and area 100, as in COCO, torchvision and pycocotools. The old
+PASCAL VOC convention counted pixels inclusively (width ``x2 - x1 + 1``); pass
+``offset=1`` to any function here to use it. The offset changes only how
+``xyxy`` corners relate to widths; ``xywh`` widths are widths in both.
+
+Every array function takes ``(N, 4)`` arrays of NumPy or CuPy and works on the
+array's own module (``xp``), without Python loops over boxes. Greedy NMS runs
+its short sequential sweep on the host. Masks, label maps and mAP live in
+:mod:`cvtool.boxes_masks` and :mod:`cvtool.detection_eval`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cvtool.backend import array_module, to_numpy
+from cvtool.errors import CvtoolError
+
+FORMATS = ("xywh", "xyxy", "cxcywh")
+
+
+def check_format(fmt: str) -> str:
+    """Return ``fmt`` if it is a known box format, else raise CvtoolError."""
+    if fmt not in FORMATS:
+        raise CvtoolError(
+            f"The 'format' parameter must be one of {', '.join(FORMATS)}. Got {fmt!r} instead."
+        )
+    return fmt
+
+
+def validate(boxes, fmt: str = "xywh", name: str = "boxes", offset: float = 0.0):
+    """Check an ``(N, 4)`` box array: finite, non-negative sizes (``x2 >= x1`` in xyxy).
+
+    Parameters
+    ----------
+    boxes : array, shape (N, 4)
+    fmt : {'xywh', 'xyxy', 'cxcywh'}
+    name : str
+        Named in the error message (a file name or parameter).
+    offset : float
+        Pixel offset (0 continuous, 1 legacy VOC); an xyxy box of one pixel has x2 == x1.
+
+    Returns
+    -------
+    array, shape (N, 4)
+        The same array.
+
+    Raises
+    ------
+    CvtoolError
+        On a wrong shape, NaN/inf, a negative width or height, or x2 < x1.
+    """
+    check_format(fmt)
+    xp = array_module(boxes)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise CvtoolError(f"The '{name}' must have shape (N, 4). Got {tuple(boxes.shape)} instead.")
+    if boxes.shape[0] == 0:
+        return boxes
+    bad = ~xp.isfinite(boxes).all(axis=1)
+    if bool(bad.any()):
+        i = int(to_numpy(xp.nonzero(bad)[0][0]))
+        raise CvtoolError(
+            f"The '{name}' must be finite numbers. Box {i} is {to_numpy(boxes[i]).tolist()}."
+        )
+    if fmt == "xyxy":
+        size = boxes[:, 2:] - boxes[:, :2] + offset
+        rule = "x2 >= x1 and y2 >= y1" if offset == 0 else "x2 >= x1 - 1 and y2 >= y1 - 1"
+    else:
+        size = boxes[:, 2:]
+        rule = "width and height >= 0"
+    neg = (size < 0).any(axis=1)
+    if bool(neg.any()):
+        i = int(to_numpy(xp.nonzero(neg)[0][0]))
+        raise CvtoolError(
+            f"The '{name}' must have {rule} ({fmt}). Box {i} is {to_numpy(boxes[i]).tolist()}."
+        )
+    return boxes
+
+
+def convert(boxes, src: str, dst: str, offset: float = 0.0):
+    """Convert ``(N, 4)`` boxes between ``xywh``, ``xyxy`` and ``cxcywh``.
+
+    Parameters
+    ----------
+    boxes : array, shape (N, 4) or (4,)
+    src, dst : {'xywh', 'xyxy', 'cxcywh'}
+    offset : float
+        0 for continuous coordinates (default), 1 for the legacy VOC convention
+        where an xyxy box spans ``x2 - x1 + 1`` pixels.
+
+    Returns
+    -------
+    array, same shape, floating point
+
+    Examples
+    --------
+    >>> convert(np.array([10.0, 20, 30, 40]), "xywh", "xyxy").tolist()
+    [10.0, 20.0, 40.0, 60.0]
+    >>> convert(np.array([10.0, 20, 30, 40]), "xywh", "cxcywh").tolist()
+    [25.0, 40.0, 30.0, 40.0]
+    """
+    check_format(src)
+    check_format(dst)
+    xp = array_module(boxes)
+    b = boxes.astype(xp.float64) if boxes.dtype.kind != "f" else boxes
+    if src == dst:
+        return b.copy()
+    x, y, u, v = (b[..., i] for i in range(4))
+    # to corner + size first, then out
+    if src == "xyxy":
+        x0, y0, w, h = x, y, u - x + offset, v - y + offset
+    elif src == "cxcywh":
+        x0, y0, w, h = x - (u - offset) / 2, y - (v - offset) / 2, u, v
+    else:
+        x0, y0, w, h = x, y, u, v
+    if dst == "xyxy":
+        out = (x0, y0, x0 + w - offset, y0 + h - offset)
+    elif dst == "cxcywh":
+        out = (x0 + (w - offset) / 2, y0 + (h - offset) / 2, w, h)
+    else:
+        out = (x0, y0, w, h)
+    return xp.stack(out, axis=-1)
+
+
+def area(boxes, fmt: str = "xywh", offset: float = 0.0):
+    """Areas of ``(N, 4)`` boxes, shape (N,)."""
+    b = convert(boxes, fmt, "xywh", offset)
+    return b[..., 2] * b[..., 3]
+
+
+def _corners(boxes, fmt, offset):
+    b = convert(boxes, fmt, "xyxy", offset)
+    return b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+
+
+def box_iou(a, b, fmt: str = "xywh", offset: float = 0.0, crowd=None):
+    """The ``(N, M)`` IoU matrix of two box arrays, without Python loops.
+
+    Parameters
+    ----------
+    a : array, shape (N, 4)
+    b : array, shape (M, 4)
+    fmt : str
+        Format of both arrays (default ``xywh``).
+    offset : float
+        0 continuous (default) or 1 legacy VOC pixels.
+    crowd : array of bool, shape (M,), optional
+        COCO crowd regions among ``b``: for those columns the value is
+        intersection / area(a), as in pycocotools' ``iou(dt, gt, iscrowd)``.
+
+    Returns
+    -------
+    array, shape (N, M), float64
+        0 where boxes do not overlap (or both are empty).
+
+    Examples
+    --------
+    >>> box_iou(np.array([[0.0, 0, 10, 10]]), np.array([[5.0, 0, 10, 10]])).round(4).tolist()
+    [[0.3333]]
+    """
+    xp = array_module(a)
+    ax1, ay1, ax2, ay2 = _corners(a, fmt, offset)
+    bx1, by1, bx2, by2 = _corners(b, fmt, offset)
+    area_a = ((ax2 - ax1 + offset) * (ay2 - ay1 + offset))[:, None]  # (N, 1)
+    area_b = ((bx2 - bx1 + offset) * (by2 - by1 + offset))[None, :]  # (1, M)
+    w = xp.minimum(ax2[:, None], bx2[None, :]) - xp.maximum(ax1[:, None], bx1[None, :]) + offset
+    h = xp.minimum(ay2[:, None], by2[None, :]) - xp.maximum(ay1[:, None], by1[None, :]) + offset
+    inter = xp.clip(w, 0, None) * xp.clip(h, 0, None)  # (N, M)
+    union = area_a + area_b - inter
+    if crowd is not None:
+        crowd = xp.asarray(crowd, dtype=bool)[None, :]
+        union = xp.where(crowd, xp.broadcast_to(area_a, union.shape), union)
+    safe = xp.where(union > 0, union, 1.0)
+    return xp.where(union > 0, inter / safe, 0.0)
+
+
+def box_giou(a, b, fmt: str = "xywh", offset: float = 0.0):
+    """The ``(N, M)`` generalised IoU matrix: IoU - (|C| - |A u B|) / |C|, in [-1, 1].
+
+    ``C`` is the smallest box enclosing both (Rezatofighi et al., 2019), as in
+    ``torchvision.ops.generalized_box_iou``.
+    """
+    xp = array_module(a)
+    ax1, ay1, ax2, ay2 = _corners(a, fmt, offset)
+    bx1, by1, bx2, by2 = _corners(b, fmt, offset)
+    area_a = ((ax2 - ax1 + offset) * (ay2 - ay1 + offset))[:, None]
+    area_b = ((bx2 - bx1 + offset) * (by2 - by1 + offset))[None, :]
+    w = xp.minimum(ax2[:, None], bx2[None, :]) - xp.maximum(ax1[:, None], bx1[None, :]) + offset
+    h = xp.minimum(ay2[:, None], by2[None, :]) - xp.maximum(ay1[:, None], by1[None, :]) + offset
+    inter = xp.clip(w, 0, None) * xp.clip(h, 0, None)
+    union = area_a + area_b - inter
+    cw = xp.maximum(ax2[:, None], bx2[None, :]) - xp.minimum(ax1[:, None], bx1[None, :]) + offset
+    ch = xp.maximum(ay2[:, None], by2[None, :]) - xp.minimum(ay1[:, None], by1[None, :]) + offset
+    enclose = cw * ch
+    iou = xp.where(union > 0, inter / xp.where(union > 0, union, 1.0), 0.0)
+    penalty = xp.where(enclose > 0, (enclose - union) / xp.where(enclose > 0, enclose, 1.0), 0.0)
+    return iou - penalty
+
+
+def iou(box_a, box_b, fmt: str = "xywh", offset: float = 0.0, giou: bool = False) -> float:
+    """IoU (or GIoU) of two single boxes given as 4 numbers.
+
+    >>> iou([0, 0, 2, 2], [1, 1, 2, 2])
+    0.14285714285714285
+    """
+    a = validate(np.asarray(box_a, dtype=np.float64).reshape(1, 4), fmt, "box A", offset)
+    b = validate(np.asarray(box_b, dtype=np.float64).reshape(1, 4), fmt, "box B", offset)
+    f = box_giou if giou else box_iou
+    return float(f(a, b, fmt, offset)[0, 0])
+
+
+def nms(
+    boxes,
+    scores,
+    iou_threshold: float = 0.5,
+    *,
+    classes=None,
+    score_threshold=None,
+    top_k=None,
+    fmt: str = "xywh",
+    offset: float = 0.0,
+):
+    """Greedy non-maximum suppression, optionally per class (batched).
+
+    Boxes are visited by decreasing score; each kept box removes every
+    remaining box (of the same class when ``classes`` is given) whose IoU with
+    it is strictly greater than ``iou_threshold``, as in torchvision's ``nms``
+    and ``batched_nms``. Ties in score are broken by input order: the box that
+    comes first in the input wins (a stable sort), so the result is
+    deterministic on every backend.
+
+    Parameters
+    ----------
+    boxes : array, shape (N, 4)
+    scores : array, shape (N,)
+    iou_threshold : float
+        Suppress when IoU > this value, in [0, 1].
+    classes : array of int, shape (N,), optional
+        Class labels; boxes of different classes never suppress each other.
+    score_threshold : float, optional
+        Drop boxes with score < this before suppression.
+    top_k : int, optional
+        Keep at most this many boxes (the highest scoring) after suppression.
+    fmt, offset
+        Box format and pixel offset (see module docstring).
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (K,)
+        Indices of the kept boxes, by decreasing score.
+    """
+    if not 0.0 <= float(iou_threshold) <= 1.0:
+        raise CvtoolError(
+            f"The 'iou_threshold' parameter must be in [0, 1]. Got {iou_threshold} instead."
+        )
+    if top_k is not None and int(top_k) < 1:
+        raise CvtoolError(f"The 'top_k' parameter must be an int >= 1. Got {top_k} instead.")
+    xp = array_module(boxes)
+    s = to_numpy(scores).astype(np.float64).reshape(-1)
+    if s.shape[0] != boxes.shape[0]:
+        raise CvtoolError(
+            f"'scores' must have one value per box ({boxes.shape[0]}). Got {s.shape[0]}."
+        )
+    if not np.isfinite(s).all():
+        raise CvtoolError("The 'scores' must be finite numbers. Got NaN or inf.")
+    order = np.argsort(-s, kind="stable")
+    if score_threshold is not None:
+        order = order[s[order] >= score_threshold]
+    if order.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    sel = xp.asarray(order)
+    over = to_numpy(box_iou(boxes[sel], boxes[sel], fmt, offset) > iou_threshold)  # (K, K)
+    if classes is not None:
+        c = to_numpy(classes).reshape(-1)[order]
+        over &= c[:, None] == c[None, :]
+    alive = np.ones(order.size, dtype=bool)
+    keep = []
+    for i in range(order.size):  # sequential by nature; each step is one row of a bool matrix
+        if not alive[i]:
+            continue
+        keep.append(i)
+        if top_k is not None and len(keep) >= top_k:
+            break
+        alive &= ~over[i]
+    return order[np.asarray(keep, dtype=np.int64)]

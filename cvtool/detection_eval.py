@@ -1,0 +1,412 @@
+"""Detection mAP: COCO (pycocotools-exact, vectorised) and PASCAL VOC 2007 / 2010+.
+
+COCO mode reproduces ``COCOeval(iouType='bbox')`` evaluate + accumulate +
+summarize number for number: IoU thresholds .50:.05:.95, 101 recall points,
+area ranges all/small/medium/large (on the annotation's ``area``), at most
+1/10/100 detections per image and category, crowd regions (IoU =
+intersection / area(detection), a crowd may absorb many detections, and a
+detection matched to it is ignored), score ties ordered like COCOeval's stable
+mergesort (by image id, then by input order). Matching is still greedy per
+(image, category, area range, IoU threshold), but all of those run together:
+one NumPy step per detection *rank*, over every group at once, and only for
+detections whose best IoU reaches the lowest threshold (the rest can match
+nothing). COCOeval's one quirk kept for parity: a match to an annotation with
+``id == 0`` counts as no match.
+
+VOC mode follows the devkit: one IoU threshold (0.5, match when IoU >=
+threshold), each detection is compared with the ground truth it overlaps most
+(difficult or already taken); a hit on a ``difficult`` box is neither true nor
+false positive, a second hit on a taken box is a false positive. AP is the
+11-point average (VOC2007) or the area under the interpolated curve at every
+recall change (VOC2010+). Crowd annotations count as difficult here.
+
+Left out: segmentation-mask and keypoint mAP, ``useCats=0``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # exactly pycocotools' Params
+COCO_RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
+COCO_AREA_RANGES = {
+    "all": (0.0, 1e10),
+    "small": (0.0, 1024.0),
+    "medium": (1024.0, 9216.0),
+    "large": (9216.0, 1e10),
+}
+COCO_MAX_DETS = (1, 10, 100)
+STAT_NAMES = (
+    "AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
+    "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large",
+)  # fmt: skip
+
+
+@dataclass
+class GroundTruth:
+    """Ground-truth boxes of a data set (one row per annotation, input order).
+
+    ``img`` and ``cat`` index ``image_ids`` and ``cat_ids`` (both sorted, as
+    COCOeval sorts them); ``boxes`` are xywh, float64, shape (N, 4).
+    """
+
+    image_ids: list
+    cat_ids: list
+    cat_names: list
+    img: np.ndarray
+    cat: np.ndarray
+    boxes: np.ndarray
+    area: np.ndarray
+    iscrowd: np.ndarray
+    difficult: np.ndarray
+    id_zero: np.ndarray = field(default=None)
+
+    def __post_init__(self):
+        if self.id_zero is None:
+            self.id_zero = np.zeros(len(self.img), dtype=bool)
+
+
+@dataclass
+class Detections:
+    """Detections (input order): ``img``/``cat`` index the GroundTruth's lists; xywh boxes."""
+
+    img: np.ndarray
+    cat: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+
+
+def _coco_pair_iou(D, G, crowd):
+    """IoU of paired xywh rows with pycocotools' exact float operations (maskApi.c bbIou)."""
+    w = np.minimum(D[:, 2] + D[:, 0], G[:, 2] + G[:, 0]) - np.maximum(D[:, 0], G[:, 0])
+    h = np.minimum(D[:, 3] + D[:, 1], G[:, 3] + G[:, 1]) - np.maximum(D[:, 1], G[:, 1])
+    inter = w * h
+    da = D[:, 2] * D[:, 3]
+    ga = G[:, 2] * G[:, 3]
+    union = np.where(crowd, da, da + ga - inter)
+    ok = (w > 0) & (h > 0)
+    return np.where(ok, inter / np.where(ok, union, 1.0), 0.0)
+
+
+def _group_rank(keys):
+    """Position of each element inside its run of equal (sorted) keys."""
+    n = keys.shape[0]
+    start = np.r_[True, keys[1:] != keys[:-1]] if n else np.zeros(0, bool)
+    first = np.maximum.accumulate(np.where(start, np.arange(n), 0)) if n else np.zeros(0, int)
+    return np.arange(n) - first
+
+
+def _pairs(d_key, g_key):
+    """All (detection, ground truth) pairs sharing a key; g_key sorted. Returns (pd, pg, gs, gc)."""
+    gs = np.searchsorted(g_key, d_key, "left")
+    gc = np.searchsorted(g_key, d_key, "right") - gs
+    total = int(gc.sum())
+    pd = np.repeat(np.arange(d_key.shape[0]), gc)
+    local = np.arange(total) - np.repeat(np.cumsum(gc) - gc, gc)
+    return pd, gs[pd] + local, local, gs, gc
+
+
+def _greedy_match(P, row_grp, ig, crowd, thr):
+    """COCO greedy matching, all groups at once, one step per detection rank.
+
+    P : (Dm, G) IoU of each matchable detection with its group's padded gts (-1 = no gt).
+    row_grp : (Dm,) group of each row; rows of a group in rank order.
+    ig : (Gn, A, G) gt ignored per area range; crowd : (Gn, G); thr : (T,).
+    Returns has, via_ignored, gt column: each (Dm, A, T).
+    """
+    Dm, G = P.shape
+    Gn, A = ig.shape[:2]
+    T = thr.shape[0]
+    has = np.zeros((Dm, A, T), bool)
+    via_ig = np.zeros((Dm, A, T), bool)
+    col = np.zeros((Dm, A, T), np.int64)
+    if Dm == 0:
+        return has, via_ig, col
+    k = _group_rank(row_grp)
+    counts = np.bincount(row_grp, minlength=Gn)
+    order = np.argsort(-counts, kind="stable")  # busiest groups first: active ones are a prefix
+    pos = np.empty(Gn, np.int64)
+    pos[order] = np.arange(Gn)
+    table = np.full((Gn, int(counts.max())), -1, np.int64)
+    table[pos[row_grp], k] = np.arange(Dm)
+    ig, crowd = ig[order], crowd[order][:, None, None, :]
+    taken = np.zeros((Gn, A, T, G), bool)
+    t4 = thr[None, None, :, None]
+    n_active = np.searchsorted(-counts[order], -np.arange(1, table.shape[1] + 1), "right")
+    for step in range(table.shape[1]):
+        na = int(n_active[step])
+        rows = table[:na, step]
+        v = P[rows][:, None, None, :]  # (na, 1, 1, G)
+        cand = (v >= t4) & ~(taken[:na] & ~crowd[:na])  # (na, A, T, G)
+        igs = ig[:na, :, None, :]
+        c1 = cand & ~igs
+        c2 = cand & igs
+        # COCOeval keeps the LAST gt with the best IoU (it replaces on >=): argmax on reversed.
+        b1 = G - 1 - np.argmax(np.where(c1, v, -1.0)[..., ::-1], axis=-1)
+        b2 = G - 1 - np.argmax(np.where(c2, v, -1.0)[..., ::-1], axis=-1)
+        h1 = np.take_along_axis(c1, b1[..., None], -1)[..., 0]
+        h2 = np.take_along_axis(c2, b2[..., None], -1)[..., 0]
+        m = np.where(h1, b1, b2)
+        hit = h1 | h2
+        sub = taken[:na]
+        now = np.take_along_axis(sub, m[..., None], -1)[..., 0] | hit
+        np.put_along_axis(sub, m[..., None], now[..., None], -1)
+        has[rows], via_ig[rows], col[rows] = hit, hit & ~h1, m
+    return has, via_ig, col
+
+
+def coco_evaluate(
+    gt: GroundTruth,
+    dt: Detections,
+    *,
+    iou_thresholds=COCO_IOU_THRESHOLDS,
+    area_ranges=COCO_AREA_RANGES,
+    max_dets=COCO_MAX_DETS,
+) -> dict:
+    """COCO bbox evaluation, equal to pycocotools' COCOeval evaluate + accumulate + summarize.
+
+    Returns
+    -------
+    dict
+        ``precision`` (T, R, K, A, M) and ``recall`` (T, K, A, M) with -1 where
+        a category has no (non-ignored) ground truth, as in ``COCOeval.eval``;
+        ``stats`` (12,) as ``COCOeval.stats``; ``stat_names``;
+        ``iou_thresholds``, ``recall_thresholds``, ``area_names``, ``max_dets``.
+    """
+    thr = np.asarray(iou_thresholds, np.float64)
+    rec_thr = COCO_RECALL_THRESHOLDS
+    areas = np.asarray(list(area_ranges.values()), np.float64)  # (A, 2)
+    max_dets = sorted(int(m) for m in max_dets)
+    I, K, T, R, A, M = (len(gt.image_ids), len(gt.cat_ids), len(thr), len(rec_thr),
+                        len(areas), len(max_dets))  # fmt: skip
+
+    # ground truth grouped by (category, image), input order inside a group
+    gkey_all = gt.cat.astype(np.int64) * I + gt.img
+    go = np.argsort(gkey_all, kind="stable")
+    g_key, g_box, g_area = gkey_all[go], gt.boxes[go], gt.area[go]
+    g_crowd, g_zero = gt.iscrowd[go].astype(bool), gt.id_zero[go]
+    g_ig = g_crowd[:, None] | (g_area[:, None] < areas[:, 0]) | (g_area[:, None] > areas[:, 1])
+
+    # detections by group, then score (stable: input order breaks ties), top max_dets[-1]
+    dkey_all = dt.cat.astype(np.int64) * I + dt.img
+    do = np.lexsort((-dt.scores, dkey_all))
+    rank = _group_rank(dkey_all[do])
+    do, rank = do[rank < max_dets[-1]], rank[rank < max_dets[-1]]
+    d_key, d_box, d_score = dkey_all[do], dt.boxes[do], dt.scores[do]
+    Dn = d_key.shape[0]
+
+    # every (detection, gt) pair of a group, and which detections can match anything
+    pd, pg, local, gs, gc = _pairs(d_key, g_key)
+    piou = _coco_pair_iou(d_box[pd], g_box[pg], g_crowd[pg])
+    best = np.full(Dn, -1.0)
+    np.maximum.at(best, pd, piou)
+    matchable = best >= thr.min()
+
+    has = np.zeros((Dn, A, T), bool)
+    zero = np.zeros((Dn, A, T), bool)
+    via_ig = np.zeros((Dn, A, T), bool)
+    mi = np.nonzero(matchable)[0]
+    if mi.size:
+        grp_key, row_grp = np.unique(d_key[mi], return_inverse=True)
+        G = int(gc[mi].max())
+        row_of = np.full(Dn, -1, np.int64)
+        row_of[mi] = np.arange(mi.size)
+        P = np.full((mi.size, G), -1.0)
+        sel = matchable[pd]
+        P[row_of[pd[sel]], local[sel]] = piou[sel]
+        gstart = np.searchsorted(g_key, grp_key, "left")
+        gcount = np.searchsorted(g_key, grp_key, "right") - gstart
+        gidx = gstart[:, None] + np.arange(G)[None, :]
+        pad = np.arange(G)[None, :] >= gcount[:, None]
+        gidx = np.where(pad, 0, gidx)
+        ig = np.where(pad[:, None, :], True, g_ig[gidx].transpose(0, 2, 1))  # (Gn, A, G)
+        crowd = g_crowd[gidx] & ~pad
+        h, v, col = _greedy_match(P, row_grp, ig, crowd, thr)
+        has[mi], via_ig[mi] = h, v
+        if g_zero.any():
+            gz = (g_zero[gidx] & ~pad)[row_grp][:, None, None, :]  # (Dm, 1, 1, G)
+            zero[mi] = h & np.take_along_axis(gz, col[..., None], -1)[..., 0]
+    # COCOeval: dtIg = gtIg[match], or (no match and detection outside the area range)
+    d_area = d_box[:, 2] * d_box[:, 3]
+    out = (d_area[:, None] < areas[:, 0]) | (d_area[:, None] > areas[:, 1])  # (Dn, A)
+    eff = has & ~zero
+    ignored = (has & via_ig) | (~eff & out[:, :, None])
+    tp = eff & ~ignored
+    fp = ~eff & ~ignored
+
+    # non-ignored gt per (category, area)
+    npig = np.zeros((K, A), np.int64)
+    np.add.at(npig, gt.cat[go], (~g_ig).astype(np.int64))
+
+    # accumulate: per category, detections by score; ties by image, then rank (COCOeval)
+    d_cat, d_img = d_key // I, d_key % I
+    acc = np.lexsort((rank, d_img, -d_score, d_cat))
+    d_cat, rank_s, tp, fp = d_cat[acc], rank[acc], tp[acc], fp[acc]
+    bounds = np.searchsorted(d_cat, np.arange(K + 1))
+    precision = -np.ones((T, R, K, A, M))
+    recall = -np.ones((T, K, A, M))
+    eps = np.spacing(1)
+    for k in range(K):
+        lo, hi = bounds[k], bounds[k + 1]
+        for a in range(A):
+            if npig[k, a] == 0:
+                continue
+            for mj, md in enumerate(max_dets):
+                keep = rank_s[lo:hi] < md
+                tps = tp[lo:hi, a][keep].T  # (T, n)
+                fps = fp[lo:hi, a][keep].T
+                n = tps.shape[1]
+                if n == 0:
+                    precision[:, :, k, a, mj] = 0.0
+                    recall[:, k, a, mj] = 0.0
+                    continue
+                tp_sum = np.cumsum(tps, axis=1).astype(float)
+                fp_sum = np.cumsum(fps, axis=1).astype(float)
+                rc = tp_sum / npig[k, a]
+                pr = tp_sum / (fp_sum + tp_sum + eps)
+                recall[:, k, a, mj] = rc[:, -1]
+                env = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
+                for t in range(T):
+                    idx = np.searchsorted(rc[t], rec_thr, side="left")
+                    q = np.zeros(R)
+                    ok = idx < n
+                    q[ok] = env[t, idx[ok]]
+                    precision[t, :, k, a, mj] = q
+    return _coco_summary(precision, recall, thr, list(area_ranges), max_dets)
+
+
+def _mean_valid(s) -> float:
+    v = s[s > -1]
+    return float(np.mean(v)) if v.size else -1.0
+
+
+def _coco_summary(precision, recall, thr, area_names, max_dets) -> dict:
+    """The 12 COCOeval.summarize numbers (AP/AR over valid entries; -1 when none)."""
+    a_all = area_names.index("all")
+    m_last = len(max_dets) - 1
+    t50 = np.nonzero(thr == 0.5)[0]
+    t75 = np.nonzero(thr == 0.75)[0]
+    stats = [_mean_valid(precision[:, :, :, a_all, m_last]),
+             _mean_valid(precision[t50][:, :, :, a_all, m_last]),
+             _mean_valid(precision[t75][:, :, :, a_all, m_last])]  # fmt: skip
+    for name in ("small", "medium", "large"):
+        stats.append(_mean_valid(precision[:, :, :, area_names.index(name), m_last]))
+    for mj in range(len(max_dets)):
+        stats.append(_mean_valid(recall[:, :, a_all, mj]))
+    for name in ("small", "medium", "large"):
+        stats.append(_mean_valid(recall[:, :, area_names.index(name), m_last]))
+    per_class_ap = [
+        _mean_valid(precision[:, :, k, a_all, m_last]) for k in range(precision.shape[2])
+    ]
+    per_class_ap50 = [
+        _mean_valid(precision[t50][:, :, k, a_all, m_last]) for k in range(precision.shape[2])
+    ]
+    return {
+        "stats": np.asarray(stats),
+        "stat_names": list(STAT_NAMES),
+        "precision": precision,
+        "recall": recall,
+        "per_class_ap": per_class_ap,
+        "per_class_ap50": per_class_ap50,
+        "iou_thresholds": thr,
+        "recall_thresholds": COCO_RECALL_THRESHOLDS,
+        "area_names": area_names,
+        "max_dets": max_dets,
+    }
+
+
+def voc_ap(rec, prec, use_07: bool) -> float:
+    """AP from a recall/precision curve: 11-point (VOC2007) or all-point (VOC2010+).
+
+    >>> voc_ap(np.array([0.5, 1.0]), np.array([1.0, 0.5]), use_07=False)
+    0.75
+    """
+    if use_07:
+        ap = 0.0
+        for t in np.linspace(0.0, 1.0, 11):
+            p = prec[rec >= t]
+            ap += (p.max() if p.size else 0.0) / 11.0
+        return float(ap)
+    mrec = np.concatenate([[0.0], rec, [1.0]])
+    mpre = np.concatenate([[0.0], prec, [0.0]])
+    mpre = np.maximum.accumulate(mpre[::-1])[::-1]
+    i = np.nonzero(mrec[1:] != mrec[:-1])[0]
+    return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
+
+
+def voc_evaluate(
+    gt: GroundTruth,
+    dt: Detections,
+    *,
+    iou_threshold: float = 0.5,
+    use_07: bool = False,
+    offset: float = 0.0,
+) -> dict:
+    """PASCAL VOC mAP at one IoU threshold, vectorised (no per-detection Python).
+
+    Returns
+    -------
+    dict
+        ``map`` (mean over classes with ground truth), ``per_class_ap`` (None
+        for classes without non-difficult ground truth), ``curves`` (per class
+        (recall, precision) arrays), ``npos``.
+    """
+    I, K = len(gt.image_ids), len(gt.cat_ids)
+    difficult = gt.difficult.astype(bool) | gt.iscrowd.astype(bool)
+    gkey_all = gt.cat.astype(np.int64) * I + gt.img
+    go = np.argsort(gkey_all, kind="stable")
+    g_key, g_box, g_diff = gkey_all[go], gt.boxes[go], difficult[go]
+    # per class: detections by decreasing score, ties in input order
+    do = np.lexsort((-dt.scores, dt.cat))
+    d_key = dt.cat[do].astype(np.int64) * I + dt.img[do]
+    d_box = dt.boxes[do]
+    pd, pg, _, _, gc = _pairs(d_key, g_key)
+    from cvtool.boxes import convert
+
+    a = convert(d_box[pd], "xywh", "xyxy", offset)
+    b = convert(g_box[pg], "xywh", "xyxy", offset)
+    w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]) + offset, 0, None)
+    h = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]) + offset, 0, None)
+    inter = w * h
+    union = d_box[pd, 2] * d_box[pd, 3] + g_box[pg, 2] * g_box[pg, 3] - inter
+    piou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    n = d_key.shape[0]
+    ovmax = np.full(n, -np.inf)
+    np.maximum.at(ovmax, pd, piou)
+    # first gt with the maximal overlap (np.argmax in the devkit's port)
+    first = np.full(n, np.iinfo(np.int64).max)
+    at_max = piou == ovmax[pd]
+    np.minimum.at(first, pd[at_max], pg[at_max])
+    hit = ovmax >= iou_threshold
+    jmax = np.where(hit, first, 0)
+    hit_diff = hit & g_diff[jmax]
+    cand = np.nonzero(hit & ~hit_diff)[0]
+    tp = np.zeros(n, bool)
+    _, first_use = np.unique(jmax[cand], return_index=True)  # the first claim of a gt wins
+    tp[cand[first_use]] = True
+    fp = ~tp & ~hit_diff
+    cats = dt.cat[do]
+    npos = np.bincount(gt.cat[~difficult], minlength=K)
+    aps, curves = [], []
+    for k in range(K):
+        s = slice(*np.searchsorted(cats, [k, k + 1]))
+        tpc, fpc = np.cumsum(tp[s]).astype(float), np.cumsum(fp[s]).astype(float)
+        if npos[k] == 0:
+            aps.append(None)
+            curves.append((np.zeros(0), np.zeros(0)))
+            continue
+        rec = tpc / npos[k]
+        prec = tpc / np.maximum(tpc + fpc, np.finfo(np.float64).eps)
+        aps.append(voc_ap(rec, prec, use_07))
+        curves.append((rec, prec))
+    valid = [x for x in aps if x is not None]
+    return {
+        "map": float(np.mean(valid)) if valid else None,
+        "per_class_ap": aps,
+        "curves": curves,
+        "npos": npos,
+        "iou_threshold": iou_threshold,
+        "use_07": use_07,
+    }
