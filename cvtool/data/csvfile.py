@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +75,9 @@ def _read_rows(path: Path) -> tuple[list[str] | None, np.ndarray]:
             header = cells if cells and not _is_number(cells[0]) else None
             if header is None:
                 fh.seek(0)
-            data = np.loadtxt(fh, delimiter=",", dtype=np.int64, ndmin=2)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
+                data = np.loadtxt(fh, delimiter=",", dtype=np.int64, ndmin=2)
     except (OSError, UnicodeDecodeError) as exc:
         raise CvtoolError(f"Cannot read CSV file {path}: {exc}") from exc
     except ValueError as exc:

@@ -171,7 +171,8 @@ def write_folder(dataset: Dataset, root: str | os.PathLike) -> list[Path]:
     from PIL import Image
 
     root = Path(root)
-    n_classes = dataset.num_classes
+    labels = [np.asarray(dataset.y_train), np.asarray(dataset.y_test)]
+    n_classes = max(dataset.num_classes, *(int(y.max(initial=-1)) + 1 for y in labels))
     names = list(dataset.class_names) or [str(i) for i in range(n_classes)]
     if len(names) < n_classes:
         names += [str(i) for i in range(len(names), n_classes)]
