@@ -1,15 +1,54 @@
-"""Placeholder until its issue lands."""
+"""cvtool show: draw what a saved model learned.
+
+``show weights`` draws each first-layer unit's incoming weights as an image
+(one template per class for a linear classifier, ``--layers 784,10``).
+``show filters`` (convolution kernels) is added next to it by the train-cnn
+work: write ``_register_filters(show_app)`` below and call it in ``register``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from cvtool.cli._common import not_yet
+from cvtool.cli._common import JsonOpt, user_errors
+
+
+def _register_weights(show_app: typer.Typer) -> None:
+    @show_app.command("weights")
+    def weights_cmd(
+        model_path: Annotated[Path, typer.Argument(help="A model file written by --out (.npz).")],
+        out: Annotated[Path, typer.Option("--out", help="PNG file to write.")] = Path(
+            "templates.png"
+        ),
+        max_units: Annotated[int, typer.Option("--max-units", help="Draw at most N units.")] = 100,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Draw the first dense layer's incoming weights, one image per unit (red +, blue -)."""
+        with user_errors():
+            from cvtool import render
+            from cvtool.errors import CvtoolError
+            from cvtool.nn.inference import dense_templates
+            from cvtool.nn.model import Sequential
+            from cvtool.plots import plot_templates
+
+            if max_units < 1:
+                raise CvtoolError(f"The 'max-units' parameter must be >= 1. Got {max_units}.")
+            if out.suffix.lower() != ".png":
+                raise CvtoolError(f"--out must end in .png. Got {str(out)!r}.")
+            model = Sequential.load(model_path, backend_name="numpy")
+            images, titles, info = dense_templates(model, max_units)
+            plot_templates(images, out, titles, title=f"{model_path.name}: {info['layer']} weights")
+        doc = {"model": str(model_path), "out": str(out), **info}
+        render.render(doc, json_out=json_out, title="show weights")
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(
-        "show",
+    show_app = typer.Typer(
         help="Draw a saved model's first-layer weights or filters as an image.",
-        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        no_args_is_help=True,
     )
-    def show_cmd() -> None:
-        not_yet("show", "issue 5")
+    _register_weights(show_app)
+    app.add_typer(show_app, name="show")

@@ -1,0 +1,156 @@
+"""Inputs for ``predict`` and the numbers ``evaluate`` and ``predict`` report.
+
+``read_inputs(paths, input_shape)`` reads PNG/JPEG images (converted to grey
+or RGB to suit the model), ``.npy`` arrays of images, or any dataset path that
+``cvtool.data.formats.read_any`` understands (its test split, else its
+training split), and returns uint8/float images with one label per input.
+``predictions`` turns network outputs into classes and probabilities. Nothing
+is resized: an image of the wrong size is an error that says which size the
+model wants. Left out: resizing, colour inversion (MNIST digits are white on black).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cvtool import backend
+from cvtool.errors import CvtoolError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+def _read_image(path: Path, channels: int) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L" if channels == 1 else "RGB")
+            return np.asarray(im, dtype=np.uint8)  # (H, W) or (H, W, 3)
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        raise CvtoolError(f"Cannot read image {path}: {' '.join(str(exc).split())}") from None
+
+
+def read_inputs(paths: list, input_shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
+    """Images for a model with `input_shape` and a name per image.
+
+    Returns
+    -------
+    x : (N, ...) uint8 or float array; the model's ``prepare`` reshapes it.
+    names : N strings: the file name, or 'file[i]' for the i-th image of a data file.
+    """
+    channels = input_shape[-1] if len(input_shape) == 3 else 1
+    per = int(np.prod(input_shape))
+    arrays, names = [], []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise CvtoolError(f"Input not found: {p}")
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            im = _read_image(p, channels)
+            if im.size != per:
+                hw = "x".join(str(d) for d in input_shape[:2]) if len(input_shape) == 3 else None
+                want = f"{hw} pixels" if hw else f"{per} values"
+                raise CvtoolError(
+                    f"Image {p} is {im.shape[1]}x{im.shape[0]}; the model wants {want} "
+                    "(cvtool does not resize)."
+                )
+            arrays.append(im.reshape(1, -1))
+            names.append(p.name)
+            continue
+        if p.suffix.lower() == ".npy":
+            try:
+                x = np.load(p, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise CvtoolError(f"Cannot read {p}: {exc}") from None
+            if x.size == per:
+                x = x.reshape(1, -1)
+        else:
+            from cvtool.data.formats import read_any
+
+            ds = read_any(p)
+            x = ds.x_test if len(ds.x_test) else ds.x_train
+        if x.ndim < 2 or int(np.prod(x.shape[1:])) != per:
+            raise CvtoolError(
+                f"{p} holds arrays of shape {tuple(x.shape[1:])}; the model wants {input_shape}."
+            )
+        arrays.append(x.reshape(len(x), -1))
+        names += [f"{p.name}[{i}]" for i in range(len(x))]
+    if not arrays:
+        raise CvtoolError("Give at least one input: image files, a .npy array or a data file.")
+    kinds = {a.dtype == np.uint8 for a in arrays}
+    if len(kinds) > 1:  # mixing raw uint8 pixels and floats would scale them differently
+        arrays = [a.astype(np.float32) / 255 if a.dtype == np.uint8 else a for a in arrays]
+    return np.concatenate(arrays), names
+
+
+def predictions(outputs, class_names, top: int = 3) -> list[dict]:
+    """Classes and probabilities from network outputs (N, K).
+
+    Softmax outputs are probabilities already; other outputs (sigmoid) are
+    divided by their row sum, so they add up to 1 as well.
+    """
+    a = np.asarray(backend.to_numpy(outputs), dtype=np.float64)
+    total = a.sum(axis=1, keepdims=True)
+    probs = a / np.where(total > 0, total, 1.0)
+    names = list(class_names) or [str(i) for i in range(a.shape[1])]
+    rows = []
+    for i in range(len(a)):
+        order = np.argsort(-probs[i], kind="stable")[:top]
+        rows.append({
+            "class": int(order[0]),
+            "name": names[int(order[0])] if int(order[0]) < len(names) else str(order[0]),
+            "probability": float(probs[i, order[0]]),
+            "top": [{"class": int(c), "probability": float(probs[i, c])} for c in order],
+            "probabilities": probs[i].tolist(),
+        })  # fmt: skip
+    return rows
+
+
+def dense_templates(model, max_units: int = 100) -> tuple[np.ndarray, list[str], dict]:
+    """The first dense layer's incoming weights, one image per unit.
+
+    For the linear classifier ``784,10`` these are the ten class templates.
+    A flat input of D values is drawn as a sqrt(D) x sqrt(D) grey image (or
+    RGB when D / 3 is a square); an image input keeps its (H, W, C) shape.
+
+    Returns
+    -------
+    images : (K, H, W) or (K, H, W, 3) float64, K = min(units, max_units).
+    titles : K labels (class names when the layer is the output layer).
+    info : layer name, units, image shape.
+    """
+    from cvtool.nn.layers import Dense
+
+    names = model.layer_names()
+    idx = next((i for i, layer in enumerate(model.layers) if isinstance(layer, Dense)), None)
+    if idx is None:
+        raise CvtoolError("The model has no dense layer; 'show weights' draws dense weights.")
+    if any(layer.params for layer in model.layers[:idx]):
+        raise CvtoolError(
+            f"The first dense layer ({names[idx]}) does not see the input image (layers with "
+            "weights come before it); its weights are not image templates."
+        )
+    W = np.asarray(backend.to_numpy(model.layers[idx].params["W"]), dtype=np.float64)  # (D, K)
+    d, units = W.shape
+    shape = model.input_shape
+    if len(shape) != 3:
+        side = int(round(d**0.5))
+        side3 = int(round((d / 3) ** 0.5))
+        if side * side == d:
+            shape = (side, side)
+        elif d % 3 == 0 and side3 * side3 * 3 == d:
+            shape = (side3, side3, 3)
+        else:
+            raise CvtoolError(f"Cannot draw {d} input weights as an image (not a square).")
+    elif shape[-1] == 1:
+        shape = shape[:2]
+    k = min(units, max_units)
+    images = W[:, :k].T.reshape((k, *shape))
+    is_output = not any(layer.params for layer in model.layers[idx + 1 :])
+    class_names = list(model.class_names)
+    titles = [
+        (class_names[j] if is_output and j < len(class_names) else f"unit {j}") for j in range(k)
+    ]
+    return images, titles, {"layer": names[idx], "units": units, "shown": k,
+                            "image_shape": list(shape)}  # fmt: skip
