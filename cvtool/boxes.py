@@ -110,6 +110,8 @@ def convert(boxes, src: str, dst: str, offset: float = 0.0):
     """
     check_format(src)
     check_format(dst)
+    if not hasattr(boxes, "dtype"):
+        boxes = np.asarray(boxes, dtype=np.float64)
     xp = array_module(boxes)
     b = boxes.astype(xp.float64) if boxes.dtype.kind != "f" else boxes
     if src == dst:
@@ -218,6 +220,25 @@ def iou(box_a, box_b, fmt: str = "xywh", offset: float = 0.0, giou: bool = False
     return float(f(a, b, fmt, offset)[0, 0])
 
 
+def nms_per_image(
+    images, boxes, scores, iou_threshold: float = 0.5, *, classes=None, score_threshold=None,
+    top_k=None, fmt: str = "xywh", offset: float = 0.0,
+):  # fmt: skip
+    """:func:`nms` run image by image (``top_k`` per image); kept indices in input order.
+
+    ``images`` is an int array (N,) naming each box's image.
+    """
+    images = to_numpy(images).reshape(-1)
+    kept = [np.zeros(0, dtype=np.int64)]
+    for u in np.unique(images):
+        i = np.nonzero(images == u)[0]
+        c = None if classes is None else to_numpy(classes).reshape(-1)[i]
+        k = nms(boxes[i], to_numpy(scores).reshape(-1)[i], iou_threshold, classes=c,
+                score_threshold=score_threshold, top_k=top_k, fmt=fmt, offset=offset)  # fmt: skip
+        kept.append(i[k])
+    return np.sort(np.concatenate(kept))
+
+
 def nms(
     boxes,
     scores,
@@ -264,7 +285,6 @@ def nms(
         )
     if top_k is not None and int(top_k) < 1:
         raise CvtoolError(f"The 'top_k' parameter must be an int >= 1. Got {top_k} instead.")
-    xp = array_module(boxes)
     s = to_numpy(scores).astype(np.float64).reshape(-1)
     if s.shape[0] != boxes.shape[0]:
         raise CvtoolError(
@@ -275,20 +295,45 @@ def nms(
     order = np.argsort(-s, kind="stable")
     if score_threshold is not None:
         order = order[s[order] >= score_threshold]
+    if classes is None:
+        keep = _greedy(boxes, order, iou_threshold, fmt, offset)
+    else:
+        # one class at a time: memory stays at the largest class's K x K matrix
+        c = to_numpy(classes).reshape(-1)[order]
+        mark = np.zeros(s.shape[0], dtype=bool)
+        for u in np.unique(c):
+            mark[_greedy(boxes, order[c == u], iou_threshold, fmt, offset)] = True
+        keep = order[mark[order]]  # all classes, by decreasing score
+    return keep[:top_k] if top_k is not None else keep
+
+
+def _greedy(boxes, order, iou_threshold, fmt, offset):
+    """Greedy sweep over ``order`` (indices by decreasing score); returns the kept indices."""
     if order.size == 0:
         return np.zeros(0, dtype=np.int64)
+    xp = array_module(boxes)
     sel = xp.asarray(order)
     over = to_numpy(box_iou(boxes[sel], boxes[sel], fmt, offset) > iou_threshold)  # (K, K)
-    if classes is not None:
-        c = to_numpy(classes).reshape(-1)[order]
-        over &= c[:, None] == c[None, :]
     alive = np.ones(order.size, dtype=bool)
     keep = []
     for i in range(order.size):  # sequential by nature; each step is one row of a bool matrix
-        if not alive[i]:
-            continue
-        keep.append(i)
-        if top_k is not None and len(keep) >= top_k:
-            break
-        alive &= ~over[i]
+        if alive[i]:
+            keep.append(i)
+            alive &= ~over[i]
     return order[np.asarray(keep, dtype=np.int64)]
+
+
+def parse_box(text: str, name: str = "box") -> list[float]:
+    """Four numbers from text such as ``"10,20,30,40"`` (commas and/or spaces).
+
+    >>> parse_box("10, 20 30,40")
+    [10.0, 20.0, 30.0, 40.0]
+    """
+    parts = [p for p in text.replace(",", " ").split() if p]
+    try:
+        vals = [float(p) for p in parts]
+    except ValueError:
+        vals = []
+    if len(vals) != 4:
+        raise CvtoolError(f"The '{name}' must be 4 numbers like 10,20,30,40. Got {text!r}.")
+    return vals
