@@ -602,7 +602,7 @@ def summarize(
     }
 
 
-def _per_axis(value, whole: str) -> str:
+def per_axis(value, whole: str) -> str:
     """(11, 11) -> '11', (11, 5) -> '11x5', None -> ``whole``."""
     if value is None:
         return whole
@@ -620,13 +620,13 @@ COLUMNS = {
     "weights": ("Weights", lambda r, w: r["weights"]),
     "biases": ("Biases", lambda r, w: r["biases"]),
     "trainable": ("Trainable", lambda r, w: r["trainable"]),
-    "kernel": ("Kernel", lambda r, w: _per_axis(r.get("kernel"), "")),
-    "stride": ("Stride", lambda r, w: _per_axis(r.get("stride"), "")),
-    "padding": ("Padding", lambda r, w: _per_axis(r.get("padding"), "")),
+    "kernel": ("Kernel", lambda r, w: per_axis(r.get("kernel"), "")),
+    "stride": ("Stride", lambda r, w: per_axis(r.get("stride"), "")),
+    "padding": ("Padding", lambda r, w: per_axis(r.get("padding"), "")),
     "activation": ("Activation", lambda r, w: r.get("activation") or ""),
-    "rf": ("Receptive field", lambda r, w: _per_axis(r["rf"], w)),
-    "jump": ("Jump", lambda r, w: _per_axis(r["jump"], w)),
-    "start": ("RF start", lambda r, w: _per_axis(r["rf_start"], w)),
+    "rf": ("Receptive field", lambda r, w: per_axis(r["rf"], w)),
+    "jump": ("Jump", lambda r, w: per_axis(r["jump"], w)),
+    "start": ("RF start", lambda r, w: per_axis(r["rf_start"], w)),
     "macs": ("MACs", lambda r, w: r["macs"]),
     "elements": ("Activations", lambda r, w: r["elements"]),
     "memory": ("Act. bytes", lambda r, w: r["activation_bytes"]),
@@ -671,3 +671,23 @@ def summary_table(summary: dict, cols: list[str]) -> tuple[list[str], list[list]
     whole = "all" if len(summary["input_shape"]) == 3 else "-"
     headers = [COLUMNS[c][0] for c in cols]
     return headers, [[COLUMNS[c][1](r, whole) for c in cols] for r in summary["rows"]]
+
+
+def human_bytes(n: int) -> str:
+    """Bytes in binary units (torchinfo's and Keras' MB are MiB).
+
+    >>> human_bytes(4081192)
+    '3.89 MiB'
+    """
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n} B"
+
+
+def human_count(n: int) -> str:
+    """A count with its SI magnitude: 138357544 -> '138,357,544 (138.36 M)'."""
+    for unit, size in (("G", 10**9), ("M", 10**6), ("k", 10**3)):
+        if n >= size:
+            return f"{n:,} ({n / size:.2f} {unit})"
+    return f"{n:,}"

@@ -11,7 +11,7 @@ import sys
 from typing import Annotated
 
 import typer
-from typer import rich_utils
+import typer.core
 
 from cvtool import __version__
 from cvtool.cli import (
@@ -37,7 +37,67 @@ def _one_line_usage_error(exc) -> None:
     sys.stderr.write(f"error: {message}{where}\n")
 
 
-rich_utils.rich_format_error = _one_line_usage_error
+def _patch_rich_utils(module) -> None:
+    module.rich_format_error = _one_line_usage_error
+
+
+class _OnImport:
+    """Patch typer.rich_utils when Typer first imports it (help, usage errors).
+
+    Importing it eagerly costs ~85 ms (rich.markdown, pygments) on every run,
+    more than ``import typer, rich`` itself; layer-calc must start fast.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "typer.rich_utils":
+            return None
+        sys.meta_path.remove(self)
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            _patch_rich_utils(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if "typer.rich_utils" in sys.modules:
+    _patch_rich_utils(sys.modules["typer.rich_utils"])
+else:
+    sys.meta_path.insert(0, _OnImport())
+
+
+class _LazyCoercion:
+    """Typer's value coercion, built only for a value that needs it.
+
+    Typer 0.29 builds a Pydantic TypeAdapter (importing Pydantic, ~100 ms) even
+    for absent values such as --help's None; absent values are answered here as
+    Typer's RuntimeParam.coerce answers them, everything else goes to Typer.
+    """
+
+    def __init__(self, build):
+        self.build = build
+
+    def coerce(self, value, param, ctx):
+        if value is None:
+            return () if (param.multiple or param.nargs == -1) else None
+        return self.build().coerce(value, param=param, ctx=ctx)
+
+
+_typer_runtime_param = typer.core._TyperParameter.get_runtime_param
+
+
+def _lazy_runtime_param(self):
+    if getattr(self, "_runtime_param", None) is not None:
+        return self._runtime_param
+    return _LazyCoercion(lambda: _typer_runtime_param(self))
+
+
+typer.core._TyperParameter.get_runtime_param = _lazy_runtime_param
 
 app = typer.Typer(
     name="cvtool",

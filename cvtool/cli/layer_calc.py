@@ -1,15 +1,257 @@
-"""Placeholder until its issue lands."""
+"""cvtool layer-calc: output sizes, parameters, receptive fields and memory, no NumPy.
+
+A Typer sub-group: one sub-command per single layer (conv, pool, dense,
+flatten, dropout) and ``net`` for a whole architecture spec. The arithmetic is
+``cvtool.shapes`` (the same functions the layers call); the spec parser is
+``cvtool.nn.spec``. Both are pure Python and imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
 
-from cvtool.cli._common import not_yet
+from cvtool.cli._common import JsonOpt, user_errors
+
+NET_HELP = """Keras/torchinfo-style summary of a whole network.
+
+SPEC is an architecture spec (the language train-mlp and train-cnn take), a
+file holding one ('@file', a path, or '-' for stdin), Nielsen's sizes such as
+784,30,10, or a preset: keras-course, keras-course-improved, nielsen-ch6.
+
+\b
+Spec grammar (layers separated by commas or new lines; '#' starts a comment):
+  input:28x28x1 | input:28x28 | input:784      the input (H x W x C, or a vector)
+  conv:FxK[xK2][:ACT][:s=S][:p=P][:d=D][:bias=0]  P: int, valid or same
+  pool:K | maxpool:K | avgpool:K | l2pool:K [:s=S][:p=P]   stride defaults to K
+  dense:UNITS[:ACT][:bias=0]                    after an image it flattens implicitly
+  dropout:RATE   flatten   batchnorm (bn)   relu|sigmoid|tanh|softmax|identity
+  e.g. input:28x28x1, conv:64x3:relu, pool:2, flatten, dense:10:softmax
+
+'same' pads (K_eff-1)/2 on both sides (odd kernels) and gives ceil(W/S), the
+size of Keras' 'same'. Without --floor, (W - K + 2P) must divide by S exactly.
+Columns (--cols, comma-separated, or 'all'): layer, type, spec, input, output,
+params, weights, biases, trainable, kernel, stride, padding, activation, rf,
+jump, start, macs, elements, memory; torchinfo's output_size, num_params,
+kernel_size, mult_adds work too. Activation memory is the forward pass (input
+and every layer output times batch times dtype bytes); training is twice that.
+"""
+
+InputOpt = Annotated[
+    str, typer.Option("--input", "-i", help="Input shape: HxWxC (227x227x3), HxW or a vector size.")
+]
+FloorOpt = Annotated[
+    bool,
+    typer.Option("--floor", help="Accept Keras/PyTorch floor rounding instead of exact sizes."),
+]
+BiasOpt = Annotated[bool, typer.Option("--bias/--no-bias", help="Count one bias per output.")]
+PaddingOpt = Annotated[
+    str, typer.Option("--padding", "-p", help="Per side: a number, valid or same.")
+]
+
+
+class _Plain:
+    """Coerce a str/int/float option the way click does, without Pydantic.
+
+    Typer 0.29 coerces every non-flag value through a Pydantic TypeAdapter,
+    which imports Pydantic (~100 ms, more than the whole of ``import typer,
+    rich``); layer-calc's options are plain numbers and strings.
+    """
+
+    def __init__(self, kind: type):
+        self.kind = kind
+
+    def coerce(self, value, param=None, ctx=None):
+        if value is None or isinstance(value, self.kind):
+            return value
+        try:
+            return self.kind(value)
+        except (TypeError, ValueError):
+            raise typer.BadParameter(
+                f"{value!r} is not a valid {self.kind.__name__}.", ctx=ctx, param=param
+            ) from None
+
+
+class _PlainCommand(TyperCommand):
+    """A TyperCommand whose str/int/float parameters skip Typer's Pydantic coercion."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+            kinds = [a for a in (getattr(annotation, "__args__", None) or (annotation,))]
+            kinds = [k for k in kinds if k is not type(None)]
+            if len(kinds) == 1 and kinds[0] in (str, int, float):
+                param._runtime_param = _Plain(kinds[0])  # falls back to Typer's if renamed
+
+
+def _single(item: str, input_shape: str, floor: bool, json_out: bool) -> None:
+    """Summarise one layer (given as a spec item) on an input and render it."""
+    from cvtool import shapes
+    from cvtool.nn import spec
+    from cvtool.render import render
+
+    with user_errors():
+        summary = shapes.summarize([spec.parse_layer(item)], spec.parse_dims(input_shape), floor)
+    row = summary["rows"][1]
+    doc = {"spec": item, "floor": floor, **{k: v for k, v in row.items() if k != "index"}}
+    doc["notes"] = summary["notes"]
+    pairs = {
+        "Layer": f"{row['type']}  (as a spec: {item})",
+        "Input": shapes.format_shape(row["input_shape"]),
+        "Output": shapes.format_shape(row["output_shape"]),
+    }
+    for axis, text in row.get("formula", {}).items():
+        pairs[f"Output {axis}"] = text
+    if "padding" in row:
+        pairs["Padding per side"] = shapes.per_axis(row["padding"], "")
+    pairs.update(Weights=row["weights"], Biases=row["biases"], Parameters=row["params"])
+    pairs["MACs"] = shapes.human_count(row["macs"])
+    if row["rf"] is not None:
+        rf, jump = shapes.per_axis(row["rf"], ""), shapes.per_axis(row["jump"], "")
+        pairs["Receptive field / jump"] = f"{rf} / {jump}"
+    for i, note in enumerate(summary["notes"] + ([row["note"]] if "note" in row else [])):
+        pairs[f"Note {i + 1}"] = note
+    render(doc, json_out=json_out, summary=pairs, title=f"layer-calc {row['type']}")
+
+
+def _kernel(text: str) -> str:
+    return text.lower().replace("×", "x")
+
+
+def conv_cmd(
+    input_shape: InputOpt,
+    filters: Annotated[int, typer.Option("--filters", "-f", help="Number of filters F.")],
+    kernel: Annotated[str, typer.Option("--kernel", "-k", help="Kernel K or KhxKw.")],
+    stride: Annotated[int, typer.Option("--stride", "-s", help="Stride S.")] = 1,
+    padding: PaddingOpt = "0",
+    dilation: Annotated[int, typer.Option("--dilation", "-d", help="Dilation D.")] = 1,
+    bias: BiasOpt = True,
+    floor: FloorOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """One convolution: output shape, weights and biases apart, MACs, receptive field."""
+    item = f"conv:{filters}x{_kernel(kernel)}:s={stride}:p={padding}:d={dilation}:bias={int(bias)}"
+    _single(item, input_shape, floor, json_out)
+
+
+def pool_cmd(
+    input_shape: InputOpt,
+    pool: Annotated[int, typer.Option("--pool", "-k", help="Window size K.")] = 2,
+    stride: Annotated[
+        int | None, typer.Option("--stride", "-s", help="Stride (default K).")
+    ] = None,
+    padding: PaddingOpt = "0",
+    mode: Annotated[str, typer.Option("--type", "-t", help="max, avg or l2.")] = "max",
+    floor: FloorOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """One pooling layer (max, average or L2): output shape; no parameters."""
+    kinds = {"max": "maxpool", "avg": "avgpool", "l2": "l2pool"}
+    if mode not in kinds:
+        with user_errors():
+            from cvtool.errors import CvtoolError
+
+            raise CvtoolError(f"The 'type' parameter must be max, avg or l2. Got {mode!r} instead.")
+    item = f"{kinds[mode]}:{pool}:p={padding}" + (f":s={stride}" if stride is not None else "")
+    _single(item, input_shape, floor, json_out)
+
+
+def dense_cmd(
+    input_shape: InputOpt,
+    units: Annotated[int, typer.Option("--units", "-u", help="Number of output units.")],
+    bias: BiasOpt = True,
+    json_out: JsonOpt = False,
+) -> None:
+    """One fully connected layer (an image input is flattened first)."""
+    _single(f"dense:{units}:bias={int(bias)}", input_shape, False, json_out)
+
+
+def flatten_cmd(input_shape: InputOpt, json_out: JsonOpt = False) -> None:
+    """Flatten: HxWxC -> H*W*C, no parameters."""
+    _single("flatten", input_shape, False, json_out)
+
+
+def dropout_cmd(
+    input_shape: InputOpt,
+    rate: Annotated[float, typer.Option("--rate", "-r", help="Fraction dropped.")] = 0.5,
+    json_out: JsonOpt = False,
+) -> None:
+    """Dropout: same shape, no parameters."""
+    _single(f"dropout:{rate}", input_shape, False, json_out)
+
+
+def net_cmd(
+    spec_text: Annotated[str | None, typer.Argument(metavar="SPEC", show_default=False)] = None,
+    spec_file: Annotated[
+        str | None, typer.Option("--spec", help="Read the spec from a file.")
+    ] = None,
+    input_shape: Annotated[
+        str | None, typer.Option("--input", "-i", help="Input shape if the spec has none.")
+    ] = None,
+    batch: Annotated[int, typer.Option("--batch", "-b", help="Batch size for memory.")] = 1,
+    dtype: Annotated[
+        str, typer.Option("--dtype", help="float16, bfloat16, float32, float64, int8.")
+    ] = "float32",
+    cols: Annotated[str | None, typer.Option("--cols", help="Columns to show (see above).")] = None,
+    floor: FloorOpt = False,
+    json_out: JsonOpt = False,
+    csv_out: Annotated[bool, typer.Option("--csv", help="Write the layer table as CSV.")] = False,
+) -> None:
+    from cvtool import shapes
+    from cvtool.errors import CvtoolError
+    from cvtool.nn import spec
+    from cvtool.render import kv_table, make_table, render
+
+    with user_errors():
+        if (spec_text is None) == (spec_file is None):
+            raise CvtoolError("Give the architecture as SPEC or as --spec FILE (one of them).")
+        text = sys.stdin.read() if spec_text == "-" else spec_text or "@" + spec_file
+        shape = spec.parse_dims(input_shape) if input_shape else None
+        columns = shapes.parse_columns(cols)
+        summary = shapes.summarize(spec.parse_network(text), shape, floor, batch, dtype)
+    headers, rows = shapes.summary_table(summary, columns)
+    if csv_out:
+        import csv
+
+        csv.writer(sys.stdout, lineterminator="\n").writerows([headers, *rows])
+        return
+    t = summary["totals"]
+    totals = {
+        "Total params": t["params"],
+        "Trainable params": t["trainable"],
+        "Non-trainable params": t["non_trainable"],
+        "Weights / biases": f"{t['weights']:,} / {t['biases']:,}",
+        "Total MACs (one sample)": shapes.human_count(t["macs"]),
+        "Param memory": "  ".join(
+            f"{d}: {shapes.human_bytes(t['param_bytes'][d])}"
+            for d in ("float16", "float32", "float64")
+        ),
+        f"Activations, forward (batch {batch}, {dtype})": shapes.human_bytes(t["forward_bytes"]),
+        "Activations, forward + backward": shapes.human_bytes(t["forward_backward_bytes"]),
+    }
+    for i, note in enumerate(summary["notes"]):
+        totals[f"Note {i + 1}"] = note
+    tables = [make_table(headers, rows, title="layer-calc net"), kv_table(totals)]
+    tables[1].caption, tables[1].caption_justify = summary["counts"], "left"
+    render(summary, json_out=json_out, tables=tables, summary={})
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(
-        "layer-calc",
-        help="Output sizes, parameter counts and memory of layers and networks.",
-        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    calc = typer.Typer(
+        name="layer-calc",
+        help="Output sizes, parameter counts, receptive fields and memory of layers and "
+        "networks (pure arithmetic, no NumPy). 'cvtool layer-calc net --help' gives the "
+        "spec grammar.",
+        no_args_is_help=True,
     )
-    def layer_calc_cmd() -> None:
-        not_yet("layer-calc", "issue 3")
+    calc.command("conv", cls=_PlainCommand)(conv_cmd)
+    calc.command("pool", cls=_PlainCommand)(pool_cmd)
+    calc.command("dense", cls=_PlainCommand)(dense_cmd)
+    calc.command("flatten", cls=_PlainCommand)(flatten_cmd)
+    calc.command("dropout", cls=_PlainCommand)(dropout_cmd)
+    calc.command("net", cls=_PlainCommand, help=NET_HELP.replace("[", "\\["))(net_cmd)
+    app.add_typer(calc, name="layer-calc")
