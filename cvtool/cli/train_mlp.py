@@ -35,7 +35,7 @@ def model_from_layers(layers: str, activation: str, cost: str, init: str, input_
     from cvtool.nn.model import Sequential
 
     text = S.PRESETS.get(layers, layers)
-    if all(p.strip().isdigit() for p in text.split(",") if p.strip()):
+    if ":" not in text and any(p.strip().isdigit() for p in text.split(",")):  # 784,30,10
         specs = S.layers_from_sizes(text, activation)
         if specs[0]["shape"] != (input_size,):
             raise CvtoolError(

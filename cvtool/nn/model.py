@@ -401,6 +401,9 @@ class Sequential:
         # multiply of an (m, K) array instead of one per parameter array.
         prescale = opt.prescale if opt.prescale != 1.0 else None
         xtake, ytake = x.take, Y.take
+        # A diverging run overflows: that is reported as stopped='nan', not as warnings.
+        errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
+        errstate.__enter__()
         try:
             for epoch in range(1, epochs + 1):
                 t0 = time.perf_counter()
@@ -451,6 +454,8 @@ class Sequential:
                         break
         except KeyboardInterrupt:
             hist.stopped = "interrupted"
+        finally:
+            errstate.__exit__(None, None, None)
         if hist.stopped != "completed" and best_params is not None:
             self._set_params(best_params)
             hist.restored_best = True
