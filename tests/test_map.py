@@ -1,0 +1,237 @@
+"""mAP: COCO mode against pycocotools' COCOeval, VOC modes against a plain reference."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+
+import numpy as np
+import pytest
+
+from cvtool.boxes_io import detections_from_coco, ground_truth_from_coco
+from cvtool.boxes_synth import synthetic_coco
+from cvtool.detection_eval import coco_evaluate, voc_ap, voc_evaluate
+
+
+def pycoco_eval(gt, dets):
+    """COCOeval(bbox) evaluate + accumulate + summarize on deep copies (it mutates its input)."""
+    coco = pytest.importorskip("pycocotools.coco")
+    cocoeval = pytest.importorskip("pycocotools.cocoeval")
+    with contextlib.redirect_stdout(io.StringIO()):
+        cg = coco.COCO()
+        cg.dataset = copy.deepcopy(gt)
+        cg.createIndex()
+        cd = cg.loadRes(copy.deepcopy(dets)) if dets else coco.COCO()
+        E = cocoeval.COCOeval(cg, cd, "bbox")
+        E.evaluate()
+        E.accumulate()
+        E.summarize()
+    return E
+
+
+def ours(gt, dets):
+    G = ground_truth_from_coco(gt)
+    return coco_evaluate(G, detections_from_coco(dets, G))
+
+
+def assert_same(r, E):
+    np.testing.assert_allclose(r["precision"], E.eval["precision"], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(r["recall"], E.eval["recall"], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(r["stats"], E.stats, atol=1e-6, rtol=0)
+
+
+# ---------------------------------------------------------------- COCO vs pycocotools
+def test_coco_equals_pycocotools_several_hundred_images():
+    gt, dets = synthetic_coco(n_images=300, n_cats=8, seed=11)
+    crowd = sum(a["iscrowd"] for a in gt["annotations"])
+    scores = [d["score"] for d in dets]
+    assert crowd > 20 and len(set(scores)) < len(scores) / 10  # crowds and many score ties
+    areas = np.array([a["area"] for a in gt["annotations"]])
+    assert (
+        (areas < 32**2).any()
+        and ((areas > 32**2) & (areas < 96**2)).any()
+        and (areas > 96**2).any()
+    )
+    r, E = ours(gt, dets), pycoco_eval(gt, dets)
+    assert_same(r, E)
+    assert 0.05 < r["stats"][0] < 0.9  # a non-degenerate case
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_coco_equals_pycocotools_dense_and_tied(seed):
+    # more detections than maxDets=100 in some (image, class) groups, crowd-heavy, coarse scores
+    gt, dets = synthetic_coco(n_images=25, n_cats=3, gt_per_image=12, dets_per_image=260,
+                              crowd_frac=0.2, score_decimals=1, seed=seed)  # fmt: skip
+    assert_same(ours(gt, dets), pycoco_eval(gt, dets))
+
+
+def test_coco_category_without_gt_and_image_without_anything():
+    gt, dets = synthetic_coco(n_images=30, n_cats=4, seed=5)
+    gt["categories"].append({"id": 99, "name": "never"})
+    gt["images"].append({"id": 123457})
+    dets.append({"image_id": 123457, "category_id": 99, "bbox": [1, 1, 5, 5], "score": 0.5})
+    r, E = ours(gt, dets), pycoco_eval(gt, dets)
+    assert_same(r, E)
+    assert r["precision"][0, 0, -1, 0, -1] == -1  # no gt: -1, like COCOeval
+
+
+def test_coco_annotation_id_zero_quirk_is_reproduced():
+    gt, dets = synthetic_coco(n_images=20, n_cats=2, seed=7)
+    for i, a in enumerate(gt["annotations"]):
+        a["id"] = i  # the first annotation has id 0
+    assert_same(ours(gt, dets), pycoco_eval(gt, dets))
+
+
+def test_coco_empty_detections_give_zero():
+    gt, _ = synthetic_coco(n_images=10, n_cats=2, seed=8)
+    r = ours(gt, [])
+    assert (r["stats"] == 0).all()
+
+
+def test_coco_tiny_hand_case():
+    gt = {
+        "images": [{"id": 1}],
+        "categories": [{"id": 1, "name": "a"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "area": 100, "iscrowd": 0},
+            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [50, 50, 10, 10], "area": 100, "iscrowd": 0},
+        ],
+    }  # fmt: skip
+    # one perfect hit (score .9), one miss (.8), the second object never found
+    dets = [
+        {"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.9},
+        {"image_id": 1, "category_id": 1, "bbox": [30, 30, 5, 5], "score": 0.8},
+    ]
+    r = ours(gt, dets)
+    # recall reaches 0.5 at precision 1 at every IoU threshold: 51 of 101 points are 1
+    assert r["stats"][0] == pytest.approx(51 / 101)
+    assert r["stats"][8] == pytest.approx(0.5)  # AR@100
+    assert r["stats"][3] == r["stats"][0]  # both objects are small (area 100 < 32**2)
+    assert r["stats"][4] == r["stats"][5] == -1  # no medium or large ones: -1 as in COCOeval
+    assert_same(r, pycoco_eval(gt, dets))
+
+
+def test_crowd_region_absorbs_detections():
+    gt = {
+        "images": [{"id": 1}],
+        "categories": [{"id": 1, "name": "a"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 100, 100], "area": 1e4, "iscrowd": 1},
+            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [200, 200, 20, 20], "area": 400, "iscrowd": 0},
+        ],
+    }  # fmt: skip
+    # two small detections inside the crowd (IoU = inter/area(det) = 1): ignored, not false positives
+    dets = [
+        {"image_id": 1, "category_id": 1, "bbox": [10, 10, 10, 10], "score": 0.95},
+        {"image_id": 1, "category_id": 1, "bbox": [40, 40, 10, 10], "score": 0.9},
+        {"image_id": 1, "category_id": 1, "bbox": [200, 200, 20, 20], "score": 0.5},
+    ]
+    r = ours(gt, dets)
+    assert r["stats"][0] == pytest.approx(1.0)
+    assert_same(r, pycoco_eval(gt, dets))
+
+
+# ---------------------------------------------------------------- VOC vs a plain reference
+def voc_reference(gt, dets, use_07, thr=0.5, offset=0.0):
+    """The devkit's algorithm, one detection at a time (py-faster-rcnn voc_eval, >= thr)."""
+    cats = sorted(c["id"] for c in gt["categories"])
+    aps = {}
+    for c in cats:
+        R = {}
+        for a in gt["annotations"]:
+            if a["category_id"] == c:
+                R.setdefault(a["image_id"], []).append(a)
+        npos = sum(1 for v in R.values() for a in v if not (a.get("difficult") or a["iscrowd"]))
+        ds = [d for d in dets if d["category_id"] == c]
+        ds = sorted(ds, key=lambda d: -d["score"])  # stable
+        used = {k: [False] * len(v) for k, v in R.items()}
+        tp, fp = np.zeros(len(ds)), np.zeros(len(ds))
+        for i, d in enumerate(ds):
+            x, y, w, h = d["bbox"]
+            bb = [x, y, x + w - offset, y + h - offset]
+            ovmax, jmax = -np.inf, -1
+            for j, a in enumerate(R.get(d["image_id"], [])):
+                gx, gy, gw, gh = a["bbox"]
+                g = [gx, gy, gx + gw - offset, gy + gh - offset]
+                iw = max(min(bb[2], g[2]) - max(bb[0], g[0]) + offset, 0.0)
+                ih = max(min(bb[3], g[3]) - max(bb[1], g[1]) + offset, 0.0)
+                inter = iw * ih
+                uni = w * h + gw * gh - inter
+                ov = inter / uni if uni > 0 else 0.0
+                if ov > ovmax:
+                    ovmax, jmax = ov, j
+            if ovmax >= thr:
+                a = R[d["image_id"]][jmax]
+                if not (a.get("difficult") or a["iscrowd"]):
+                    if not used[d["image_id"]][jmax]:
+                        tp[i], used[d["image_id"]][jmax] = 1, True
+                    else:
+                        fp[i] = 1
+            else:
+                fp[i] = 1
+        if npos == 0:
+            aps[c] = None
+            continue
+        tpc, fpc = np.cumsum(tp), np.cumsum(fp)
+        rec = tpc / npos
+        prec = tpc / np.maximum(tpc + fpc, np.finfo(np.float64).eps)
+        if use_07:
+            ap = (
+                sum(
+                    (prec[rec >= t].max() if (rec >= t).any() else 0)
+                    for t in np.arange(0, 1.1, 0.1)
+                )
+                / 11
+            )
+        else:
+            mrec = np.concatenate(([0.0], rec, [1.0]))
+            mpre = np.concatenate(([0.0], prec, [0.0]))
+            for i in range(mpre.size - 1, 0, -1):
+                mpre[i - 1] = max(mpre[i - 1], mpre[i])
+            i = np.where(mrec[1:] != mrec[:-1])[0]
+            ap = np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1])
+        aps[c] = ap
+    return aps
+
+
+@pytest.mark.parametrize("use_07", [True, False])
+@pytest.mark.parametrize("offset", [0.0, 1.0])
+def test_voc_equals_reference(use_07, offset):
+    gt, dets = synthetic_coco(n_images=80, n_cats=5, seed=21)
+    rng = np.random.default_rng(0)
+    for a in gt["annotations"]:
+        a["difficult"] = int(rng.random() < 0.1)
+    G = ground_truth_from_coco(gt)
+    r = voc_evaluate(G, detections_from_coco(dets, G), use_07=use_07, offset=offset)
+    ref = voc_reference(gt, dets, use_07, offset=offset)
+    ours_ap = dict(zip(G.cat_ids, r["per_class_ap"], strict=True))
+    for c in G.cat_ids:
+        assert ours_ap[c] == pytest.approx(ref[c], abs=1e-12)
+    assert r["map"] == pytest.approx(np.mean(list(ref.values())), abs=1e-12)
+
+
+def test_voc_ap_hand_cases():
+    rec, prec = np.array([0.5, 0.5, 1.0]), np.array([1.0, 0.5, 2 / 3])
+    assert voc_ap(rec, prec, use_07=False) == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+    assert voc_ap(rec, prec, use_07=True) == pytest.approx((6 * 1 + 5 * 2 / 3) / 11)
+
+
+def test_voc_difficult_is_neither_tp_nor_fp():
+    gt = {
+        "images": [{"id": 1}],
+        "categories": [{"id": 1, "name": "a"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "iscrowd": 0, "difficult": 1},
+            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [50, 0, 10, 10], "iscrowd": 0},
+        ],
+    }  # fmt: skip
+    dets = [
+        {"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.9},  # difficult hit
+        {"image_id": 1, "category_id": 1, "bbox": [50, 0, 10, 10], "score": 0.8},  # tp
+        {"image_id": 1, "category_id": 1, "bbox": [50, 0, 10, 10], "score": 0.7},  # duplicate: fp
+    ]
+    G = ground_truth_from_coco(gt)
+    r = voc_evaluate(G, detections_from_coco(dets, G))
+    assert r["npos"].tolist() == [1]
+    assert r["per_class_ap"] == [1.0]
