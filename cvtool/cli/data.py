@@ -125,7 +125,9 @@ def convert_cmd(
         "image_shape": "x".join(map(str, ds.image_shape)),
         "written": [str(p) for p in written],
     }
-    render(doc, json_out=json_out, title="Converted")
+    summary = {k: v for k, v in doc.items() if k != "written"}
+    summary["written"] = ", ".join(doc["written"])
+    render(doc, json_out=json_out, title="Converted", summary=summary)
 
 
 @data_app.command("fetch")
@@ -159,14 +161,16 @@ def fetch_cmd(
     from cvtool.data.fetch import fetch_dataset
     from cvtool.render import make_table, render, stderr
 
+    console = stderr()
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
-        console=stderr(),
+        console=console,
         transient=True,
+        disable=not console.is_terminal,  # no bar (and no stray newline) in pipes and logs
     )
     tasks: dict[str, int] = {}
 
