@@ -116,7 +116,9 @@ def test_agrees_with_scipy_affine_transform(xp, rng, fill, interpolation, order,
     refu = np.stack(
         [_scipy_warp(xu[i].astype(float), inverse[i], 1, FILLS[fill], 64) for i in range(shape[0])]
     )
-    assert np.abs(outu - refu).max() <= 0.5 + 1e-3  # rounded to nearest
+    # single-channel uint8 uses 8-bit fixed-point weights: within one grey level of exact
+    assert np.abs(outu - refu).max() < 1.0
+    assert np.abs(outu - refu).mean() < 0.3
 
 
 def test_chunking_does_not_change_the_result(rng):
