@@ -67,18 +67,34 @@ def test_list_finds_the_debian_fashion_mnist(cli, monkeypatch):
     assert (rows["fashion-mnist"]["train"], rows["fashion-mnist"]["test"]) == (60000, 10000)
 
 
-@pytest.mark.parametrize(
-    "out,fmt", [("s.npz", None), ("s.csv", None), ("idx", None), ("png", "folder")]
-)
+@pytest.mark.parametrize("out,fmt", [("s.npz", None), ("s.csv", None), ("idx", None)])
 def test_convert_then_info(cli, tmp_path, out, fmt):
     args = ["data", "convert", "mnist-sample", tmp_path / out, "--json"]
     doc = ok_json(cli(*args, *(["--format", fmt] if fmt else [])))
-    assert doc["format"] == (fmt or {"s.npz": "npz", "s.csv": "csv", "idx": "idx"}[out])
+    assert doc["format"] == (fmt or out.split(".")[-1])
     info = ok_json(cli("data", "info", tmp_path / out, "--json"))
     assert (info["train"], info["test"], info["image_shape"]) == (4000, 1000, [28, 28])
     assert info["balanced"] and info["format"] == doc["format"]
     one_line_error(cli(*args, *(["--format", fmt] if fmt else [])), "exists")
     assert cli(*args, "--force", *(["--format", fmt] if fmt else [])).exit_code == 0
+
+
+def test_convert_to_image_folder_and_back(cli, tmp_path, tiny_npz):
+    doc = ok_json(
+        cli("data", "convert", tiny_npz, tmp_path / "png", "--format", "folder", "--json")
+    )
+    assert doc["written"] == [str(tmp_path / "png")]
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == ["test", "train"]
+    info = ok_json(cli("data", "info", tmp_path / "png", "--json"))
+    assert (info["format"], info["train"], info["test"], info["image_shape"]) == (
+        "folder",
+        30,
+        10,
+        [6, 6],
+    )
+    assert [c["name"] for c in info["classes"]] == [str(i) for i in range(10)]
+    back = ok_json(cli("data", "convert", tmp_path / "png", tmp_path / "back.npz", "--json"))
+    assert back["train"] == 30
 
 
 def test_convert_csv_with_shape(cli, tmp_path):
@@ -94,12 +110,24 @@ def test_convert_csv_with_shape(cli, tmp_path):
         assert z["x_train"][0].tolist() == [[0, 1, 2], [3, 4, 5]]
 
 
-def test_bad_inputs_exit_2_with_one_line(cli, tmp_path):
+@pytest.fixture
+def tiny_npz(tmp_path):
+    from cvtool.data.datasets import Dataset
+    from cvtool.data.formats import write_any
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (40, 6, 6), dtype=np.uint8)
+    ds = Dataset("tiny", x[:30], np.arange(30) % 10, x[30:], np.arange(10) % 10)
+    write_any(ds, tmp_path / "tiny.npz")
+    return tmp_path / "tiny.npz"
+
+
+def test_bad_inputs_exit_2_with_one_line(cli, tmp_path, tiny_npz):
     one_line_error(cli("data", "info", "cifar-11"), "Unknown dataset 'cifar-11'")
     one_line_error(cli("data", "info", tmp_path / "missing.npz"), "Unknown dataset")
     (tmp_path / "empty").mkdir()
     one_line_error(cli("data", "info", tmp_path / "empty"), "empty folder")
-    cli("data", "convert", "mnist-sample", tmp_path / "idx")
+    assert cli("data", "convert", tiny_npz, tmp_path / "idx").exit_code == 0
     labels = tmp_path / "idx" / "t10k-labels-idx1-ubyte.gz"
     raw = gzip.decompress(labels.read_bytes())
     labels.write_bytes(gzip.compress(raw[:-10]))
@@ -109,8 +137,8 @@ def test_bad_inputs_exit_2_with_one_line(cli, tmp_path):
     labels.write_bytes(
         gzip.compress(b"\x00\x00\x08\x01" + (999).to_bytes(4, "big") + b"\x00" * 999)
     )
-    one_line_error(cli("data", "info", tmp_path / "idx"), "1000 images but 999 labels")
-    cli("data", "convert", "mnist-sample", tmp_path / "png", "--format", "folder")
+    one_line_error(cli("data", "info", tmp_path / "idx"), "10 images but 999 labels")
+    assert cli("data", "convert", tiny_npz, tmp_path / "png", "--format", "folder").exit_code == 0
     (tmp_path / "png" / "test" / "3" / "zz.png").write_bytes(b"broken")
     one_line_error(cli("data", "info", tmp_path / "png"), "Cannot read image")
     one_line_error(cli("data", "convert", "mnist-sample", tmp_path / "x.h5"), "output format")
