@@ -140,8 +140,29 @@ def area(boxes, fmt: str = "xywh", offset: float = 0.0):
 
 
 def _corners(boxes, fmt, offset):
+    """x1, y1, x2, y2 and area (N,) each; xywh areas are w*h exactly, as pycocotools has them."""
+    if fmt == "xywh":
+        b = boxes if boxes.dtype.kind == "f" else boxes.astype(array_module(boxes).float64)
+        x, y, w, h = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+        return x, y, x + w - offset, y + h - offset, w * h
     b = convert(boxes, fmt, "xyxy", offset)
-    return b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    return x1, y1, x2, y2, (x2 - x1 + offset) * (y2 - y1 + offset)
+
+
+def _intersection(ca, cb, offset, xp):
+    """(N, M) intersection areas from two _corners tuples, with few temporaries."""
+    w = xp.minimum(ca[2][:, None], cb[2][None, :])
+    w -= xp.maximum(ca[0][:, None], cb[0][None, :])
+    h = xp.minimum(ca[3][:, None], cb[3][None, :])
+    h -= xp.maximum(ca[1][:, None], cb[1][None, :])
+    if offset:
+        w += offset
+        h += offset
+    xp.maximum(w, 0.0, out=w)
+    xp.maximum(h, 0.0, out=h)
+    w *= h
+    return w
 
 
 def box_iou(a, b, fmt: str = "xywh", offset: float = 0.0, crowd=None):
@@ -170,19 +191,19 @@ def box_iou(a, b, fmt: str = "xywh", offset: float = 0.0, crowd=None):
     [[0.3333]]
     """
     xp = array_module(a)
-    ax1, ay1, ax2, ay2 = _corners(a, fmt, offset)
-    bx1, by1, bx2, by2 = _corners(b, fmt, offset)
-    area_a = ((ax2 - ax1 + offset) * (ay2 - ay1 + offset))[:, None]  # (N, 1)
-    area_b = ((bx2 - bx1 + offset) * (by2 - by1 + offset))[None, :]  # (1, M)
-    w = xp.minimum(ax2[:, None], bx2[None, :]) - xp.maximum(ax1[:, None], bx1[None, :]) + offset
-    h = xp.minimum(ay2[:, None], by2[None, :]) - xp.maximum(ay1[:, None], by1[None, :]) + offset
-    inter = xp.clip(w, 0, None) * xp.clip(h, 0, None)  # (N, M)
-    union = area_a + area_b - inter
+    ca, cb = _corners(a, fmt, offset), _corners(b, fmt, offset)
+    inter = _intersection(ca, cb, offset, xp)  # (N, M)
+    area_a = ca[4][:, None]  # (N, 1)
+    union = area_a + cb[4][None, :]
+    union -= inter
     if crowd is not None:
         crowd = xp.asarray(crowd, dtype=bool)[None, :]
-        union = xp.where(crowd, xp.broadcast_to(area_a, union.shape), union)
-    safe = xp.where(union > 0, union, 1.0)
-    return xp.where(union > 0, inter / safe, 0.0)
+        union = xp.where(crowd, area_a, union)
+    # union is 0 only when both boxes are empty, and then inter is 0 too: IoU 0
+    xp.maximum(union, np.finfo(np.float64).tiny, out=union)
+    inter /= union
+    # (x + w) - x is not exactly w in floating point: keep the ratio in [0, 1]
+    return xp.minimum(inter, 1.0, out=inter)
 
 
 def box_giou(a, b, fmt: str = "xywh", offset: float = 0.0):
@@ -192,20 +213,15 @@ def box_giou(a, b, fmt: str = "xywh", offset: float = 0.0):
     ``torchvision.ops.generalized_box_iou``.
     """
     xp = array_module(a)
-    ax1, ay1, ax2, ay2 = _corners(a, fmt, offset)
-    bx1, by1, bx2, by2 = _corners(b, fmt, offset)
-    area_a = ((ax2 - ax1 + offset) * (ay2 - ay1 + offset))[:, None]
-    area_b = ((bx2 - bx1 + offset) * (by2 - by1 + offset))[None, :]
-    w = xp.minimum(ax2[:, None], bx2[None, :]) - xp.maximum(ax1[:, None], bx1[None, :]) + offset
-    h = xp.minimum(ay2[:, None], by2[None, :]) - xp.maximum(ay1[:, None], by1[None, :]) + offset
-    inter = xp.clip(w, 0, None) * xp.clip(h, 0, None)
-    union = area_a + area_b - inter
-    cw = xp.maximum(ax2[:, None], bx2[None, :]) - xp.minimum(ax1[:, None], bx1[None, :]) + offset
-    ch = xp.maximum(ay2[:, None], by2[None, :]) - xp.minimum(ay1[:, None], by1[None, :]) + offset
-    enclose = cw * ch
+    ca, cb = _corners(a, fmt, offset), _corners(b, fmt, offset)
+    inter = _intersection(ca, cb, offset, xp)
+    union = ca[4][:, None] + cb[4][None, :] - inter
+    cw = xp.maximum(ca[2][:, None], cb[2][None, :]) - xp.minimum(ca[0][:, None], cb[0][None, :])
+    ch = xp.maximum(ca[3][:, None], cb[3][None, :]) - xp.minimum(ca[1][:, None], cb[1][None, :])
+    enclose = (cw + offset) * (ch + offset)
     iou = xp.where(union > 0, inter / xp.where(union > 0, union, 1.0), 0.0)
     penalty = xp.where(enclose > 0, (enclose - union) / xp.where(enclose > 0, enclose, 1.0), 0.0)
-    return iou - penalty
+    return xp.minimum(iou, 1.0) - xp.maximum(penalty, 0.0)  # rounding can not flip the order
 
 
 def iou(box_a, box_b, fmt: str = "xywh", offset: float = 0.0, giou: bool = False) -> float:
