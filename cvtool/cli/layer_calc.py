@@ -40,6 +40,20 @@ kernel_size, mult_adds work too. Activation memory is the forward pass (input
 and every layer output times batch times dtype bytes); training is twice that.
 """
 
+GROUP_HELP = """Output sizes, parameter counts, receptive fields, MACs and memory of layers
+and networks: pure arithmetic, no NumPy (the same formulas the layers use).
+
+\b
+Examples:
+  cvtool layer-calc conv --input 227x227x3 --filters 96 --kernel 11 --stride 4
+  cvtool layer-calc pool --input 55x55x96 --pool 3 --stride 2 --type max
+  cvtool layer-calc dense --input 784 --units 30 --no-bias
+  cvtool layer-calc net keras-course --batch 32 --cols layer,output,params,macs
+  cvtool layer-calc net "input:28x28x1, conv:20x5:relu, pool:2, dense:10" --json
+
+'cvtool layer-calc net --help' gives the architecture spec grammar.
+"""
+
 InputOpt = Annotated[
     str, typer.Option("--input", "-i", help="Input shape: HxWxC (227x227x3), HxW or a vector size.")
 ]
@@ -185,7 +199,12 @@ def dropout_cmd(
 
 
 def net_cmd(
-    spec_text: Annotated[str | None, typer.Argument(metavar="SPEC", show_default=False)] = None,
+    spec_text: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="SPEC", help="Spec, @file, path, '-', sizes or preset.", show_default=False
+        ),
+    ] = None,
     spec_file: Annotated[
         str | None, typer.Option("--spec", help="Read the spec from a file.")
     ] = None,
@@ -243,9 +262,7 @@ def net_cmd(
 def register(app: typer.Typer) -> None:
     calc = typer.Typer(
         name="layer-calc",
-        help="Output sizes, parameter counts, receptive fields and memory of layers and "
-        "networks (pure arithmetic, no NumPy). 'cvtool layer-calc net --help' gives the "
-        "spec grammar.",
+        help=GROUP_HELP,
         no_args_is_help=True,
     )
     calc.command("conv", cls=_PlainCommand)(conv_cmd)
