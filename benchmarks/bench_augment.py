@@ -9,7 +9,9 @@ Methods, all in the same run, each in a forked child (benchmarks/_common.py):
 
 - cvtool       ``augment.random_affine_batch`` (sampling + matrices + batched warp)
 - torch        batched ``affine_grid`` + ``grid_sample`` (align_corners=True, zeros
-               padding), uint8 -> float32 -> uint8 included
+               padding), uint8 -> float32 -> uint8 included; with --threads
+               intra-op threads (default 2) and again with 1 (on a loaded
+               2-core machine OpenMP threads that spin can make 2 slower than 1)
 - opencv       ``cv2.warpAffine`` per image in a Python loop (INTER_LINEAR, BORDER_CONSTANT)
 - scipy        ``scipy.ndimage.affine_transform`` per image (order=1, grid-constant)
 - albumentations  ``Compose([HorizontalFlip(p=0.5), Affine(...)])`` per image
@@ -162,6 +164,7 @@ def main(argv=None) -> None:
         "cvtool": (run_cvtool, (x, args.seed)),
         "cvtool-warp-only": (run_cvtool_warp, (x, args.seed)),
         "torch-affine_grid": (run_torch, (x, args.seed, args.threads)),
+        "torch-affine_grid-1thread": (run_torch, (x, args.seed, 1)),
         "opencv-loop": (run_opencv, (x, args.seed)),
         "scipy-loop": (run_scipy, (x, args.seed)),
         "albumentations": (run_albumentations, (x, args.seed)),
@@ -174,7 +177,8 @@ def main(argv=None) -> None:
         try:
             import importlib
 
-            mod = {"torch-affine_grid": "torch", "opencv-loop": "cv2", "scipy-loop": "scipy",
+            mod = {"torch-affine_grid": "torch", "torch-affine_grid-1thread": "torch",
+                   "opencv-loop": "cv2", "scipy-loop": "scipy",
                    "albumentations": "albumentations"}.get(name)  # fmt: skip
             if mod:
                 importlib.import_module(mod)
@@ -190,7 +194,8 @@ def main(argv=None) -> None:
         rows.append({"name": name, "seconds": med, "img_per_s": round(args.n / med),
                      "min_s": min(times), "max_s": max(times), "peak_mb": peak})  # fmt: skip
     for r in rows:  # same matrices -> outputs comparable (albumentations samples its own)
-        if r["name"] in ("torch-affine_grid", "opencv-loop", "scipy-loop", "cvtool-warp-only"):
+        if r["name"] in ("torch-affine_grid", "opencv-loop", "scipy-loop", "cvtool-warp-only",
+                         "torch-affine_grid-1thread"):  # fmt: skip
             diff = np.abs(outputs[r["name"]].astype(int) - outputs["cvtool"].astype(int))
             r["mean_abs_diff_vs_cvtool"] = round(float(diff.mean()), 4)
             r["max_abs_diff_vs_cvtool"] = int(diff.max())
@@ -199,7 +204,8 @@ def main(argv=None) -> None:
     report(title, rows, "torch-affine_grid", args.json,
            columns=("seconds", "img_per_s", "min_s", "max_s", "peak_mb"))  # fmt: skip
     by = {r["name"]: r["seconds"] for r in rows}
-    for other in ("torch-affine_grid", "opencv-loop", "albumentations", "scipy-loop"):
+    for other in ("torch-affine_grid", "torch-affine_grid-1thread", "opencv-loop", "albumentations",
+                  "scipy-loop"):  # fmt: skip
         if "cvtool" in by and other in by:
             print(f"cvtool speed / {other} speed = {by[other] / by['cvtool']:.2f}x")
 
