@@ -152,6 +152,13 @@ def test_bad_inputs_exit_2_with_one_line(cli, tmp_path, tiny_npz):
 # ---------------------------------------------------------------- fetch
 
 
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch):
+    """The local server must be reached directly even where a proxy is configured."""
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+
+
 class _Quiet(SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass

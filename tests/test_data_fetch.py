@@ -17,6 +17,13 @@ SAMPLE = PACKAGE_DIR / "mnist-sample"
 SAMPLE_MD5 = {f: md5_file(SAMPLE / f) for f in SOURCES["mnist"]["md5"]}
 
 
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch):
+    """The local server must be reached directly even where a proxy is configured."""
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+
+
 class _Quiet(SimpleHTTPRequestHandler):
     def log_message(self, *args):  # keep pytest output clean
         pass
