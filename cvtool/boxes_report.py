@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from cvtool import boxes_io
-from cvtool.detection_eval import STAT_NAMES, coco_evaluate, voc_evaluate
+from cvtool.boxes_voc import voc_evaluate
+from cvtool.detection_eval import STAT_NAMES, coco_evaluate
 from cvtool.errors import CvtoolError
 
 MODES = ("coco", "voc07", "voc12")

@@ -11,7 +11,8 @@ import pytest
 
 from cvtool.boxes_io import detections_from_coco, ground_truth_from_coco
 from cvtool.boxes_synth import synthetic_coco
-from cvtool.detection_eval import coco_evaluate, voc_ap, voc_evaluate
+from cvtool.boxes_voc import voc_ap, voc_evaluate
+from cvtool.detection_eval import coco_evaluate
 
 
 def pycoco_eval(gt, dets):

@@ -71,16 +71,16 @@ def matrix_cmd(
     """The N x M IoU (or GIoU) matrix of two box files, computed without Python loops."""
     with user_errors():
         from cvtool import backend as be
-        from cvtool import boxes, boxes_io
+        from cvtool import boxes, boxes_files
         from cvtool.render import make_table, render
 
         xp = be.get_xp(backend)
         off = _offset(voc_pixels)
-        a = xp.asarray(boxes_io.load_boxes(file_a, fmt, off))
-        b = xp.asarray(boxes_io.load_boxes(file_b, fmt, off))
+        a = xp.asarray(boxes_files.load_boxes(file_a, fmt, off))
+        b = xp.asarray(boxes_files.load_boxes(file_b, fmt, off))
         m = be.to_numpy((boxes.box_giou if giou else boxes.box_iou)(a, b, fmt, off))
         if out is not None:
-            boxes_io.write_matrix(m, out)
+            boxes_files.write_matrix(m, out)
         doc = {"metric": "giou" if giou else "iou", "shape": list(m.shape), "backend": be.backend_name(xp),
                "matrix": m, "best_match_of_a": m.argmax(axis=1), "best_value_of_a": m.max(axis=1)}  # fmt: skip
         rows = [[f"A{i}", *r[:12]] for i, r in enumerate(m[:30].tolist())]
@@ -101,11 +101,11 @@ def mask_cmd(
 ) -> None:
     """IoU of two binary masks."""
     with user_errors():
-        from cvtool import boxes_io, boxes_masks
+        from cvtool import boxes_files, boxes_masks
         from cvtool.render import render, warn
 
         doc = boxes_masks.mask_iou(
-            boxes_io.load_image_array(mask_a), boxes_io.load_image_array(mask_b)
+            boxes_files.load_image_array(mask_a), boxes_files.load_image_array(mask_b)
         )
         if doc["union"] == 0:
             warn("both masks are empty: IoU is undefined (null)")
@@ -131,12 +131,12 @@ def seg_cmd(
 ) -> None:
     """Semantic segmentation: per-class IoU, mean IoU and pixel accuracy (summed over files)."""
     with user_errors():
-        from cvtool import boxes_io, boxes_masks
+        from cvtool import boxes_files, boxes_masks
         from cvtool.render import make_table, render
 
-        pairs = boxes_io.label_map_pairs(pred, truth)
+        pairs = boxes_files.label_map_pairs(pred, truth)
         doc = boxes_masks.segmentation_metrics_many(pairs, num_classes, ignore_index)
-        labels = boxes_io.class_names(names, doc["num_classes"])
+        labels = boxes_files.class_names(names, doc["num_classes"])
         rows = [[labels[c], int(doc["true_pixels"][c]), int(doc["pred_pixels"][c]),
                  int(doc["intersection"][c]), doc["per_class_iou"][c]] for c in range(doc["num_classes"])]  # fmt: skip
         table = make_table(
@@ -170,15 +170,15 @@ def counts_cmd(
     of ranked detections matched at an IoU threshold.
     """
     with user_errors():
-        from cvtool import boxes_io, boxes_masks
+        from cvtool import boxes_files, boxes_masks
         from cvtool.render import make_table, render
 
         p, t, o = (
-            boxes_io.parse_counts(v, n)
+            boxes_files.parse_counts(v, n)
             for v, n in ((pred, "pred"), (true, "true"), (overlap, "overlap"))
         )
         doc = boxes_masks.iou_from_counts(p, t, o)
-        labels = boxes_io.class_names(names, len(p), start=1)
+        labels = boxes_files.class_names(names, len(p), start=1)
         rows = [
             [labels[i], p[i], t[i], o[i], doc["union"][i], doc["per_class_iou"][i]]
             for i in range(len(p))
@@ -233,17 +233,17 @@ def nms_cmd(
     Ties in score keep input order: the earlier box wins. Kept boxes are listed in input order.
     """
     with user_errors():
-        from cvtool import boxes, boxes_io
+        from cvtool import boxes, boxes_files
         from cvtool.render import render
 
-        table = boxes_io.read_detection_table(file, fmt)
+        table = boxes_files.read_detection_table(file, fmt)
         keep = boxes.nms_per_image(
             table["image"], table["boxes"], table["scores"], iou_threshold,
             classes=None if agnostic else table["cls"], score_threshold=score_threshold,
             top_k=top_k, offset=_offset(voc_pixels),
         )  # fmt: skip
         if out is not None:
-            boxes_io.write_detection_table(table, keep, out)
+            boxes_files.write_detection_table(table, keep, out)
         n = len(table["records"])
         doc = {"input": n, "kept": int(keep.size), "removed": n - int(keep.size), "kept_indices": keep,
                "iou_threshold": iou_threshold, "per_class": not agnostic, "out": str(out) if out else None}  # fmt: skip
