@@ -9,7 +9,8 @@ Layout, as Keras' ``image_dataset_from_directory`` and torchvision's
 When ``root/train`` exists the folder has splits (``test/`` optional);
 otherwise every class folder under ``root`` is training data and the test
 split is empty. Classes are the sub-folder names in sorted order (label 0 is
-the first), the union over both splits. Files ending in .png, .jpg or .jpeg
+the first), the union over both splits; folders named ``N-name`` with N
+exactly 0..K-1 (what the writer makes) give label N and class ``name``. Files ending in .png, .jpg or .jpeg
 (any case) are images; other files and hidden entries are ignored.
 
 Images are grey (H, W) when every file is grey (Pillow modes 1, L, LA, I, I;16),
@@ -19,7 +20,8 @@ dropped. All images must have the same size: nothing is resized.
 The writer stores PNG (lossless), ``NNNNN.png`` in the order of the arrays,
 into a temporary folder renamed onto the target at the end. Class folders are
 the class names made file-safe; when those do not sort in label order they
-get a zero-padded label prefix (``00-T-shirt_top``), so labels survive a round trip.
+get a zero-padded label prefix (``0-T-shirt_top``; ``00-`` from 11 classes on), which
+the reader strips again, so labels and names survive a round trip.
 What is left out: resizing, nested class hierarchies, 16-bit depth.
 """
 
@@ -110,6 +112,7 @@ def read_folder(root: str | os.PathLike) -> Dataset:
         raise CvtoolError(
             f"{root}: empty folder; expected one sub-folder of PNG/JPEG images per class."
         )
+    classes, names = _label_order(classes)
     index = {name: i for i, name in enumerate(classes)}
     files = {s: [] for s in split_roots}
     labels = {s: [] for s in split_roots}
@@ -137,9 +140,29 @@ def read_folder(root: str | os.PathLike) -> Dataset:
         np.asarray(labels["train"], np.int64),
         x["test"],
         np.asarray(labels["test"], np.int64),
-        tuple(classes),
+        names,
     )
     return check_dataset(ds, root)
+
+
+def _label_order(folders: list[str]) -> tuple[list[str], tuple[str, ...]]:
+    """Folders in label order and the class names.
+
+    Sorted names, unless every folder carries a label prefix ``N-`` with N
+    exactly 0..K-1 (what the writer makes of unsortable names): then label N
+    is the folder prefixed N and its class name is the rest.
+
+    >>> _label_order(["1-Trouser", "0-T-shirt_top"])
+    (['0-T-shirt_top', '1-Trouser'], ('T-shirt_top', 'Trouser'))
+    >>> _label_order(["dog", "cat"])
+    (['cat', 'dog'], ('cat', 'dog'))
+    """
+    found = [re.match(r"^(\d+)-(.+)$", f) for f in folders]
+    if all(found) and sorted(int(m.group(1)) for m in found) == list(range(len(folders))):
+        ordered = sorted(found, key=lambda m: int(m.group(1)))
+        return [m.group(0) for m in ordered], tuple(m.group(2) for m in ordered)
+    ordered = sorted(folders)
+    return ordered, tuple(ordered)
 
 
 def class_folder_names(class_names: tuple[str, ...] | list[str]) -> list[str]:
