@@ -92,7 +92,9 @@ def ground_truth_from_coco(doc: dict, name: str = "gt") -> GroundTruth:
         image_ids = sorted({im["id"] for im in doc["images"]})
         cats = sorted((c["id"], str(c.get("name", c["id"]))) for c in doc["categories"])
     except (KeyError, TypeError) as exc:
-        raise CvtoolError(f"'{name}': every image and category needs an 'id' ({exc}).") from None
+        raise CvtoolError(
+            f"'{name}': every image and category needs an 'id', all of one type ({exc})."
+        ) from None
     imap = {v: i for i, v in enumerate(image_ids)}
     cmap = {c: i for i, (c, _) in enumerate(cats)}
     anns = doc["annotations"]
@@ -102,6 +104,8 @@ def ground_truth_from_coco(doc: dict, name: str = "gt") -> GroundTruth:
     crowd, diff, zero = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
     for i, a in enumerate(anns):
         where = f"{name}: annotation {i}"
+        if not isinstance(a, dict):
+            raise CvtoolError(f"{where} must be an object with image_id, category_id and bbox.")
         if not _known(a.get("image_id"), imap):
             raise CvtoolError(f"{where}: image_id {a.get('image_id')!r} is not in 'images'.")
         if not _known(a.get("category_id"), cmap):

@@ -240,3 +240,13 @@ def test_course_counts_example():
         iou_from_counts([10], [10], [11])
     with pytest.raises(CvtoolError, match="same number"):
         iou_from_counts([10, 2], [10], [1])
+
+
+@pytest.mark.parametrize("module", ["boxes", "boxes_masks", "boxes_voc"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"cvtool.{module}")
+    result = doctest.testmod(mod, extraglobs={"np": np})
+    assert result.attempted > 0 and result.failed == 0
