@@ -151,6 +151,45 @@ def _greedy_match(P, row_grp, ig, crowd, thr):
     return has, via_ig, col
 
 
+def _match_buckets(mi, d_key, g_key, gc, pstart, piou, g_ig, g_crowd, g_zero, thr, limit=4_000_000):
+    """Run :func:`_greedy_match` over groups bucketed by gt count (padding stays < 2x).
+
+    Buckets are split into chunks of groups so that one step's (groups, A, T, G)
+    temporaries hold at most ``limit`` elements. Yields (rows into ``mi``, has,
+    via_ignored, matched-to-id-0), the last three (rows, A, T).
+    """
+    A, T = g_ig.shape[1], thr.shape[0]
+    grp_key, row_grp = np.unique(d_key[mi], return_inverse=True)
+    gstart = np.searchsorted(g_key, grp_key, "left")
+    gcount = np.searchsorted(g_key, grp_key, "right") - gstart
+    bucket = np.ceil(np.log2(gcount)).astype(np.int64)
+    for b in np.unique(bucket):
+        groups = np.nonzero(bucket == b)[0]
+        G = int(gcount[groups].max())
+        per = max(1, limit // (A * T * G))
+        for lo in range(0, groups.size, per):
+            chunk = groups[lo : lo + per]
+            local = np.full(grp_key.size, -1, np.int64)
+            local[chunk] = np.arange(chunk.size)
+            rows = np.nonzero(local[row_grp] >= 0)[0]  # rank order kept (mi is sorted)
+            d = mi[rows]
+            n_pairs = gc[d]
+            r_of_pair = np.repeat(np.arange(rows.size), n_pairs)
+            col = np.arange(n_pairs.sum()) - np.repeat(np.cumsum(n_pairs) - n_pairs, n_pairs)
+            P = np.full((rows.size, G), -1.0)  # (rows, G), -1 = padding
+            P[r_of_pair, col] = piou[np.repeat(pstart[d], n_pairs) + col]
+            gidx = gstart[chunk][:, None] + np.arange(G)[None, :]
+            pad = np.arange(G)[None, :] >= gcount[chunk][:, None]
+            gidx = np.where(pad, 0, gidx)
+            ig = np.where(pad[:, None, :], True, g_ig[gidx].transpose(0, 2, 1))  # (Gn, A, G)
+            h, v, m = _greedy_match(P, local[row_grp[rows]], ig, g_crowd[gidx] & ~pad, thr)
+            zero = np.zeros_like(h)
+            if g_zero.any():
+                gz = (g_zero[gidx] & ~pad)[local[row_grp[rows]]][:, None, None, :]
+                zero = h & np.take_along_axis(gz, m[..., None], -1)[..., 0]
+            yield rows, h, v, zero
+
+
 def coco_evaluate(
     gt: GroundTruth,
     dt: Detections,
@@ -192,7 +231,7 @@ def coco_evaluate(
     Dn = d_key.shape[0]
 
     # every (detection, gt) pair of a group, and which detections can match anything
-    pd, pg, local, gs, gc = _pairs(d_key, g_key)
+    pd, pg, _, _, gc = _pairs(d_key, g_key)
     piou = _coco_pair_iou(d_box[pd], g_box[pg], g_crowd[pg])
     best = np.full(Dn, -1.0)
     np.maximum.at(best, pd, piou)
@@ -203,25 +242,10 @@ def coco_evaluate(
     via_ig = np.zeros((Dn, A, T), bool)
     mi = np.nonzero(matchable)[0]
     if mi.size:
-        grp_key, row_grp = np.unique(d_key[mi], return_inverse=True)
-        G = int(gc[mi].max())
-        row_of = np.full(Dn, -1, np.int64)
-        row_of[mi] = np.arange(mi.size)
-        P = np.full((mi.size, G), -1.0)
-        sel = matchable[pd]
-        P[row_of[pd[sel]], local[sel]] = piou[sel]
-        gstart = np.searchsorted(g_key, grp_key, "left")
-        gcount = np.searchsorted(g_key, grp_key, "right") - gstart
-        gidx = gstart[:, None] + np.arange(G)[None, :]
-        pad = np.arange(G)[None, :] >= gcount[:, None]
-        gidx = np.where(pad, 0, gidx)
-        ig = np.where(pad[:, None, :], True, g_ig[gidx].transpose(0, 2, 1))  # (Gn, A, G)
-        crowd = g_crowd[gidx] & ~pad
-        h, v, col = _greedy_match(P, row_grp, ig, crowd, thr)
-        has[mi], via_ig[mi] = h, v
-        if g_zero.any():
-            gz = (g_zero[gidx] & ~pad)[row_grp][:, None, None, :]  # (Dm, 1, 1, G)
-            zero[mi] = h & np.take_along_axis(gz, col[..., None], -1)[..., 0]
+        pstart = np.cumsum(gc) - gc  # each detection's pairs are contiguous
+        for rows, h, v, zr in _match_buckets(mi, d_key, g_key, gc, pstart, piou, g_ig, g_crowd,
+                                             g_zero, thr):  # fmt: skip
+            has[mi[rows]], via_ig[mi[rows]], zero[mi[rows]] = h, v, zr
     # COCOeval: dtIg = gtIg[match], or (no match and detection outside the area range)
     d_area = d_box[:, 2] * d_box[:, 3]
     out = (d_area[:, None] < areas[:, 0]) | (d_area[:, None] > areas[:, 1])  # (Dn, A)
