@@ -197,8 +197,21 @@ def coco_evaluate(
     iou_thresholds=COCO_IOU_THRESHOLDS,
     area_ranges=COCO_AREA_RANGES,
     max_dets=COCO_MAX_DETS,
+    chunk_elements: int = 4_000_000,
 ) -> dict:
     """COCO bbox evaluation, equal to pycocotools' COCOeval evaluate + accumulate + summarize.
+
+    Parameters
+    ----------
+    gt, dt : GroundTruth, Detections
+    iou_thresholds : array (T,)
+        Default .50:.05:.95 (pycocotools' linspace values, compared exactly).
+    area_ranges : dict name -> (lo, hi)
+        Must keep the names all, small, medium, large for the 12 summary numbers.
+    max_dets : sequence of int
+        Default 1, 10, 100; matching uses the largest.
+    chunk_elements : int
+        Bound on one matching step's temporaries (groups x areas x thresholds x gts).
 
     Returns
     -------
@@ -244,7 +257,7 @@ def coco_evaluate(
     if mi.size:
         pstart = np.cumsum(gc) - gc  # each detection's pairs are contiguous
         for rows, h, v, zr in _match_buckets(mi, d_key, g_key, gc, pstart, piou, g_ig, g_crowd,
-                                             g_zero, thr):  # fmt: skip
+                                             g_zero, thr, chunk_elements):  # fmt: skip
             has[mi[rows]], via_ig[mi[rows]], zero[mi[rows]] = h, v, zr
     # COCOeval: dtIg = gtIg[match], or (no match and detection outside the area range)
     d_area = d_box[:, 2] * d_box[:, 3]

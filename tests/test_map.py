@@ -67,6 +67,16 @@ def test_coco_equals_pycocotools_dense_and_tied(seed):
     assert_same(ours(gt, dets), pycoco_eval(gt, dets))
 
 
+def test_coco_small_matching_chunks_change_nothing():
+    gt, dets = synthetic_coco(n_images=25, n_cats=3, gt_per_image=12, dets_per_image=150,
+                              crowd_frac=0.2, score_decimals=1, seed=9)  # fmt: skip
+    G = ground_truth_from_coco(gt)
+    D = detections_from_coco(dets, G)
+    a, b = coco_evaluate(G, D), coco_evaluate(G, D, chunk_elements=1)
+    np.testing.assert_array_equal(a["precision"], b["precision"])
+    np.testing.assert_array_equal(a["recall"], b["recall"])
+
+
 def test_coco_category_without_gt_and_image_without_anything():
     gt, dets = synthetic_coco(n_images=30, n_cats=4, seed=5)
     gt["categories"].append({"id": 99, "name": "never"})
