@@ -39,8 +39,13 @@ CONV_CASES = [
 ]
 
 
+@pytest.mark.parametrize("chunk_bytes", [None, 1])
 @pytest.mark.parametrize("case", CONV_CASES)
-def test_conv2d_matches_torch(xp, case):
+def test_conv2d_matches_torch(xp, case, chunk_bytes, monkeypatch):
+    """Whole batch in one product, and (chunk_bytes=1) one image per chunk."""
+    if chunk_bytes:
+        monkeypatch.setattr(conv, "CHUNK_BYTES", chunk_bytes)
+        monkeypatch.setattr(conv, "GPU_CHUNK_BYTES", chunk_bytes)
     h, w, c, f, kernel, stride, padding, dilation = case
     rng = np.random.default_rng(1)
     layer = conv.Conv2D(f, kernel, stride=stride, padding=padding, dilation=dilation)
@@ -165,9 +170,9 @@ def test_forward_shape_and_param_count_agree_with_shapes(spec):
     layer = conv.Conv2D.from_spec(s) if s.kind == "conv" else conv.pool_from_spec(s)
     in_shape = (11, 10, 3)
     rng = np.random.default_rng(0)
-    out_shape = layer.build(in_shape, np, np.float32, rng)
+    layer.build(in_shape, np, np.float32, rng)
     y = layer.forward(rng.normal(size=(2, *in_shape)).astype(np.float32))
-    assert y.shape[1:] == layer.output_shape(in_shape) == out_shape
+    assert y.shape[1:] == layer.output_shape(in_shape)
     assert y.dtype == np.float32
     assert sum(layer.param_count(in_shape)) == sum(p.size for p in layer.params.values())
     assert set(layer.params) == set(layer.grads)
@@ -204,7 +209,7 @@ def test_bad_layer_arguments_raise_cvtool_error():
 def test_first_layer_can_skip_the_input_gradient():
     layer = conv.Conv2D(2, 3)
     layer.build((6, 6, 1), np, np.float32, np.random.default_rng(0))
-    layer.input_grad = False
+    layer.need_dx = False
     y = layer.forward(np.ones((2, 6, 6, 1), np.float32), training=True)
     assert layer.backward(np.ones_like(y)) is None
     assert float(np.abs(layer.grads["W"]).sum()) > 0

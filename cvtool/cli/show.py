@@ -45,10 +45,40 @@ def _register_weights(show_app: typer.Typer) -> None:
         render.render(doc, json_out=json_out, title="show weights")
 
 
+def _register_filters(show_app: typer.Typer) -> None:
+    @show_app.command("filters")
+    def filters_cmd(
+        model_path: Annotated[Path, typer.Argument(help="A model file written by --out (.npz).")],
+        out: Annotated[Path, typer.Option("--out", help="PNG file to write.")] = Path(
+            "filters.png"
+        ),
+        max_filters: Annotated[
+            int, typer.Option("--max-filters", help="Draw at most N filters.")
+        ] = 64,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Draw the first convolution's kernels as a grid (red +, blue -)."""
+        with user_errors():
+            from cvtool import render
+            from cvtool.errors import CvtoolError
+            from cvtool.nn.cnn import conv_filters
+            from cvtool.nn.model import Sequential
+            from cvtool.plots import plot_templates
+
+            if out.suffix.lower() != ".png":
+                raise CvtoolError(f"--out must end in .png. Got {str(out)!r}.")
+            model = Sequential.load(model_path, backend_name="numpy")
+            images, titles, info = conv_filters(model, max_filters)
+            plot_templates(images, out, titles, title=f"{model_path.name}: {info['layer']} kernels")
+        doc = {"model": str(model_path), "out": str(out), **info}
+        render.render(doc, json_out=json_out, title="show filters")
+
+
 def register(app: typer.Typer) -> None:
     show_app = typer.Typer(
         help="Draw a saved model's first-layer weights or filters as an image.",
         no_args_is_help=True,
     )
     _register_weights(show_app)
+    _register_filters(show_app)
     app.add_typer(show_app, name="show")

@@ -31,12 +31,15 @@ from __future__ import annotations
 import numpy as np
 
 from cvtool import shapes
+from cvtool.backend import array_module, backend_name
 from cvtool.errors import CvtoolError
+from cvtool.nn.init import check_init, init_biases, init_weights
+from cvtool.nn.layers import Layer
 
-try:  # the engine's base class, when it is there (issue 5)
-    from cvtool.nn.layers import Layer as _Base
-except ImportError:  # pragma: no cover - only while the engine is being written
-    _Base = object
+# im2col columns per chunk on the CPU: small enough to stay in the cache between the
+# copy and the matrix product that reads it (measured: benchmarks/bench_cnn.py).
+CHUNK_BYTES = 8 * 2**20
+GPU_CHUNK_BYTES = 2**30
 
 
 def _check_int(name: str, value, low: int) -> int:
@@ -91,7 +94,7 @@ def _unpad(x, pad, in_hw):
     return x[:, ph : ph + in_hw[0], pw : pw + in_hw[1]]
 
 
-class Conv2D(_Base):
+class Conv2D(Layer):
     """2-D cross-correlation on (N, H, W, C) input with shared weights, F filters.
 
     Parameters
@@ -109,14 +112,14 @@ class Conv2D(_Base):
     bias : bool
         Whether to add one bias per filter.
     init : str
-        'glorot' (Keras' default, uniform), 'he' (normal, for ReLU) or 'normal'
-        (N(0, 1/n_in), Nielsen's default).
+        A name from ``cvtool.nn.init`` with fan-in K_h K_w C and fan-out K_h K_w F;
+        'glorot' (uniform, zero biases) is Keras' default.
 
     Notes
     -----
     params: ``W`` (K_h, K_w, C, F) and ``b`` (F,). Forward (N, H, W, C) ->
-    (N, H', W', F). Set ``input_grad = False`` on a first layer to skip computing
-    the gradient with respect to the images (backward then returns None).
+    (N, H', W', F). With ``need_dx = False`` (the model sets it on a first layer)
+    backward skips the gradient with respect to the images and returns None.
     """
 
     kind = "conv"
@@ -131,6 +134,7 @@ class Conv2D(_Base):
         bias: bool = True,
         init: str = "glorot",
     ):
+        super().__init__()
         self.filters = _check_int("filters", filters, 1)
         kh, kw = shapes.pair(kernel)
         self.kernel = (_check_int("kernel", kh, 1), _check_int("kernel", kw, 1))
@@ -142,15 +146,7 @@ class Conv2D(_Base):
         )
         self.padding = padding
         self.bias = bool(bias)
-        if init not in ("glorot", "he", "normal"):
-            raise CvtoolError(
-                f"The 'init' parameter must be one of glorot, he, normal. Got {init!r} instead."
-            )
-        self.init = init
-        self.trainable = True
-        self.input_grad = True
-        self.params: dict = {}
-        self.grads: dict = {}
+        self.init = check_init(init)
         self._cache = None
 
     @classmethod
@@ -196,79 +192,104 @@ class Conv2D(_Base):
         in_shape = _check_image("conv", in_shape)
         return shapes.conv2d_params(in_shape[2], self.filters, self.kernel, self.bias)
 
-    def build(self, in_shape, xp, dtype, rng: np.random.Generator) -> tuple[int, int, int]:
-        """Allocate W (K_h, K_w, C, F) and b (F,) on xp; returns the output shape."""
-        out_shape = self.output_shape(in_shape)
+    def build(self, in_shape, xp, dtype, rng: np.random.Generator) -> None:
+        """Allocate W (K_h, K_w, C, F) and b (F,) on xp, sampled on the host with rng."""
+        super().build(in_shape, xp, dtype, rng)
+        self.output_shape(in_shape)  # CvtoolError now for an impossible input
         kh, kw = self.kernel
         c, f = in_shape[2], self.filters
-        fan_in, fan_out = kh * kw * c, kh * kw * f
-        size = (kh, kw, c, f)
-        if self.init == "glorot":
-            limit = np.sqrt(6.0 / (fan_in + fan_out))
-            w = rng.uniform(-limit, limit, size)
-        elif self.init == "he":
-            w = rng.normal(0.0, np.sqrt(2.0 / fan_in), size)
-        else:
-            w = rng.normal(0.0, np.sqrt(1.0 / fan_in), size)
-        self.params = {"W": xp.asarray(w.astype(dtype))}
+        w = init_weights(self.init, (kh, kw, c, f), kh * kw * c, kh * kw * f, rng)
+        self.params = {"W": xp.asarray(w, dtype=dtype)}
         if self.bias:
-            self.params["b"] = xp.zeros(f, dtype=dtype)
+            self.params["b"] = xp.asarray(init_biases(self.init, (f,), rng), dtype=dtype)
         self.grads = {k: xp.zeros_like(v) for k, v in self.params.items()}
-        return out_shape
+
+    def _chunk(self, xp, n: int, image_bytes: int) -> int:
+        """Images per im2col chunk: the whole batch on a GPU, a cache-sized piece on a CPU."""
+        limit = CHUNK_BYTES if backend_name(xp) == "numpy" else GPU_CHUNK_BYTES
+        return max(1, min(n, limit // max(1, image_bytes)))
 
     def forward(self, x, training: bool = False):
-        """x (N, H, W, C) -> (N, H', W', F) with one matrix product."""
-        from cvtool.backend import array_module
-
+        """x (N, H, W, C) -> (N, H', W', F): im2col, then one matrix product per chunk."""
         xp = array_module(x)
         n, h, w, c = x.shape
         ho, wo, f = self.output_shape((h, w, c))
         kh, kw = self.kernel
+        k = kh * kw * c
         xpad = _pad(xp, x, self.pad)
-        cols = _windows(xp, xpad, self.kernel, self.stride, self.dilation, (ho, wo))
-        cols = cols.reshape(n * ho * wo, kh * kw * c)  # (N*H'*W', K_h*K_w*C), the one copy
-        out = cols @ self.params["W"].reshape(kh * kw * c, f)  # (N*H'*W', F)
+        win = _windows(xp, xpad, self.kernel, self.stride, self.dilation, (ho, wo))
+        wmat = self.params["W"].reshape(k, f)  # (K_h*K_w*C, F), a view
+        nc = self._chunk(xp, n, ho * wo * k * x.dtype.itemsize)
+        if training:
+            out = self.buffer("out", (n * ho * wo, f))
+            cols = self.buffer("cols", (nc, ho, wo, kh, kw, c))
+        else:
+            out = xp.empty((n * ho * wo, f), dtype=x.dtype)
+            cols = xp.empty((nc, ho, wo, kh, kw, c), dtype=x.dtype)
+        rows = ho * wo
+        for s in range(0, n, nc):
+            m = min(nc, n - s)
+            cols[:m] = win[s : s + m]  # im2col: the one copy, (m, H', W', K_h, K_w, C)
+            xp.matmul(cols[:m].reshape(m * rows, k), wmat, out=out[s * rows : (s + m) * rows])
         if self.bias:
             out += self.params["b"]
-        self._cache = (cols, x.shape, xpad.shape) if training else None
+        self._cache = (win, nc, cols, x.shape, xpad.shape) if training else None
         return out.reshape(n, ho, wo, f)
 
     def backward(self, dout):
         """dout (N, H', W', F) -> dx (N, H, W, C); fills grads['W'], grads['b']."""
         assert self._cache is not None, "Conv2D.backward needs forward(x, training=True) first"
-        from cvtool.backend import array_module
-
         xp = array_module(dout)
-        cols, x_shape, pad_shape = self._cache
+        win, nc, cols, x_shape, pad_shape = self._cache
+        self._cache = None
         n, ho, wo, f = dout.shape
         kh, kw = self.kernel
-        c = x_shape[3]
-        dmat = dout.reshape(n * ho * wo, f)  # (N*H'*W', F)
-        wmat = self.params["W"].reshape(kh * kw * c, f)
-        self.grads["W"][...] = (cols.T @ dmat).reshape(kh, kw, c, f)
+        k = kh * kw * x_shape[3]
+        rows = ho * wo
+        dmat = dout.reshape(n * rows, f)  # (N*H'*W', F)
+        wmat = self.params["W"].reshape(k, f)
+        gw = self.grads["W"].reshape(k, f)  # a view: writing it fills grads['W']
         if self.bias:
-            self.grads["b"][...] = dmat.sum(axis=0)
-        self._cache = None
-        if not self.input_grad:
+            dmat.sum(axis=0, out=self.grads["b"])
+        if self.need_dx:
+            dxpad = self.buffer("dxpad", pad_shape)
+            dxpad[...] = 0
+            dcols = self.buffer("dcols", (nc * rows, k))
+        for s in range(0, n, nc):
+            m = min(nc, n - s)
+            if nc < n:  # chunked: the forward's columns were overwritten, rebuild them
+                cols[:m] = win[s : s + m]
+            cm = cols[:m].reshape(m * rows, k)
+            dm = dmat[s * rows : (s + m) * rows]  # (m*H'*W', F)
+            if s == 0:
+                xp.matmul(cm.T, dm, out=gw)
+            else:
+                gw += cm.T @ dm
+            if not self.need_dx:
+                continue
+            dc = xp.matmul(dm, wmat.T, out=dcols[: m * rows]).reshape(m, ho, wo, kh, kw, -1)
+            dxc = dxpad[s : s + m]
+            for i in range(kh):  # col2im: one strided slice-add per kernel offset
+                for j in range(kw):
+                    _cell(dxc, i, j, self.stride, self.dilation, (ho, wo))[...] += dc[
+                        :, :, :, i, j, :
+                    ]
+        if not self.need_dx:
             return None
-        dcols = (dmat @ wmat.T).reshape(n, ho, wo, kh, kw, c)  # (N, H', W', K_h, K_w, C)
-        dxpad = xp.zeros(pad_shape, dtype=dout.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                _cell(dxpad, i, j, self.stride, self.dilation, (ho, wo))[...] += dcols[
-                    :, :, :, i, j, :
-                ]
         return _unpad(dxpad, self.pad, x_shape[1:3])
 
 
-class _Pool2D(_Base):
+class _Pool2D(Layer):
     """Shared pooling plumbing: window, stride, padding, shapes and cell slices."""
 
     kind = "pool"
     mode = ""
     pad_value = 0.0
 
+    trainable = False
+
     def __init__(self, pool: int | tuple[int, int] = 2, stride=None, padding: int = 0):
+        super().__init__()
         ph, pw = shapes.pair(pool)
         self.pool = (_check_int("pool", ph, 1), _check_int("pool", pw, 1))
         sh, sw = shapes.pair(stride) if stride is not None else self.pool
@@ -279,9 +300,6 @@ class _Pool2D(_Base):
                 f"The 'padding' parameter of a {self.pool[0]}x{self.pool[1]} pool must be at most "
                 f"half the window ({min(self.pool) // 2}). Got {padding} instead."
             )
-        self.trainable = False
-        self.params: dict = {}
-        self.grads: dict = {}
         self._cache = None
 
     def config(self) -> dict:
@@ -301,8 +319,9 @@ class _Pool2D(_Base):
     def param_count(self, in_shape) -> tuple[int, int]:
         return (0, 0)
 
-    def build(self, in_shape, xp, dtype, rng=None) -> tuple[int, int, int]:
-        return self.output_shape(in_shape)
+    def build(self, in_shape, xp, dtype, rng=None) -> None:
+        super().build(in_shape, xp, dtype, rng)
+        self.output_shape(in_shape)  # CvtoolError now for an impossible input
 
     def _cells(self, x, out_hw):
         """[(i, j, slice (N, H', W', C))] for every cell of the window, row-major."""
@@ -316,8 +335,6 @@ class _Pool2D(_Base):
         ]
 
     def _prepare(self, x):
-        from cvtool.backend import array_module
-
         xp = array_module(x)
         ho, wo, _ = self.output_shape(x.shape[1:])
         p = self.padding
@@ -371,8 +388,6 @@ class MaxPool2D(_Pool2D):
     def backward(self, dout):
         """dout (N, H', W', C) -> dx (N, H, W, C): each window's gradient to one cell."""
         assert self._cache is not None, "MaxPool2D.backward needs forward(x, training=True) first"
-        from cvtool.backend import array_module
-
         xp = array_module(dout)
         xpad, x_shape, out = self._cache
         out_hw = out.shape[1:3]
@@ -403,8 +418,6 @@ class AvgPool2D(_Pool2D):
 
     def backward(self, dout):
         assert self._cache is not None, "AvgPool2D.backward needs forward(x, training=True) first"
-        from cvtool.backend import array_module
-
         xp = array_module(dout)
         x_shape, out_hw = self._cache
         g = dout * (1.0 / (self.pool[0] * self.pool[1]))
@@ -431,8 +444,6 @@ class L2Pool2D(_Pool2D):
     def backward(self, dout):
         """d sqrt(sum x^2) / dx = x / out; an all-zero window (out = 0) gets zero gradient."""
         assert self._cache is not None, "L2Pool2D.backward needs forward(x, training=True) first"
-        from cvtool.backend import array_module
-
         xp = array_module(dout)
         xpad, x_shape, out = self._cache
         out_hw = out.shape[1:3]

@@ -1,0 +1,197 @@
+"""The library side of ``train-cnn``: models from specs or presets, fine-tuning, augmentation.
+
+- :func:`cnn_model` builds an (unbuilt) :class:`~cvtool.nn.model.Sequential` from
+  an architecture spec or one of the presets in :data:`cvtool.nn.spec.PRESETS`.
+- :func:`finetune_model` reuses a saved model: its weights are copied in after
+  the model is built, the first N parametrised layers are frozen, and the
+  classifier (the last dense layer) can be replaced by a new one with a
+  different number of classes, freshly initialised.
+- :func:`augment_on_the_fly` makes ``fit`` train on randomly flipped, shifted
+  and rotated copies of each mini-batch (``cvtool.augment``); evaluation and
+  prediction see the images as they are.
+- :func:`conv_filters` returns the first convolution's kernels as images, for
+  ``cvtool show filters``.
+
+Left out: partial loading by layer name, learning-rate warm-up, mixed
+precision.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cvtool import backend
+from cvtool.errors import CvtoolError
+from cvtool.nn import spec as S
+
+# Default learning rates per optimiser; fine-tuning uses a tenth of them.
+DEFAULT_ETA = {"adam": 1e-3, "momentum": 0.01, "sgd": 0.1}
+FINETUNE_FACTOR = 0.1
+
+
+def default_eta(optimizer: str, finetune: bool = False) -> float:
+    """The learning rate used when none is given (a tenth of it when fine-tuning)."""
+    if optimizer not in DEFAULT_ETA:
+        raise CvtoolError(
+            f"The 'optimizer' parameter must be one of {', '.join(DEFAULT_ETA)}. "
+            f"Got {optimizer!r} instead."
+        )
+    return DEFAULT_ETA[optimizer] * (FINETUNE_FACTOR if finetune else 1.0)
+
+
+def spec_text(arch: str | None, preset: str | None, default: str) -> str:
+    """The spec text from --arch or --preset (at most one), else `default` (a preset name)."""
+    if arch is not None and preset is not None:
+        raise CvtoolError("Give the network as --arch SPEC or as --preset NAME, not both.")
+    if preset is not None:
+        if preset not in S.PRESETS:
+            raise CvtoolError(
+                f"The 'preset' parameter must be one of {', '.join(S.PRESETS)}. "
+                f"Got {preset!r} instead."
+            )
+        return S.PRESETS[preset]
+    if arch is not None:
+        return S.PRESETS.get(arch.strip(), arch)
+    return S.PRESETS.get(default, default)
+
+
+def cnn_model(text: str, input_shape: tuple[int, ...], init: str | None = None):
+    """An unbuilt Sequential from spec text; the spec's input (if any) must fit the data.
+
+    Parameters
+    ----------
+    text : architecture spec (or '@file').
+    input_shape : (H, W, C) of the dataset's images.
+    init : initialiser name for every conv/dense layer (None: each layer's default).
+    """
+    from cvtool.nn.model import Sequential
+
+    specs = S.parse_spec(text)
+    if specs[0].kind == "input":
+        given = tuple(specs[0]["shape"])
+        if np.prod(given) != np.prod(input_shape):
+            raise CvtoolError(
+                f"The spec's input {'x'.join(map(str, given))} does not fit the dataset's images "
+                f"{'x'.join(map(str, input_shape))}."
+            )
+    else:
+        shape = "x".join(map(str, input_shape))
+        specs = [S.LayerSpec("input", {"shape": tuple(input_shape)}, f"input:{shape}"), *specs]
+    text = ", ".join(s.text for s in specs)
+    return Sequential.from_spec(specs, init=init, spec_text=text)
+
+
+def _head_index(specs: list) -> int:
+    idx = [i for i, s in enumerate(specs) if s.kind == "dense"]
+    if not idx:
+        raise CvtoolError("--replace-head needs a model whose classifier is a dense layer.")
+    return idx[-1]
+
+
+def finetune_model(path, *, freeze: int = 0, replace_head: int | None = None):
+    """An unbuilt Sequential that starts from the weights saved in `path`.
+
+    Parameters
+    ----------
+    path : a model file written by ``Sequential.save``.
+    freeze : the first `freeze` parametrised layers are not trained.
+    replace_head : if given, the last dense layer is replaced by a new dense
+        layer with this many units (same activation), freshly initialised.
+
+    Returns
+    -------
+    Sequential whose ``build`` initialises, then copies the saved weights into
+    every layer before the (replaced) head and freezes the first layers.
+    """
+    from cvtool.nn.model import Sequential
+
+    base = Sequential.load(path, backend_name="numpy")
+    specs = S.parse_spec(base.spec_text)
+    if replace_head is not None:
+        if not isinstance(replace_head, int) or replace_head < 1:
+            raise CvtoolError(
+                f"The 'replace-head' parameter must be an int >= 1 (classes). Got {replace_head!r}."
+            )
+        h = _head_index(specs)
+        act = specs[h].args.get("activation", "identity")
+        args = {**specs[h].args, "units": replace_head}
+        specs[h] = S.LayerSpec("dense", args, f"dense:{replace_head}:{act}")
+    model = Sequential.from_spec(specs, spec_text=", ".join(s.text for s in specs))
+    saved = [{k: backend.to_numpy(v) for k, v in layer.params.items()} for layer in base.layers]
+    n_param = len(base.param_layers)
+    if not isinstance(freeze, int) or not 0 <= freeze < n_param:
+        raise CvtoolError(
+            f"The 'freeze' parameter must be in 0..{n_param - 1} for {path} "
+            f"({n_param} layers with weights; at least one must train). Got {freeze!r} instead."
+        )
+    build = model.build
+
+    def build_then_load(xp=None, dtype="float32", seed=0):
+        build(xp, dtype, seed)
+        if len(model.layers) != len(saved):
+            raise CvtoolError(f"{path}: the saved layers do not match its spec; file damaged?")
+        head = max(i for i, layer in enumerate(model.layers) if layer.params)
+        for i, (layer, params) in enumerate(zip(model.layers, saved, strict=True)):
+            if replace_head is not None and i >= head:
+                break  # the new head keeps its fresh initialisation
+            for k, v in params.items():
+                layer.params[k][...] = model.xp.asarray(v, dtype=model.dtype)
+        model.freeze(freeze)
+        return model
+
+    model.build = build_then_load
+    model.meta["finetuned_from"] = str(path)
+    model.meta["frozen_layers"] = freeze
+    return model
+
+
+def augment_on_the_fly(model, seed: int, rotation=10.0, shift=2.0, hflip=0.5):
+    """Make training forward passes see randomly transformed copies of each mini-batch.
+
+    Each mini-batch gets a fresh random flip (probability ``hflip``), shift (up
+    to ``shift`` pixels each way) and rotation (up to ``rotation`` degrees) per
+    image, drawn from a generator seeded with `seed`. Inference (evaluation,
+    validation, predict) is unchanged. Returns the settings as a dict.
+    """
+    from cvtool.augment import random_affine_batch
+
+    rng = backend.host_rng([seed, 6])
+    forward = model.forward
+
+    def augmented_forward(x, training=False):
+        if training:
+            x = random_affine_batch(x, rng, rotation=rotation, shift=shift, hflip=hflip)
+        return forward(x, training)
+
+    model.forward = augmented_forward
+    settings = {"rotation": rotation, "shift": shift, "hflip": hflip}
+    model.meta["augment"] = settings
+    return settings
+
+
+def conv_filters(model, max_filters: int = 64) -> tuple[np.ndarray, list[str], dict]:
+    """The first convolution's kernels as images.
+
+    Returns
+    -------
+    images : (K, K_h, K_w) float64 for one input channel, (K, K_h, K_w, 3) for RGB,
+        else the mean over input channels; K = min(filters, max_filters).
+    titles : K labels.
+    info : layer name, filters, kernel, channels.
+    """
+    from cvtool.nn.conv import Conv2D
+
+    if not isinstance(max_filters, int) or max_filters < 1:
+        raise CvtoolError(f"The 'max-filters' parameter must be >= 1. Got {max_filters!r}.")
+    names = model.layer_names()
+    idx = next((i for i, layer in enumerate(model.layers) if isinstance(layer, Conv2D)), None)
+    if idx is None:
+        raise CvtoolError("The model has no convolution; 'show filters' draws conv kernels.")
+    W = np.asarray(backend.to_numpy(model.layers[idx].params["W"]), np.float64)  # (Kh, Kw, C, F)
+    kh, kw, c, f = W.shape
+    k = min(f, max_filters)
+    images = W[..., :k].transpose(3, 0, 1, 2)  # (K, Kh, Kw, C)
+    images = images if c == 3 else images.mean(axis=3)
+    titles = [f"filter {j}" for j in range(k)]
+    info = {"layer": names[idx], "filters": f, "shown": k, "kernel": [kh, kw], "channels": c}
+    return images, titles, info
