@@ -372,7 +372,8 @@ def warp_affine(
             f"The 'cval' parameter must lie in [0, 255] for uint8 images. Got {cval}."
         )
     if chunk is None:
-        chunk = n if xp is not np else max(1, 65536 // (h * w))  # ~64k pixels: stays in L2
+        # CPU: ~64k pixels per step stays in L2; GPU: big steps, bounded memory
+        chunk = max(1, (2**16 if xp is np else 2**24) // (h * w))
     chunk = max(1, min(chunk, n))
     hp, wp = h + 3, w + 3  # padding: 1 before, 2 after (the +1 neighbour of the last clip)
     size = hp * wp
@@ -386,11 +387,13 @@ def warp_affine(
     else:
         padded[...] = xp.pad(xc, ((0, 0), (1, 2), (1, 2), (0, 0)), mode=_PAD_MODE[fill])
     a = xp.asarray(np.asarray(inverse, dtype=np.float64)[:, :2, :], dtype=work)  # (N, 2, 3)
-    gx = xp.arange(w, dtype=work)[None, None, :]  # (1, 1, W)
-    gy = xp.arange(h, dtype=work)[None, :, None]  # (1, H, 1)
+    # output pixel centres as homogeneous columns: coordinates = a @ grid (one batched matmul)
+    grid = xp.stack(
+        [xp.tile(xp.arange(w, dtype=work), h), xp.repeat(xp.arange(h, dtype=work), w)]
+        + [xp.ones(h * w, dtype=work)]
+    )  # (3, H*W)
     out = xp.empty_like(x)
     fixed = x.dtype == np.uint8 and channels == 1 and interpolation == "bilinear"
-    quad = xp.empty((chunk * size, 4), dtype=xp.uint8) if fixed else None
     prescaled = fixed and fill in ("constant", "nearest")
     if prescaled:  # coordinates straight in 1/256 pixel (see _bilinear_fixed)
         a = a * 256.0
@@ -398,23 +401,22 @@ def warp_affine(
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         m, lo = stop - start, start * size
-        ac = a[start:stop]
-        sx = ac[:, 0, 0, None, None] * gx + (ac[:, 0, 1, None, None] * gy + ac[:, 0, 2, None, None])
-        sy = ac[:, 1, 0, None, None] * gx + (ac[:, 1, 1, None, None] * gy + ac[:, 1, 2, None, None])
-        sx = _fold(sx, w, fill, xp, prescaled)  # (m, H, W) source coordinates
-        sy = _fold(sy, h, fill, xp, prescaled)
+        coords = a[start:stop] @ grid  # (m, 2, H*W)
+        sx = _fold(coords[:, 0].reshape(m, h, w), w, fill, xp, prescaled)  # source x, (m, H, W)
+        sy = _fold(coords[:, 1].reshape(m, h, w), h, fill, xp, prescaled)
         if fixed and not prescaled:
             sx, sy = (sx + 1.0) * 256.0 + 0.5, (sy + 1.0) * 256.0 + 0.5
-        base = (xp.arange(m, dtype=xp.int64) * size)[:, None, None]
         oc = out[start:stop].reshape(m, h, w, channels)
         if fixed:
-            oc[..., 0] = _bilinear_fixed(buf[lo:, 0], quad[: m * size], sx, sy, base, wp, xp)
+            flat = buf[lo : lo + m * size + wp + 1, 0]
+            oc[..., 0] = _bilinear_fixed(flat, sx, sy, size, wp, xp)
             continue
         if interpolation == "nearest":
             sx += 0.5
             sy += 0.5
         fx0, fy0 = xp.floor(sx), xp.floor(sy)
         # flat index of the padded top-left neighbour (+1 row and column of padding)
+        base = (xp.arange(m, dtype=xp.int64) * size)[:, None, None]
         idx = (fy0.astype(xp.int64) + 1) * wp + (fx0.astype(xp.int64) + 1) + base  # (m, H, W)
         flat = buf[lo:]
         if interpolation == "nearest":
@@ -431,9 +433,10 @@ def warp_affine(
     return out
 
 
-def _bilinear_fixed(flat, quad, sx, sy, base, wp: int, xp):
+def _bilinear_fixed(flat, sx, sy, size: int, wp: int, xp):
     """Bilinear uint8 resampling in 8-bit fixed point, two pixels per 32-bit operation.
 
+    flat : (m * size + wp + 1,) uint8, the padded images of the chunk.
     sx, sy : (m, H, W) source coordinates as ``256 (s + 1) + 1/2`` (one pixel of
     padding, rounding folded in), already folded into the padded range.
 
@@ -442,12 +445,10 @@ def _bilinear_fixed(flat, quad, sx, sy, base, wp: int, xp):
     in the 16-bit halves of a uint32 (no lane overflows: 255 * 256 < 2**16).
     Returns (m, H, W) uint32 values in [0, 255].
     """
-    k = len(quad)
-    quad[:, 0], quad[:, 1] = flat[:k], flat[1 : k + 1]
-    quad[:, 2], quad[:, 3] = flat[wp : k + wp], flat[wp + 1 : k + wp + 1]
-    words = quad.view(xp.uint32).reshape(
-        -1
-    )  # little-endian: v00 | v01 << 8 | v10 << 16 | v11 << 24
+    m = sx.shape[0]
+    k = m * size
+    f = flat.astype(xp.uint32)
+    words = f[:k] | (f[1 : k + 1] << 8) | (f[wp : k + wp] << 16) | (f[wp + 1 : k + wp + 1] << 24)
     ix = sx.astype(xp.int32).view(xp.uint32)  # truncation of s + 1/2: rounded to 1/256
     iy = sy.astype(xp.int32).view(xp.uint32)
     wx, wy = ix & 255, iy & 255  # weights of the right / lower neighbours, in 1/256
@@ -455,7 +456,8 @@ def _bilinear_fixed(flat, quad, sx, sy, base, wp: int, xp):
     iy >>= 8
     iy *= wp
     iy += ix
-    g = xp.take(words, iy.astype(xp.int64) + base)  # (m, H, W): four neighbours per word
+    iy += (xp.arange(m, dtype=xp.uint32) * size)[:, None, None]  # image offsets in the chunk
+    g = xp.take(words, iy.astype(xp.int64))  # (m, H, W): v00 | v01 << 8 | v10 << 16 | v11 << 24
     right = (g >> 8) & 0x00FF00FF  # (v01, v11) in 16-bit lanes
     g &= 0x00FF00FF  # (v00, v10)
     right *= wx
