@@ -352,8 +352,9 @@ def warp_affine(
     Array of x's shape, dtype and module. Float images are interpolated in
     their own precision (float64 agrees with scipy to rounding). uint8 images
     are rounded to nearest; single-channel uint8 bilinear uses 8-bit
-    fixed-point weights (at most one grey level from the exact value; exact
-    for identity, flips, quarter turns and whole-pixel shifts).
+    fixed-point weights (error before rounding < 1, so at most one grey level
+    from the correctly rounded value; exact for identity, flips, quarter turns
+    and whole-pixel shifts).
     """
     _check_choice("interpolation", interpolation, INTERPOLATIONS)
     _check_choice("fill", fill, FILL_MODES)

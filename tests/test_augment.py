@@ -116,9 +116,11 @@ def test_agrees_with_scipy_affine_transform(xp, rng, fill, interpolation, order,
     refu = np.stack(
         [_scipy_warp(xu[i].astype(float), inverse[i], 1, FILLS[fill], 64) for i in range(shape[0])]
     )
-    # single-channel uint8 uses 8-bit fixed-point weights: within one grey level of exact
-    assert np.abs(outu - refu).max() < 1.0
-    assert np.abs(outu - refu).mean() < 0.3
+    # single-channel uint8 uses 8-bit fixed-point weights: the error before rounding is
+    # below 255/512 per interpolation step, so at most one grey level from correct rounding
+    assert np.abs(outu - np.floor(refu + 0.5)).max() <= 1
+    assert np.abs(outu - refu).max() < 1.5
+    assert np.mean(outu != np.floor(refu + 0.5)) < 0.1
 
 
 def test_chunking_does_not_change_the_result(rng):
