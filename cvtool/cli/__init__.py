@@ -141,4 +141,17 @@ for _module in (
 
 def main() -> None:
     """Console-script entry point."""
+    if sys.argv[1:2] == ["layer-calc"]:
+        # Typer builds every command's click tree on each run (~25 ms); layer-calc must
+        # start fast, so it runs under a root that holds only its own group.
+        fast = typer.Typer(
+            name="cvtool",
+            pretty_exceptions_enable=False,
+            add_completion=False,
+            context_settings={"help_option_names": ["-h", "--help"]},
+        )
+        fast.callback()(_root)
+        layer_calc.register(fast)
+        fast(prog_name="cvtool")
+        return
     app(prog_name="cvtool")

@@ -6,8 +6,8 @@ flatten, dropout) and ``net`` for a whole architecture spec. The arithmetic is
 ``cvtool.nn.spec``. Both are pure Python and imported inside the commands.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: Typer would have to eval every
+# annotation string on each run, which costs start-up time.
 import sys
 from typing import Annotated
 
