@@ -183,7 +183,7 @@ def _search(plan, A, n, n_pad, k, bs, budget, xp):
         for c0 in range(0, n_pad, m):
             c1 = min(c0 + m, n_pad)
             keys = plan.block(state, c0, c1, buf[: t * (c1 - c0)].reshape(t, c1 - c0))
-            vals, cols = kk.topk_block(keys, min(k, n - c0), bs, xp)
+            vals, cols = kk.topk_block(keys, min(k, min(c1, n) - c0), bs, xp)
             cols = cols + c0
             best = (vals, cols) if best is None else kk.merge(*best, vals, cols, k, xp)
         vals, cols = best

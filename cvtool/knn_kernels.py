@@ -99,7 +99,10 @@ def topk_block(keys, k: int, bs: int, xp):
     bmin = blocks.min(axis=2)  # (t, nb)
     # The k-th smallest block minimum is >= the k-th smallest key: the k
     # smallest block minima are k distinct keys.
-    thr = xp.partition(bmin, k - 1, axis=1)[:, k - 1] if nb > k else bmin.max(axis=1)
+    if nb > k:
+        thr = xp.partition(bmin, k - 1, axis=1)[:, k - 1]
+    else:  # fewer blocks than k: no useful bound, keep the whole row
+        thr = bmin.max(axis=1) if nb == k else keys.max(axis=1)
     r, b = xp.nonzero(bmin <= thr[:, None])
     cand = blocks[r, b]  # (nc, bs)
     ci, cj = xp.nonzero(cand <= thr[r][:, None])
