@@ -200,3 +200,17 @@ def test_starts_without_numpy_or_pydantic():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["totals"]["params"] == 1_020_298
     assert out.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_console_entry_point_matches_the_full_app(cli):
+    """main() runs layer-calc under a root holding only its group; same answers."""
+    args = ["layer-calc", "net", "nielsen-ch6", "--json"]
+    code = f"import sys; sys.argv = ['cvtool', *{args!r}]\nfrom cvtool.cli import main\nmain()"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == as_json(cli(*args))
+    bad = subprocess.run(
+        [sys.executable, "-m", "cvtool", "layer-calc", "conv", "-i", "5x5x1", "-f", "1", "-k", "9"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and bad.stdout == ""
