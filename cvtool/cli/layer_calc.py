@@ -40,8 +40,9 @@ kernel_size, mult_adds work too. Activation memory is the forward pass (input
 and every layer output times batch times dtype bytes); training is twice that.
 """
 
-GROUP_HELP = """Output sizes, parameter counts, receptive fields, MACs and memory of layers
-and networks: pure arithmetic, no NumPy (the same formulas the layers use).
+GROUP_HELP = """Output sizes, parameters, receptive fields, MACs and memory of layers and networks.
+
+Pure arithmetic, no NumPy: the same formulas (cvtool.shapes) the layers use.
 
 \b
 Examples:
