@@ -224,7 +224,6 @@ def net_cmd(
     from cvtool import shapes
     from cvtool.errors import CvtoolError
     from cvtool.nn import spec
-    from cvtool.render import kv_table, make_table, render
 
     with user_errors():
         if (spec_text is None) == (spec_file is None):
@@ -239,6 +238,8 @@ def net_cmd(
 
         csv.writer(sys.stdout, lineterminator="\n").writerows([headers, *rows])
         return
+    from cvtool.render import kv_table, make_table, render  # Rich: not needed for CSV
+
     t = summary["totals"]
     totals = {
         "Total params": t["params"],
