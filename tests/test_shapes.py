@@ -377,3 +377,26 @@ def test_batchnorm_matches_torch():
     trainable = sum(p.numel() for p in bn.parameters())
     stats = bn.running_mean.numel() + bn.running_var.numel()
     assert shapes.batchnorm_params(16) == (trainable, stats)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        PRESETS["keras-course"],
+        PRESETS["keras-course-improved"],
+        PRESETS["nielsen-ch6"],
+        "input:17x13x2, conv:3x3x5:s=2:relu, avgpool:3:s=1:p=1, conv:4x3:d=2:p=same, "
+        "l2pool:2, dense:7, dense:3:bias=0",
+    ],
+)
+def test_cvtool_layers_forward_pass_agrees(text):
+    """A real forward pass through cvtool's own layers gives summarize()'s shapes and counts."""
+    np = pytest.importorskip("numpy")
+    model_mod = pytest.importorskip("cvtool.nn.model")
+    specs = parse_spec(text)
+    s = shapes.summarize(specs, floor=True)
+    model = model_mod.Sequential.from_spec(specs).build(np, "float64", seed=0)
+    out = model.forward(np.zeros((2, *s["input_shape"])))
+    assert out.shape[1:] == s["totals"]["output_shape"]
+    n_params = sum(p.size for layer in model.layers for p in layer.params.values())
+    assert n_params == s["totals"]["params"]
