@@ -402,9 +402,9 @@ def warp_affine(
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         m, lo = stop - start, start * size
-        coords = a[start:stop] @ grid  # (m, 2, H*W)
-        sx = _fold(coords[:, 0].reshape(m, h, w), w, fill, xp, prescaled)  # source x, (m, H, W)
-        sy = _fold(coords[:, 1].reshape(m, h, w), h, fill, xp, prescaled)
+        coords = xp.matmul(a[start:stop].transpose(1, 0, 2), grid)  # (2, m, H*W): x, y apart
+        sx = _fold(coords[0].reshape(m, h, w), w, fill, xp, prescaled)  # source x, (m, H, W)
+        sy = _fold(coords[1].reshape(m, h, w), h, fill, xp, prescaled)
         if fixed and not prescaled:
             sx, sy = (sx + 1.0) * 256.0 + 0.5, (sy + 1.0) * 256.0 + 0.5
         oc = out[start:stop].reshape(m, h, w, channels)
