@@ -892,6 +892,7 @@ def preview_grid(
     rows: int = 8,
     scale: int = 3,
     boxes: Boxes | None = None,
+    original_boxes: Boxes | None = None,
 ) -> np.ndarray:
     """An RGB uint8 picture: each row an original image, then its augmentations.
 
@@ -901,7 +902,7 @@ def preview_grid(
     augmented : (M, H, W[, C]) uint8 outputs; source (M,) their originals.
     rows : how many originals to show (the first ones that have outputs).
     scale : integer up-scaling (nearest) so 28x28 digits are visible.
-    boxes : output boxes to draw (red), optional.
+    boxes, original_boxes : boxes of the outputs / of the originals to draw (red), optional.
     """
 
     def rgb(img):
@@ -916,11 +917,11 @@ def preview_grid(
     canvas = np.full((len(shown) * cell_h + gap, (per_row + 1) * cell_w + 3 * gap, 3), 96, np.uint8)
     for r, s in enumerate(shown):
         outs = np.flatnonzero(source == s)
-        tiles = [(originals[s], None)] + [(augmented[o], o) for o in outs]
-        for c, (img, o) in enumerate(tiles):
+        tiles = [(originals[s], original_boxes, s)] + [(augmented[o], boxes, o) for o in outs]
+        for c, (img, drawn, i) in enumerate(tiles):
             tile = rgb(img).repeat(scale, 0).repeat(scale, 1).copy()
-            if boxes is not None and o is not None:
-                for b in boxes.xyxy[boxes.image == o]:
+            if drawn is not None:
+                for b in drawn.xyxy[drawn.image == i]:
                     x1, y1, x2, y2 = (np.round(b * scale).astype(int) - [0, 0, 1, 1]).clip(
                         0, [w * scale - 1, h * scale - 1] * 2
                     )

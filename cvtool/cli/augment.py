@@ -151,8 +151,9 @@ def register(app: typer.Typer) -> None:
                 preview = Path("augment-preview.png")
             if preview is not None:
                 grid = aug.preview_grid(
-                    ds.x_train, result.dataset.x_train, result.source, boxes=result.boxes
-                )
+                    ds.x_train, result.dataset.x_train, result.source,
+                    boxes=result.boxes, original_boxes=box_in,
+                )  # fmt: skip
                 aug.write_preview(preview, grid)
                 written.append(str(preview))
         recipe = "replay" if replay else (preset or "ranges")
