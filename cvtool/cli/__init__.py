@@ -88,7 +88,9 @@ class _LazyCoercion:
         return self.build().coerce(value, param=param, ctx=ctx)
 
 
-_typer_runtime_param = typer.core._TyperParameter.get_runtime_param
+_typer_runtime_param = getattr(
+    getattr(typer.core, "_TyperParameter", None), "get_runtime_param", None
+)
 
 
 def _lazy_runtime_param(self):
@@ -97,7 +99,8 @@ def _lazy_runtime_param(self):
     return _LazyCoercion(lambda: _typer_runtime_param(self))
 
 
-typer.core._TyperParameter.get_runtime_param = _lazy_runtime_param
+if _typer_runtime_param is not None:  # Typer versions without it need no patch
+    typer.core._TyperParameter.get_runtime_param = _lazy_runtime_param
 
 app = typer.Typer(
     name="cvtool",
