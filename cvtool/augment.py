@@ -388,21 +388,32 @@ def warp_affine(
     else:
         padded[...] = xp.pad(xc, ((0, 0), (1, 2), (1, 2), (0, 0)), mode=_PAD_MODE[fill])
     a = xp.asarray(np.asarray(inverse, dtype=np.float64)[:, :2, :], dtype=work)  # (N, 2, 3)
-    # output pixel centres as homogeneous columns: coordinates = a @ grid (one batched matmul)
+    # output pixel centres as homogeneous columns: coordinates = a @ grid, one batched matmul
+    # (short rows make broadcasting slow); long rows broadcast instead, which also keeps a
+    # multi-threaded BLAS out of the loop
+    by_matmul = w < 64 or xp is not np
     grid = xp.stack(
         [xp.tile(xp.arange(w, dtype=work), h), xp.repeat(xp.arange(h, dtype=work), w)]
         + [xp.ones(h * w, dtype=work)]
     )  # (3, H*W)
+    gx, gy = grid[0].reshape(1, 1, h, w)[..., :1, :], grid[1].reshape(1, 1, h, w)[..., :1]
     out = xp.empty_like(x)
     fixed = x.dtype == np.uint8 and channels == 1 and interpolation == "bilinear"
     prescaled = fixed and fill in ("constant", "nearest")
     if prescaled:  # coordinates straight in 1/256 pixel (see _bilinear_fixed)
         a = a * 256.0
         a[:, :, 2] += 256.5
+    a = xp.ascontiguousarray(a.transpose(1, 0, 2))  # (2, N, 3): x and y rows apart
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
         m, lo = stop - start, start * size
-        coords = xp.matmul(a[start:stop].transpose(1, 0, 2), grid)  # (2, m, H*W): x, y apart
+        ac = a[:, start:stop]  # (2, m, 3)
+        if by_matmul:
+            coords = xp.matmul(ac, grid)  # (2, m, H*W)
+        else:
+            coords = ac[..., 0, None, None] * gx + (
+                ac[..., 1, None, None] * gy + ac[..., 2, None, None]
+            )
         sx = _fold(coords[0].reshape(m, h, w), w, fill, xp, prescaled)  # source x, (m, H, W)
         sy = _fold(coords[1].reshape(m, h, w), h, fill, xp, prescaled)
         if fixed and not prescaled:

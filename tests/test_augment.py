@@ -86,7 +86,7 @@ def _scipy_warp(img, inverse, order, mode, cval):
 
 @pytest.mark.parametrize("fill", list(FILLS))
 @pytest.mark.parametrize("interpolation,order", [("bilinear", 1), ("nearest", 0)])
-@pytest.mark.parametrize("shape", [(6, 11, 13), (3, 8, 6, 3)])
+@pytest.mark.parametrize("shape", [(6, 11, 13), (3, 8, 6, 3), (2, 9, 70)])  # w >= 64 broadcasts
 def test_agrees_with_scipy_affine_transform(xp, rng, fill, interpolation, order, shape):
     x = rng.random(shape)
     ranges = aug.make_ranges(
