@@ -16,6 +16,7 @@ from typer.core import TyperCommand
 
 from cvtool.cli._common import JsonOpt, user_errors
 
+# Square brackets below open with ':' so that Rich's markup leaves them alone.
 NET_HELP = """Keras/torchinfo-style summary of a whole network.
 
 SPEC is an architecture spec (the language train-mlp and train-cnn take), a
@@ -25,7 +26,7 @@ file holding one ('@file', a path, or '-' for stdin), Nielsen's sizes such as
 \b
 Spec grammar (layers separated by commas or new lines; '#' starts a comment):
   input:28x28x1 | input:28x28 | input:784      the input (H x W x C, or a vector)
-  conv:FxK[xK2][:ACT][:s=S][:p=P][:d=D][:bias=0]  P: int, valid or same
+  conv:FxK | conv:FxKhxKw [:ACT][:s=S][:p=P][:d=D][:bias=0]   P: int, valid, same
   pool:K | maxpool:K | avgpool:K | l2pool:K [:s=S][:p=P]   stride defaults to K
   dense:UNITS[:ACT][:bias=0]                    after an image it flattens implicitly
   dropout:RATE   flatten   batchnorm (bn)   relu|sigmoid|tanh|softmax|identity
@@ -272,5 +273,5 @@ def register(app: typer.Typer) -> None:
     calc.command("dense", cls=_PlainCommand)(dense_cmd)
     calc.command("flatten", cls=_PlainCommand)(flatten_cmd)
     calc.command("dropout", cls=_PlainCommand)(dropout_cmd)
-    calc.command("net", cls=_PlainCommand, help=NET_HELP.replace("[", "\\["))(net_cmd)
+    calc.command("net", cls=_PlainCommand, help=NET_HELP)(net_cmd)
     app.add_typer(calc, name="layer-calc")
