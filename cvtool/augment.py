@@ -292,23 +292,20 @@ def affine_matrices(
     if np.any(sx <= 0) or np.any(sy <= 0):
         raise CvtoolError("The 'zoom' and 'stretch' parameters must be > 0.")
 
-    def mat(a, b, cc, d):  # (N, 2, 2) from four (N,) entries
-        return np.stack([np.stack([a, b], -1), np.stack([cc, d], -1)], -2)
-
-    zero, one = np.zeros(n), np.ones(n)
-    rot = mat(c, s, -s, c)  # counter-clockwise on screen (y down)
-    shear = mat(one, t, zero, one)
-    forward_lin = rot @ shear @ mat(sx * fx, zero, zero, sy * fy)
-    inverse_lin = (
-        mat(fx / sx, zero, zero, fy / sy) @ mat(one, -t, zero, one) @ np.swapaxes(rot, 1, 2)
-    )
-    centre = np.array([(w - 1) / 2.0, (h - 1) / 2.0])
-    shift = np.stack([p["translate_x"], p["translate_y"]], -1)  # (N, 2)
-    forward = np.zeros((n, 3, 3))
-    inverse = np.zeros((n, 3, 3))
-    forward[:, :2, :2], inverse[:, :2, :2] = forward_lin, inverse_lin
-    forward[:, :2, 2] = centre + shift - forward_lin @ centre
-    inverse[:, :2, 2] = centre - (inverse_lin @ (centre + shift)[:, :, None])[..., 0]
+    dx, dy = sx * fx, sy * fy  # S F, diagonal
+    # R = [[c, s], [-s, c]] turns counter-clockwise on screen (y down); Sh = [[1, t], [0, 1]].
+    # Closed forms (elementwise, no batched 2x2 matmuls): forward R Sh D, inverse D^-1 Sh^-1 R^T.
+    forward, inverse = np.zeros((n, 3, 3)), np.zeros((n, 3, 3))
+    forward[:, 0, 0], forward[:, 0, 1] = c * dx, (c * t + s) * dy
+    forward[:, 1, 0], forward[:, 1, 1] = -s * dx, (c - s * t) * dy
+    inverse[:, 0, 0], inverse[:, 0, 1] = (c - t * s) / dx, (-s - t * c) / dx
+    inverse[:, 1, 0], inverse[:, 1, 1] = s / dy, c / dy
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0  # the image centre
+    tx, ty = cx + p["translate_x"], cy + p["translate_y"]
+    forward[:, 0, 2] = tx - (forward[:, 0, 0] * cx + forward[:, 0, 1] * cy)
+    forward[:, 1, 2] = ty - (forward[:, 1, 0] * cx + forward[:, 1, 1] * cy)
+    inverse[:, 0, 2] = cx - (inverse[:, 0, 0] * tx + inverse[:, 0, 1] * ty)
+    inverse[:, 1, 2] = cy - (inverse[:, 1, 0] * tx + inverse[:, 1, 1] * ty)
     forward[:, 2, 2] = inverse[:, 2, 2] = 1.0
     return forward, inverse
 
