@@ -320,3 +320,14 @@ def test_backends_agree(xp):
 def test_layers_from_sizes_model_matches_nielsen_shapes():
     model = Sequential.from_spec(layers_from_sizes("784,30,10")).build()
     assert model.count_params() == 784 * 30 + 30 + 30 * 10 + 10
+
+
+def test_sigmoid_tanh_fallback_matches_expit(monkeypatch):
+    """Without SciPy the sigmoid uses 0.5 tanh(z/2) + 0.5; both give the same numbers."""
+    from cvtool.nn import activations
+
+    z = np.linspace(-40, 40, 101)
+    fast = activations.Sigmoid().forward(z)
+    monkeypatch.setattr(activations, "_EXPIT", [None])
+    slow = activations.Sigmoid().forward(z)
+    assert np.allclose(fast, slow, rtol=1e-12, atol=1e-15)

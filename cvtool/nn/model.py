@@ -400,7 +400,15 @@ class Sequential:
         # The optimiser's prescale (eta for SGD) rides on the output error: one
         # multiply of an (m, K) array instead of one per parameter array.
         prescale = opt.prescale if opt.prescale != 1.0 else None
-        xtake, ytake = x.take, Y.take
+        if xp is np:  # mode='clip' avoids NumPy buffering `out` (indices are valid anyway)
+
+            def xtake(idx, axis=0, out=None):
+                return x.take(idx, axis=axis, out=out, mode="clip")
+
+            def ytake(idx, axis=0, out=None):
+                return Y.take(idx, axis=axis, out=out, mode="clip")
+        else:
+            xtake, ytake = x.take, Y.take
         # A diverging run overflows: that is reported as stopped='nan', not as warnings.
         errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
         errstate.__enter__()
