@@ -63,7 +63,8 @@ def build_layers(specs: list, init: str | None = None) -> list:
         factory = FACTORIES.get(spec.kind)
         if factory is None:
             raise CvtoolError(
-                f"Layer kind {spec.kind!r} cannot be built; known: {', '.join(FACTORIES)}."
+                f"{spec.text or spec.kind!r}: layer-calc understands {spec.kind!r} but cvtool "
+                f"cannot train it yet; trainable kinds: {', '.join(FACTORIES)}."
             )
         layer = factory(spec)
         if init is not None and hasattr(layer, "init"):
