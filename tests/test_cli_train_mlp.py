@@ -109,3 +109,26 @@ def test_bad_inputs_exit_2_with_one_line(cli, tmp_path, args, word):
     assert len([x for x in result.stderr.splitlines() if x.strip()]) == 1
     assert word in line
     assert result.stdout == "" or "cvtool train-mlp" in result.stdout
+
+
+def test_ctrl_c_keeps_best_model_and_exits_130(cli, tmp_path, monkeypatch):
+    from cvtool.cli import _train
+
+    real = _train.Reporter.on_epoch_end
+
+    def interrupt_at_3(self, record, model, improved):
+        real(self, record, model, improved)
+        if record["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_train.Reporter, "on_epoch_end", interrupt_at_3)
+    out = tmp_path / "m.npz"
+    result = cli("train-mlp", "--train-size", 300, "--epochs", 10, "--out", out, "--json")
+    assert result.exit_code == 130, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["stopped"] == "interrupted" and doc["epochs_run"] == 3 and doc["restored_best"]
+    from cvtool.nn.model import Sequential
+
+    model = Sequential.load(out)
+    assert model.meta["history"]["stopped"] == "interrupted"
+    assert not list(tmp_path.glob(".*tmp*"))
