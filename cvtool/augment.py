@@ -424,22 +424,46 @@ def warp_affine(
             sx += 0.5
             sy += 0.5
         fx0, fy0 = xp.floor(sx), xp.floor(sy)
-        # flat index of the padded top-left neighbour (+1 row and column of padding)
-        base = (xp.arange(m, dtype=xp.int64) * size)[:, None, None]
-        idx = (fy0.astype(xp.int64) + 1) * wp + (fx0.astype(xp.int64) + 1) + base  # (m, H, W)
-        flat = buf[lo:]
+        # flat index of the padded top-left neighbour (+1 row and column of padding); the
+        # float holds the integer exactly (float64 once a chunk passes 2**24 pixels)
+        exact = work if m * size < 2**24 else np.float64
+        base = (xp.arange(m, dtype=exact) * size + (wp + 1))[:, None, None]
+        idx = (fy0.astype(exact, copy=False) * wp + fx0 + base).astype(xp.int64)  # (m, H, W)
+        gather = _gatherer(buf[lo:], idx, xp)
         if interpolation == "nearest":
-            oc[...] = flat[idx]
+            oc[...] = gather(0).reshape(oc.shape)
             continue
-        tx, ty = (sx - fx0)[..., None], (sy - fy0)[..., None]  # (m, H, W, 1)
-        v00, v01 = flat[idx].astype(work), flat[1:][idx].astype(work)
-        v10, v11 = flat[wp:][idx].astype(work), flat[wp + 1 :][idx].astype(work)
+        tx, ty = sx - fx0, sy - fy0  # (m, H, W)
+        if channels > 1:
+            tx, ty = tx[..., None], ty[..., None]
+        v00, v01 = gather(0).astype(work, copy=False), gather(1).astype(work, copy=False)
+        v10, v11 = gather(wp).astype(work, copy=False), gather(wp + 1).astype(work, copy=False)
         top = v00 + tx * (v01 - v00)
         val = top + ty * ((v10 + tx * (v11 - v10)) - top)
         if x.dtype == np.uint8:
             val += 0.5  # round to nearest: values are convex combinations in [0, 255]
-        oc[...] = val.astype(x.dtype)
+        oc[...] = (val if channels > 1 else val[..., None]).astype(x.dtype, copy=False)
     return out
+
+
+def _gatherer(flat, idx, xp):
+    """gather(offset): the pixels at flat index idx + offset, (m, H, W) or (m, H, W, C).
+
+    One channel: a 1-D take. Several channels on NumPy: each pixel's C values
+    viewed as one opaque item, so the take copies whole pixels (much faster
+    than fancy indexing of rows); on CuPy, fancy indexing.
+    """
+    channels = flat.shape[1]
+    if channels == 1:
+        plane = flat[:, 0]
+        return lambda offset: xp.take(plane[offset:], idx)
+    if xp is np:
+        pixel = np.dtype((np.void, channels * flat.dtype.itemsize))
+        items = np.ascontiguousarray(flat).view(pixel).reshape(-1)
+        return lambda offset: (
+            np.take(items[offset:], idx).view(flat.dtype).reshape(*idx.shape, channels)
+        )
+    return lambda offset: flat[offset:][idx]
 
 
 def _bilinear_fixed(flat, sx, sy, size: int, wp: int, xp):
