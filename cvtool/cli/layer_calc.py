@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand
 
-from cvtool.cli._common import JsonOpt, user_errors
+from cvtool.cli._common import JsonOpt, fail, user_errors
 
 # Square brackets below open with ':' so that Rich's markup leaves them alone.
 NET_HELP = """Keras/torchinfo-style summary of a whole network.
@@ -98,8 +98,8 @@ class _PlainCommand(TyperCommand):
         super().__init__(*args, **kwargs)
         for param in self.params:
             annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
-            kinds = [a for a in (getattr(annotation, "__args__", None) or (annotation,))]
-            kinds = [k for k in kinds if k is not type(None)]
+            kinds = getattr(annotation, "__args__", None) or (annotation,)
+            kinds = [k for k in kinds if k is not type(None)]  # Optional[int] -> int
             if len(kinds) == 1 and kinds[0] in (str, int, float):
                 param._runtime_param = _Plain(kinds[0])  # falls back to Typer's if renamed
 
@@ -168,10 +168,7 @@ def pool_cmd(
     """One pooling layer (max, average or L2): output shape; no parameters."""
     kinds = {"max": "maxpool", "avg": "avgpool", "l2": "l2pool"}
     if mode not in kinds:
-        with user_errors():
-            from cvtool.errors import CvtoolError
-
-            raise CvtoolError(f"The 'type' parameter must be max, avg or l2. Got {mode!r} instead.")
+        fail(f"The 'type' parameter must be max, avg or l2. Got {mode!r} instead.")
     item = f"{kinds[mode]}:{pool}:p={padding}" + (f":s={stride}" if stride is not None else "")
     _single(item, input_shape, floor, json_out)
 
