@@ -239,6 +239,24 @@ def test_boxes_follow_the_pixels(rotation, tx, ty):
     assert keep[0] and vis[0] == 1
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    box=st.lists(st.floats(0, 20), min_size=4, max_size=4),
+    turns=st.integers(0, 3),
+    hflip=st.booleans(),
+    vflip=st.booleans(),
+)
+def test_box_through_forward_then_inverse_is_unchanged(box, turns, hflip, vflip):
+    x1, x2 = sorted(box[::2])
+    y1, y2 = sorted(box[1::2])
+    p = _params(1, rotation=90 * turns, hflip=hflip, vflip=vflip)
+    forward, inverse = aug.affine_matrices(p, (20, 20))
+    moved, keep, _ = aug.transform_boxes(np.array([[x1, y1, x2, y2]]), forward, (20, 20))
+    back, _, _ = aug.transform_boxes(moved, inverse, (20, 20))
+    np.testing.assert_allclose(back[0], [x1, y1, x2, y2], atol=1e-9)
+    assert keep[0] == ((x2 - x1) * (y2 - y1) > 0)
+
+
 def test_boxes_drop_below_min_visibility_and_labels_stay_aligned():
     b = _boxes([0, 0, 0], [[0, 0, 4, 4], [10, 10, 14, 14], [6, 6, 8, 8]], ["left", "right", "mid"])
     forward, _ = aug.affine_matrices(_params(1, translate_x=-2), (16, 16))
