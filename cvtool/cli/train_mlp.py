@@ -14,7 +14,7 @@ LayersOpt = Annotated[
     typer.Option(
         "--layers",
         help="Layer sizes as in Nielsen's Network([784, 30, 10]), or an architecture spec "
-        "(e.g. 'input:784, dense:100:relu, dense:10:softmax'), a preset or @file.",
+        "(e.g. 'input:784, dense:64:relu, dense:10:softmax'), a preset or @file.",
     ),
 ]
 ActivationOpt = Annotated[
