@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cvtool.backend import array_module
+from cvtool.backend import array_module, to_numpy
 from cvtool.errors import CvtoolError
 from cvtool.fileio import atomic_write_text
 
@@ -384,7 +384,7 @@ def warp_affine(
         padded[:, 1 : h + 1, 1 : w + 1] = xc
     else:
         padded[...] = xp.pad(xc, ((0, 0), (1, 2), (1, 2), (0, 0)), mode=_PAD_MODE[fill])
-    a = xp.asarray(np.asarray(inverse, dtype=np.float64)[:, :2, :], dtype=work)  # (N, 2, 3)
+    a = xp.asarray(to_numpy(inverse).astype(np.float64)[:, :2, :], dtype=work)  # (N, 2, 3)
     # output pixel centres as homogeneous columns: coordinates = a @ grid, one batched matmul
     # (short rows make broadcasting slow); long rows broadcast instead, which also keeps a
     # multi-threaded BLAS out of the loop
@@ -879,7 +879,7 @@ def augment_dataset(
     """
     import time
 
-    from cvtool.backend import synchronize, to_numpy
+    from cvtool.backend import synchronize
     from cvtool.data.datasets import Dataset
 
     n = len(ds.x_train)
