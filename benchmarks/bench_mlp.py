@@ -18,6 +18,7 @@ machine two threads made PyTorch's mini-batch-10 epoch ~10x slower (29 s
 against 2.4 s, measured) and OpenBLAS's 2-thread GEMMs stall the same way.
 
     python benchmarks/bench_mlp.py [--epochs 3] [--seeds 3] [--json out.json]
+    python benchmarks/bench_mlp.py --nielsen 400 [--seeds 3]   # overfitting experiment
 """
 
 from __future__ import annotations
@@ -141,6 +142,70 @@ def run_numpy_loop(sizes, batch, epochs, seed):
 RUNNERS = {"cvtool": run_cvtool, "pytorch": run_torch, "numpy-loop": run_numpy_loop}
 
 
+def _mnist_sample_1000():
+    from cvtool.data.datasets import load_dataset
+
+    _limit_blas()
+    ds = load_dataset("mnist-sample")
+    x = ds.x_train[:1000].reshape(1000, -1).astype(np.float32) / 255
+    xt = ds.x_test.reshape(len(ds.x_test), -1).astype(np.float32) / 255
+    return x, ds.y_train[:1000], xt, ds.y_test
+
+
+def nielsen_cvtool(lmbda, epochs, seed):
+    """Nielsen's overfitting run: [784,30,10], large init, cross-entropy, eta 0.5, m 10."""
+    from cvtool.nn.model import Sequential
+    from cvtool.nn.optim import SGD
+    from cvtool.nn.spec import layers_from_sizes
+
+    x, y, xt, yt = _mnist_sample_1000()
+    model = Sequential.from_spec(layers_from_sizes("784,30,10"), init="large").build(seed=seed)
+    model.fit(x, y, epochs=epochs, batch_size=10, optimizer=SGD(ETA, lmbda), monitor=(),
+              seed=seed)  # fmt: skip
+    return float((model.predict(xt) == yt).mean())
+
+
+def nielsen_torch(lmbda, epochs, seed):
+    import torch
+
+    torch.set_num_threads(THREADS[0])
+    torch.manual_seed(seed)
+    x, y, xt, yt = _mnist_sample_1000()
+    l1, l2 = torch.nn.Linear(784, 30), torch.nn.Linear(30, 10)
+    for p in (*l1.parameters(), *l2.parameters()):
+        torch.nn.init.normal_(p, 0.0, 1.0)  # Nielsen's large initialisation
+    net = torch.nn.Sequential(l1, torch.nn.Sigmoid(), l2, torch.nn.Sigmoid())
+    opt = torch.optim.SGD([{"params": [l1.weight, l2.weight], "weight_decay": lmbda / len(x)},
+                           {"params": [l1.bias, l2.bias], "weight_decay": 0.0}], lr=ETA)  # fmt: skip
+    X, Y = torch.from_numpy(x), torch.nn.functional.one_hot(torch.from_numpy(y), 10).float()
+    for _ in range(epochs):
+        perm = torch.randperm(len(X))
+        for i in range(0, len(X), 10):
+            idx = perm[i : i + 10]
+            loss = torch.nn.functional.binary_cross_entropy(net(X[idx]), Y[idx], reduction="sum")
+            opt.zero_grad()
+            (loss / len(idx)).backward()
+            opt.step()
+    with torch.no_grad():
+        return float((net(torch.from_numpy(xt)).argmax(1).numpy() == yt).mean())
+
+
+def run_nielsen(epochs: int, seeds: int) -> list[dict]:
+    """Final test accuracy of the overfitting experiment, cvtool and PyTorch, per lambda."""
+    rows = []
+    for lmbda in (0.0, 0.1):
+        accs = {"cvtool": [], "pytorch": []}
+        for seed in range(seeds):
+            for name, fn in (("cvtool", nielsen_cvtool), ("pytorch", nielsen_torch)):
+                acc, seconds, _ = run_isolated(fn, lmbda, epochs, seed)
+                accs[name].append(acc)
+                print(f"lambda={lmbda} seed={seed} {name}: {acc:.4f} ({seconds:.1f} s)", flush=True)
+        for name, values in accs.items():
+            rows.append({"name": name, "lmbda": lmbda, "accuracy": statistics.median(values),
+                         "seed_accuracy": values})  # fmt: skip
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--epochs", type=int, default=3)
@@ -152,9 +217,30 @@ def main() -> None:
         default=1,
         help="BLAS threads for NumPy and intra-op threads for PyTorch (same for both)",
     )
+    ap.add_argument(
+        "--nielsen",
+        type=int,
+        default=0,
+        metavar="EPOCHS",
+        help="instead: Nielsen's overfitting experiment for EPOCHS epochs "
+        "(1000 mnist-sample images, large init, lambda 0 and 0.1), cvtool vs PyTorch",
+    )
     ap.add_argument("--skip", nargs="*", default=[], help="runners to skip, e.g. numpy-loop")
     args = ap.parse_args()
     THREADS[0] = args.threads
+    if args.nielsen:
+        rows = run_nielsen(args.nielsen, args.seeds)
+        for r in rows:
+            print(
+                f"{r['name']:8s} lambda={r['lmbda']:<4} median test accuracy {r['accuracy']:.4f} "
+                f"seeds {r['seed_accuracy']}"
+            )
+        if args.json:
+            import json
+
+            Path(args.json).write_text(json.dumps({"nielsen_epochs": args.nielsen, "rows": rows},
+                                                  indent=2))  # fmt: skip
+        return
     all_rows = []
     for sizes, batch in CONFIGS:
         runs = {name: ([], [], []) for name in RUNNERS if name not in args.skip}
