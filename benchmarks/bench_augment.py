@@ -7,7 +7,8 @@ bilinear interpolation, zero fill, uint8 in and out.
 
 Methods, all in the same run, each in a forked child (benchmarks/_common.py):
 
-- cvtool       ``augment.random_affine_batch`` (sampling + matrices + batched warp)
+- cvtool       ``augment.random_affine_batch`` (sampling + matrices + batched warp);
+               also the warp alone, and float32 (N, H, W, 1) input (train-cnn's case)
 - torch        batched ``affine_grid`` + ``grid_sample`` (align_corners=True, zeros
                padding), uint8 -> float32 -> uint8 included; with --threads
                intra-op threads (default 2) and again with 1 (on a loaded
@@ -55,6 +56,17 @@ def run_cvtool(x, seed):
     aug.random_affine_batch(x[:64], np.random.default_rng(0), **kw)  # warm-up
     t0 = time.perf_counter()
     out = aug.random_affine_batch(x, rng, **kw)
+    return time.perf_counter() - t0, out
+
+
+def run_cvtool_float(x, seed):
+    """The train-cnn case: float32 (N, H, W, 1) images in [0, 1] (not compared: other dtype)."""
+    xf = (x / np.float32(255)).astype(np.float32)[..., None]
+    rng = np.random.default_rng(seed)
+    kw = dict(rotation=15, shift=2, zoom=0.1, hflip=0.5)
+    aug.random_affine_batch(xf[:64], np.random.default_rng(0), **kw)
+    t0 = time.perf_counter()
+    out = aug.random_affine_batch(xf, rng, **kw)
     return time.perf_counter() - t0, out
 
 
@@ -163,6 +175,7 @@ def main(argv=None) -> None:
     methods = {
         "cvtool": (run_cvtool, (x, args.seed)),
         "cvtool-warp-only": (run_cvtool_warp, (x, args.seed)),
+        "cvtool-float32-nhwc": (run_cvtool_float, (x, args.seed)),
         "torch-affine_grid": (run_torch, (x, args.seed, args.threads)),
         "torch-affine_grid-1thread": (run_torch, (x, args.seed, 1)),
         "opencv-loop": (run_opencv, (x, args.seed)),
