@@ -16,13 +16,16 @@ import math
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:  # Rich is imported when a table is drawn, not for --json
+    from rich.console import Console
+    from rich.table import Table
 
 
 def _console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
     stream = sys.stderr if stderr else sys.stdout
     is_tty = hasattr(stream, "isatty") and stream.isatty()
     return Console(
@@ -97,6 +100,8 @@ def make_table(
     footer: Sequence[Any] | None = None,
 ) -> Table:
     """A Rich table; numbers right-aligned and formatted by ``fmt``."""
+    from rich.table import Table
+
     rows = [list(r) for r in rows]
     table = Table(title=title, show_footer=footer is not None, title_justify="left")
     for i, name in enumerate(columns):
@@ -115,6 +120,8 @@ def make_table(
 
 def kv_table(pairs: dict[str, Any], title: str | None = None, digits: int = 4) -> Table:
     """A two-column key/value table."""
+    from rich.table import Table
+
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("key", style="bold")
     table.add_column("value")

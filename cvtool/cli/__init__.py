@@ -31,6 +31,8 @@ from cvtool.cli import (
 def _one_line_usage_error(exc) -> None:
     # Typer prints usage errors as a multi-line panel; cvtool promises one line on
     # stderr for every bad input, so usage errors get the same "error: ..." form.
+    if type(exc).__name__ == "NoArgsIsHelpError":  # help was printed; nothing to add
+        return
     ctx = getattr(exc, "ctx", None)
     where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
     message = " ".join(exc.format_message().split())
