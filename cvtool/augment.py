@@ -600,28 +600,39 @@ def nielsen_expand(x, xp=None):
 # ---------------------------------------------------------------- parameters on disk
 
 
-def params_to_lines(source: np.ndarray, params: dict[str, np.ndarray]) -> str:
-    """JSON lines, one per output image: {"index", "source", <PARAM_NAMES>}."""
+SETTINGS = ("interpolation", "fill", "cval")  # per run; repeated on every parameters line
+
+
+def params_to_lines(
+    source: np.ndarray, params: dict[str, np.ndarray], settings: dict | None = None
+) -> str:
+    """JSON lines, one per output image: {"index", "source", <SETTINGS>, <PARAM_NAMES>}."""
     cols = [np.asarray(params[k]).tolist() for k in PARAM_NAMES]
+    head = {k: settings[k] for k in SETTINGS} if settings else {}
     lines = []
     for i, (src, *vals) in enumerate(zip(np.asarray(source).tolist(), *cols, strict=True)):
-        lines.append(
-            json.dumps({"index": i, "source": src, **dict(zip(PARAM_NAMES, vals, strict=True))})
-        )
+        row = {"index": i, "source": src, **head, **dict(zip(PARAM_NAMES, vals, strict=True))}
+        lines.append(json.dumps(row))
     return "\n".join(lines) + "\n"
 
 
-def write_params(path: str | Path, source: np.ndarray, params: dict[str, np.ndarray]) -> None:
-    """Write the per-image parameters as JSON lines, atomically."""
-    atomic_write_text(path, params_to_lines(source, params))
+def write_params(
+    path: str | Path,
+    source: np.ndarray,
+    params: dict[str, np.ndarray],
+    settings: dict | None = None,
+) -> None:
+    """Write the per-image parameters (and the run's interpolation, fill, cval) as JSON lines."""
+    atomic_write_text(path, params_to_lines(source, params, settings))
 
 
 def read_params(
     path: str | Path, n_source: int | None = None
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
     """Read a parameters file written by :func:`write_params` (for replay).
 
-    Returns (source (M,), params of (M,)), in file order.
+    Returns (source (M,), params of (M,), settings), in file order; settings
+    holds the interpolation, fill and cval of the first line (empty if absent).
 
     Raises
     ------
@@ -632,13 +643,15 @@ def read_params(
     path = Path(path)
     if not path.is_file():
         raise CvtoolError(f"Parameters file not found: {path}")
-    rows = []
+    rows, settings = [], None
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
             rows.append([int(row["source"])] + [row[k] for k in PARAM_NAMES])
+            if settings is None:
+                settings = {k: row[k] for k in SETTINGS if k in row}
         except (ValueError, KeyError, TypeError) as exc:
             raise CvtoolError(
                 f"{path}:{lineno}: not a parameters line (JSON with 'source' and "
@@ -661,7 +674,11 @@ def read_params(
     for k in ("zoom", "stretch_x", "stretch_y"):
         if not np.all(params[k] > 0):
             raise CvtoolError(f"{path}: parameter '{k}' must be > 0 on every line.")
-    return source, params
+    if "interpolation" in settings:
+        _check_choice("interpolation", settings["interpolation"], INTERPOLATIONS)
+    if "fill" in settings:
+        _check_choice("fill", settings["fill"], FILL_MODES)
+    return source, params, settings
 
 
 # ---------------------------------------------------------------- boxes
@@ -830,6 +847,7 @@ class AugmentResult:
     boxes: Boxes | None
     dropped_boxes: int
     seconds: float  # wall time of the resampling (device synchronised)
+    settings: dict  # the interpolation, fill and cval used
 
     def summary(self) -> dict:
         """Counts, the observed parameter ranges and the time, for reports."""
@@ -847,6 +865,7 @@ class AugmentResult:
             "observed_ranges": observed,
             "seconds": self.seconds,
             "images_per_second": len(self.source) / self.seconds if self.seconds > 0 else None,
+            **self.settings,
         }
         if self.boxes is not None:
             doc["boxes_out"] = len(self.boxes)
@@ -859,7 +878,7 @@ def augment_dataset(
     *,
     ranges: Ranges | None = None,
     preset: str | None = None,
-    replay: tuple[np.ndarray, dict[str, np.ndarray]] | None = None,
+    replay: tuple[np.ndarray, dict[str, np.ndarray], dict] | None = None,
     copies: int = 1,
     keep_original: bool = False,
     seed: int | None = 0,
@@ -872,10 +891,11 @@ def augment_dataset(
 ) -> AugmentResult:
     """Augment the training split of a Dataset; the test split is left untouched.
 
-    Exactly one recipe applies: `replay` (source, params) read from a file,
-    else `preset` ('nielsen-expand'), else `ranges` sampled `copies` times per
-    image with the generator ``np.random.default_rng(seed)``. Boxes (indices
-    into the training images) follow their images.
+    Exactly one recipe applies: `replay` (source, params, settings) read from a
+    file (its settings, when present, replace interpolation / fill / cval), else
+    `preset` ('nielsen-expand'), else `ranges` sampled `copies` times per image
+    with the generator ``np.random.default_rng(seed)``. Boxes (indices into the
+    training images) follow their images.
     """
     import time
 
@@ -884,7 +904,10 @@ def augment_dataset(
 
     n = len(ds.x_train)
     if replay is not None:
-        source, params = replay
+        source, params, recorded = replay
+        interpolation = recorded.get("interpolation", interpolation)
+        fill = recorded.get("fill", fill)
+        cval = float(recorded.get("cval", cval))
         if len(source) and source.max() >= n:
             raise CvtoolError(
                 f"The replayed parameters refer to image {source.max()}; the data has {n}."
@@ -914,7 +937,8 @@ def augment_dataset(
     kept, dropped = (None, 0)
     if boxes is not None:
         kept, dropped = boxes_for_outputs(boxes, source, forward, ds.image_shape, min_visibility)
-    return AugmentResult(out, source, params, kept, dropped, seconds)
+    settings = {"interpolation": interpolation, "fill": fill, "cval": cval}
+    return AugmentResult(out, source, params, kept, dropped, seconds, settings)
 
 
 def preview_grid(

@@ -182,9 +182,25 @@ def test_replay_from_a_parameters_file_reproduces(tmp_path, rng):
         x, rng, rotation=20, shift=3, zoom=0.2, shear=10, hflip=0.5, vflip=0.5, return_params=True
     )
     aug.write_params(tmp_path / "p.jsonl", np.arange(7), params)
-    source, again = aug.read_params(tmp_path / "p.jsonl", n_source=7)
+    source, again, settings = aug.read_params(tmp_path / "p.jsonl", n_source=7)
     np.testing.assert_array_equal(source, np.arange(7))
+    assert settings == {}
     np.testing.assert_array_equal(aug.apply_params(x[source], again), out)
+
+
+def test_replay_uses_the_recorded_fill_and_interpolation(tmp_path, rng):
+    from cvtool.data.datasets import Dataset
+
+    ds = Dataset("t", rng.integers(0, 256, (4, 9, 9), dtype=np.uint8), np.arange(4),
+                 np.zeros((1, 9, 9), np.uint8), np.zeros(1, np.int64))  # fmt: skip
+    kw = dict(ranges=aug.make_ranges(rotation=40, translate=3), copies=2, seed=5)
+    first = aug.augment_dataset(ds, fill="reflect", interpolation="nearest", **kw)
+    aug.write_params(tmp_path / "p.jsonl", first.source, first.params, first.settings)
+    replay = aug.read_params(tmp_path / "p.jsonl", n_source=4)
+    assert replay[2] == {"interpolation": "nearest", "fill": "reflect", "cval": 0.0}
+    again = aug.augment_dataset(ds, replay=replay)  # default bilinear / constant are overridden
+    np.testing.assert_array_equal(again.dataset.x_train, first.dataset.x_train)
+    assert not np.array_equal(aug.augment_dataset(ds, **kw).dataset.x_train, first.dataset.x_train)
 
 
 def test_sampled_parameters_stay_in_their_ranges(rng):

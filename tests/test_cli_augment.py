@@ -37,14 +37,16 @@ def test_no_arguments_augments_mnist_sample_and_writes_a_preview(cli, tmp_path, 
 def test_out_params_and_replay_give_the_same_data(cli, tmp_path):
     a, b = tmp_path / "a.npz", tmp_path / "b.npz"
     doc = _json(cli("augment", "--out", a, "--copies", 2, "--keep-original", "--rotation", "-5,20",
-                    "--hflip", 0.5, "--params", tmp_path / "p.jsonl", "--seed", 3, "--json"))  # fmt: skip
+                    "--hflip", 0.5, "--fill", "reflect", "--params", tmp_path / "p.jsonl",
+                    "--seed", 3, "--json"))  # fmt: skip
     assert doc["inputs"] == 4000 and doc["outputs"] == 12000
     assert doc["ranges"]["rotation"] == [-5.0, 20.0]
     lo, hi = doc["observed_ranges"]["rotation"]
     assert -5 <= lo < 0 < hi <= 20
     assert 0 < doc["hflipped"] < 8000
     assert (tmp_path / "p.jsonl").read_text().count("\n") == 12000
-    _json(cli("augment", "--out", b, "--replay", tmp_path / "p.jsonl", "--json"))
+    replayed = _json(cli("augment", "--out", b, "--replay", tmp_path / "p.jsonl", "--json"))
+    assert replayed["fill"] == "reflect"  # recorded in the parameters file
     da, db = load_dataset(a), load_dataset(b)
     np.testing.assert_array_equal(da.x_train, db.x_train)
     np.testing.assert_array_equal(da.y_train, db.y_train)
@@ -52,7 +54,8 @@ def test_out_params_and_replay_give_the_same_data(cli, tmp_path):
     np.testing.assert_array_equal(da.x_train[::3], src.x_train)  # originals first
     np.testing.assert_array_equal(da.x_test, src.x_test)  # test split untouched
     again = _json(cli("augment", "--out", b, "--force", "--copies", 2, "--keep-original",
-                      "--rotation", "-5,20", "--hflip", 0.5, "--seed", 3, "--json"))  # fmt: skip
+                      "--rotation", "-5,20", "--hflip", 0.5, "--fill", "reflect", "--seed", 3,
+                      "--json"))  # fmt: skip
     assert again["outputs"] == 12000
     np.testing.assert_array_equal(load_dataset(b).x_train, da.x_train)  # same seed, same data
 

@@ -96,7 +96,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
         replay: Annotated[
             Path | None,
-            _opt("--replay", "Apply the parameters of a --params file instead of sampling."),
+            _opt(
+                "--replay",
+                "Apply a --params file (parameters, interpolation, fill) instead of sampling.",
+            ),
         ] = None,
         preview: Annotated[
             Path | None,
@@ -145,7 +148,7 @@ def register(app: typer.Typer) -> None:
                 aug.write_boxes(boxes_out, result.boxes)
                 written.append(str(boxes_out))
             if params_out is not None:
-                aug.write_params(params_out, result.source, result.params)
+                aug.write_params(params_out, result.source, result.params, result.settings)
                 written.append(str(params_out))
             if preview is None and out is None:
                 preview = Path("augment-preview.png")
@@ -165,8 +168,6 @@ def register(app: typer.Typer) -> None:
             "seed": seed,
             **result.summary(),
             "ranges": None if recipe != "ranges" else ranges.to_dict(),
-            "interpolation": "nearest" if preset else interpolation,
-            "fill": "constant" if preset else fill,
             "out": str(out) if out is not None else None,
             "preview": str(preview) if preview is not None else None,
             "written": written,
