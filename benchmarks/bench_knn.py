@@ -82,7 +82,9 @@ def row(name, m, n_test, reference=None):
         "runs": [round(t, 2) for t in m["runs"]],
     }  # fmt: skip
     if reference is not None:
-        out["agree_sklearn"] = float(np.mean(pred == reference[:n_test]))
+        n = min(len(pred), len(reference))  # sklearn may have run on a subsample
+        out["agree_sklearn"] = float(np.mean(pred[:n] == reference[:n]))
+        out["agree_on"] = n
     return out
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cvtool import knn
+from cvtool import knn, knn_eval
 from cvtool import knn_kernels as kk
 from cvtool.backend import to_numpy
 from cvtool.errors import CvtoolError
@@ -106,6 +106,11 @@ def test_l2_is_exact_where_plain_float32_is_not():
     rd, ri = reference_topk(train, test, 7, "l2")
     assert np.array_equal(i, ri) and np.array_equal(d, rd)
     assert i[0, :2].tolist() == [3, 150] and d[0, 0] == 0
+    # the naive float32 formula on raw pixels is wrong on this data
+    a, b = test.astype(np.float32), train.astype(np.float32)
+    naive = (a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2 * (a @ b.T)
+    exact = ((test.astype(np.int64)[:, None] - train.astype(np.int64)[None]) ** 2).sum(-1)
+    assert not np.array_equal(naive.astype(np.float64), exact.astype(np.float64))
 
 
 @pytest.mark.parametrize("D", [1025, 7])
@@ -125,7 +130,13 @@ def test_inexact_rows_are_recomputed(monkeypatch):
     test = rng.integers(0, 4, (40, 30)).astype(np.uint8)
     expect = knn.kneighbors(train, test, 6, "l2")
     monkeypatch.setattr(kk, "F32_EXACT", -1e9)
+    calls = []
+    real = kk.L2Float.from_exact.__func__
+    monkeypatch.setattr(
+        kk.L2Float, "from_exact", classmethod(lambda cls, *a: calls.append(1) or real(cls, *a))
+    )
     got = knn.kneighbors(train, test, 6, "l2", memory_mb=0.05)
+    assert calls  # the float64 fallback did run
     assert np.array_equal(expect[0], got[0]) and np.array_equal(expect[1], got[1])
     assert np.array_equal(got[1], reference_topk(train, test, 6, "l2")[1])
 
@@ -178,13 +189,15 @@ def test_backends_agree(xp, metric):
 
 def test_stratified_folds_partition():
     y = np.repeat(np.arange(3), [10, 7, 2])
-    splits = knn.stratified_folds(y, 4, seed=0)
+    splits = knn_eval.stratified_folds(y, 4, seed=0)
     vals = np.sort(np.concatenate([v for _, v in splits]))
     assert np.array_equal(vals, np.arange(len(y)))
     for tr, va in splits:
         assert not set(tr) & set(va) and len(tr) + len(va) == len(y)
         assert abs(np.sum(y[va] == 0) - 2.5) <= 1  # each fold gets its share of class 0
-    assert [v.tolist() for _, v in splits] == [v.tolist() for _, v in knn.stratified_folds(y, 4)]
+    assert [v.tolist() for _, v in splits] == [
+        v.tolist() for _, v in knn_eval.stratified_folds(y, 4)
+    ]
 
 
 def test_evaluate_chooses_and_uses_test_once():
@@ -194,12 +207,12 @@ def test_evaluate_chooses_and_uses_test_once():
     x = np.clip(centers[y] + rng.integers(-30, 31, (120, 16)), 0, 255).astype(np.uint8)
     yt = np.repeat(np.arange(3), 5)
     xt = np.clip(centers[yt] + rng.integers(-30, 31, (15, 16)), 0, 255).astype(np.uint8)
-    res = knn.evaluate(x, y, xt, yt, ks=[1, 3], metrics=["l2", "l1"], folds=3)
+    res = knn_eval.evaluate(x, y, xt, yt, ks=[1, 3], metrics=["l2", "l1"], folds=3)
     assert sum(r["chosen"] for r in res["selection"]) == 1
     # every pair is perfect on this easy data: the tie goes to the smaller k, first metric
     assert (res["k"], res["metric"]) == (1, "l2") and res["accuracy"] == 1.0
     assert res["confusion"].trace() == 15 and res["confusion"].sum() == 15
-    single = knn.evaluate(x, y, xt, yt, ks=[3], metrics=["l1"])
+    single = knn_eval.evaluate(x, y, xt, yt, ks=[3], metrics=["l1"])
     assert single["selection"] is None and single["k"] == 3
 
 
@@ -225,10 +238,10 @@ def test_bad_shapes_and_lists():
         knn.kneighbors(np.zeros((5, 4), np.uint8), np.zeros((2, 3), np.uint8), 1)
     with pytest.raises(CvtoolError, match="NaN"):
         knn.kneighbors(np.full((5, 2), np.nan), np.zeros((2, 2)), 1)
-    assert knn.parse_ints("1, 3,3,5", "k") == [1, 3, 5]
-    assert knn.parse_validation("0.2") == 0.2 and knn.parse_validation("500") == 500
+    assert knn_eval.parse_ints("1, 3,3,5", "k") == [1, 3, 5]
+    assert knn_eval.parse_validation("0.2") == 0.2 and knn_eval.parse_validation("500") == 500
     for bad in ("1.5", "0", "x"):
         with pytest.raises(CvtoolError, match="'validation'"):
-            knn.parse_validation(bad)
+            knn_eval.parse_validation(bad)
     with pytest.raises(CvtoolError, match="'k'"):
-        knn.parse_ints("1,a", "k")
+        knn_eval.parse_ints("1,a", "k")

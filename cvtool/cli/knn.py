@@ -63,20 +63,22 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         with user_errors():
             from cvtool import backend as be
-            from cvtool import knn
+            from cvtool import knn, knn_eval
 
-            ks = knn.parse_ints(k, "k")
-            metrics = knn.parse_names(metric, "metric", knn.METRICS)
+            ks = knn_eval.parse_ints(k, "k")
+            metrics = knn_eval.parse_names(metric, "metric", knn.METRICS)
             knn.check_choice("weights", weights, knn.WEIGHTS)
             xp = be.get_xp(backend)
-            name, ds = knn.load_data(dataset, train, test)
-            res = knn.evaluate(
+            name, ds = knn_eval.load_data(dataset, train, test)
+            res = knn_eval.evaluate(
                 ds.x_train, ds.y_train, ds.x_test, ds.y_test, ks=ks, metrics=metrics,
-                weights=weights, validation=knn.parse_validation(validation), folds=folds,
+                weights=weights, validation=knn_eval.parse_validation(validation), folds=folds,
                 seed=seed, memory_mb=memory, xp=xp, engine=engine, class_names=ds.class_names,
             )  # fmt: skip
             if predictions is not None:
-                knn.write_predictions(predictions, res["truth"], res["predictions"], res["nearest"])
+                knn_eval.write_predictions(
+                    predictions, res["truth"], res["predictions"], res["nearest"]
+                )
         _show(res, name, be.backend_name(xp), json_out, predictions)
 
 
