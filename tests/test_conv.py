@@ -36,16 +36,22 @@ CONV_CASES = [
     (11, 11, 3, 2, 5, 1, "same", 1),
     (12, 12, 2, 3, 3, 2, "same", 2),
     (7, 9, 1, 6, 4, 3, 2, 1),
+    (14, 13, 2, 3, 3, 1, 0, 1),  # stride 1, H*W <= 1.5 H'*W': dx as a transposed convolution
+    (10, 10, 4, 5, (3, 5), 1, 1, 1),
 ]
 
 
-@pytest.mark.parametrize("chunk_bytes", [None, 1])
+@pytest.mark.parametrize(("chunk_bytes", "threads"), [(None, "1"), (1, "1"), (1, "2")])
 @pytest.mark.parametrize("case", CONV_CASES)
-def test_conv2d_matches_torch(xp, case, chunk_bytes, monkeypatch):
-    """Whole batch in one product, and (chunk_bytes=1) one image per chunk."""
+def test_conv2d_matches_torch(xp, case, chunk_bytes, threads, monkeypatch):
+    """Whole batch in one product, and (chunk_bytes=1) one image per chunk, in 1 or 2 threads."""
+    h, w, c, f, kernel, stride, padding, dilation = case
+    layer = conv.Conv2D(f, kernel, stride=stride, padding=padding, dilation=dilation)
+    expect_transposed = CONV_CASES.index(case) in (2, 5, 6)
+    assert layer._transposed((1, h, w, c), layer.output_shape((h, w, c))[:2]) == expect_transposed
+    monkeypatch.setenv("CVTOOL_THREADS", threads)
     if chunk_bytes:
         monkeypatch.setattr(conv, "CHUNK_BYTES", chunk_bytes)
-        monkeypatch.setattr(conv, "GPU_CHUNK_BYTES", chunk_bytes)
     h, w, c, f, kernel, stride, padding, dilation = case
     rng = np.random.default_rng(1)
     layer = conv.Conv2D(f, kernel, stride=stride, padding=padding, dilation=dilation)

@@ -62,6 +62,7 @@ def _check(layer, x, xp, in_shape):
         {"kernel": (2, 3), "stride": 2, "padding": 1},
         {"kernel": 3, "padding": "same", "dilation": 2},
         {"kernel": 3, "stride": 2, "bias": False},
+        {"kernel": 3, "padding": 1},  # dx as a transposed convolution
     ],
 )
 def test_conv2d_gradients(xp, kwargs):

@@ -28,6 +28,9 @@ asymmetric padding, ceil-mode pooling.
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 import numpy as np
 
 from cvtool import shapes
@@ -38,8 +41,53 @@ from cvtool.nn.layers import Layer
 
 # im2col columns per chunk on the CPU: small enough to stay in the cache between the
 # copy and the matrix product that reads it (measured: benchmarks/bench_cnn.py).
-CHUNK_BYTES = 8 * 2**20
-GPU_CHUNK_BYTES = 2**30
+CHUNK_BYTES = 2 * 2**20
+TRANSPOSED_DX = True  # stride-1 layers may compute dx as a transposed convolution
+_POOL = None
+_BLAS = None
+
+
+def threads() -> int:
+    """Worker threads for the chunks of a convolution: $CVTOOL_THREADS, else the CPU count."""
+    env = os.environ.get("CVTOOL_THREADS", "")
+    return max(1, int(env) if env.isdigit() else min(8, os.cpu_count() or 1))
+
+
+def _run(work, plan: list, args: list) -> None:
+    """work(chunks, arg) for each worker's chunks, in threads; chunked work uses one BLAS thread.
+
+    NumPy releases the GIL in copies, additions and matrix products, so chunks of
+    a batch run in parallel; each thread's products use one BLAS thread, or the
+    two levels of threading would fight over the cores.
+    """
+    global _POOL
+    if len(plan) == 1 and len(plan[0]) == 1:  # one product over the whole batch
+        work(plan[0], args[0])
+        return
+    if len(plan) == 1:  # small chunks gain nothing from BLAS threads, and lose under load
+        with _blas_limit():
+            work(plan[0], args[0])
+        return
+    if _POOL is None or _POOL._max_workers < len(plan):
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=len(plan), thread_name_prefix="cvtool-conv")
+    with _blas_limit():
+        futures = [_POOL.submit(work, chunks, arg) for chunks, arg in zip(plan, args, strict=True)]
+        for fut in futures:
+            fut.result()
+
+
+def _blas_limit():
+    """A context that keeps BLAS to one thread (threadpoolctl), or nothing without it."""
+    global _BLAS
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return contextlib.nullcontext()
+    if _BLAS is None:
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def _check_int(name: str, value, low: int) -> int:
@@ -204,10 +252,28 @@ class Conv2D(Layer):
             self.params["b"] = xp.asarray(init_biases(self.init, (f,), rng), dtype=dtype)
         self.grads = {k: xp.zeros_like(v) for k, v in self.params.items()}
 
-    def _chunk(self, xp, n: int, image_bytes: int) -> int:
-        """Images per im2col chunk: the whole batch on a GPU, a cache-sized piece on a CPU."""
-        limit = CHUNK_BYTES if backend_name(xp) == "numpy" else GPU_CHUNK_BYTES
-        return max(1, min(n, limit // max(1, image_bytes)))
+    def _plan(self, xp, n: int, image_bytes: int) -> tuple[int, list]:
+        """(images per chunk, one list of (start, count) chunks per worker thread)."""
+        if backend_name(xp) != "numpy":  # one product over the whole batch on a GPU
+            return n, [[(0, n)]]
+        nc = max(1, min(n, CHUNK_BYTES // max(1, image_bytes)))
+        chunks = [(s, min(nc, n - s)) for s in range(0, n, nc)]
+        workers = min(threads(), len(chunks))
+        return nc, [chunks[i::workers] for i in range(workers)]
+
+    def _transposed(self, x_shape, out_hw) -> bool:
+        """Whether dx is cheaper as a full convolution of dout than as dcols + col2im.
+
+        For stride 1 the input gradient is dout, zero-padded by K - 1 - P, convolved
+        with the flipped kernels: one more im2col and product, no slice-adds. It
+        computes H*W outputs where col2im handles H'*W' windows, so it is used
+        only while H*W <= 1.5 H'*W' (3x3 kernels on large images, not 5x5 on 12x12).
+        """
+        if self.stride != 1 or self.dilation != 1 or not TRANSPOSED_DX:
+            return False
+        if self.pad[0] > self.kernel[0] - 1 or self.pad[1] > self.kernel[1] - 1:
+            return False
+        return x_shape[1] * x_shape[2] <= 1.5 * out_hw[0] * out_hw[1]
 
     def forward(self, x, training: bool = False):
         """x (N, H, W, C) -> (N, H', W', F): im2col, then one matrix product per chunk."""
@@ -215,67 +281,103 @@ class Conv2D(Layer):
         n, h, w, c = x.shape
         ho, wo, f = self.output_shape((h, w, c))
         kh, kw = self.kernel
-        k = kh * kw * c
+        k, rows = kh * kw * c, ho * wo
         xpad = _pad(xp, x, self.pad)
         win = _windows(xp, xpad, self.kernel, self.stride, self.dilation, (ho, wo))
         wmat = self.params["W"].reshape(k, f)  # (K_h*K_w*C, F), a view
-        nc = self._chunk(xp, n, ho * wo * k * x.dtype.itemsize)
+        bias = self.params.get("b")
+        nc, plan = self._plan(xp, n, rows * k * x.dtype.itemsize)
+        shape = (nc, ho, wo, kh, kw, c)
         if training:
-            out = self.buffer("out", (n * ho * wo, f))
-            cols = self.buffer("cols", (nc, ho, wo, kh, kw, c))
+            out = self.buffer("out", (n * rows, f))
+            cols = [self.buffer(f"cols{i}", shape) for i in range(len(plan))]
         else:
-            out = xp.empty((n * ho * wo, f), dtype=x.dtype)
-            cols = xp.empty((nc, ho, wo, kh, kw, c), dtype=x.dtype)
-        rows = ho * wo
-        for s in range(0, n, nc):
-            m = min(nc, n - s)
-            cols[:m] = win[s : s + m]  # im2col: the one copy, (m, H', W', K_h, K_w, C)
-            xp.matmul(cols[:m].reshape(m * rows, k), wmat, out=out[s * rows : (s + m) * rows])
-        if self.bias:
-            out += self.params["b"]
-        self._cache = (win, nc, cols, x.shape, xpad.shape) if training else None
+            out = xp.empty((n * rows, f), dtype=x.dtype)
+            cols = [xp.empty(shape, dtype=x.dtype) for _ in plan]
+
+        def work(chunks, buf):
+            for s, m in chunks:
+                buf[:m] = win[s : s + m]  # im2col: the one copy, (m, H', W', K_h, K_w, C)
+                o = out[s * rows : (s + m) * rows]  # (m*H'*W', F)
+                xp.matmul(buf[:m].reshape(m * rows, k), wmat, out=o)
+                if bias is not None:
+                    o += bias
+
+        _run(work, plan, cols)
+        self._cache = (win, plan, cols, x.shape, xpad.shape) if training else None
         return out.reshape(n, ho, wo, f)
 
     def backward(self, dout):
         """dout (N, H', W', F) -> dx (N, H, W, C); fills grads['W'], grads['b']."""
         assert self._cache is not None, "Conv2D.backward needs forward(x, training=True) first"
         xp = array_module(dout)
-        win, nc, cols, x_shape, pad_shape = self._cache
+        win, plan, cols, x_shape, pad_shape = self._cache
         self._cache = None
         n, ho, wo, f = dout.shape
         kh, kw = self.kernel
-        k = kh * kw * x_shape[3]
-        rows = ho * wo
+        k, rows = kh * kw * x_shape[3], ho * wo
+        rebuild = len(plan) > 1 or len(plan[0]) > 1  # chunked: the forward's columns are gone
         dmat = dout.reshape(n * rows, f)  # (N*H'*W', F)
         wmat = self.params["W"].reshape(k, f)
-        gw = self.grads["W"].reshape(k, f)  # a view: writing it fills grads['W']
         if self.bias:
             dmat.sum(axis=0, out=self.grads["b"])
-        if self.need_dx:
+        tconv = self._transposed(x_shape, (ho, wo))
+        dxpad = dcols = None
+        nc = cols[0].shape[0]
+        if self.need_dx and tconv:
+            h, w, c = x_shape[1:]
+            ph, pw = kh - 1 - self.pad[0], kw - 1 - self.pad[1]
+            dx = self.buffer("dx", (n * h * w, c))
+            wflip = self.params["W"][::-1, ::-1].transpose(0, 1, 3, 2).reshape(kh * kw * f, c)
+            dpads = [
+                self.buffer(f"dpad{i}", (nc, ho + 2 * ph, wo + 2 * pw, f)) for i in range(len(plan))
+            ]
+            tcols = [self.buffer(f"tcols{i}", (nc, h, w, kh, kw, f)) for i in range(len(plan))]
+            for d in dpads:
+                d[...] = 0  # borders stay zero; interiors are rewritten per chunk
+        elif self.need_dx:
             dxpad = self.buffer("dxpad", pad_shape)
             dxpad[...] = 0
-            dcols = self.buffer("dcols", (nc * rows, k))
-        for s in range(0, n, nc):
-            m = min(nc, n - s)
-            if nc < n:  # chunked: the forward's columns were overwritten, rebuild them
-                cols[:m] = win[s : s + m]
-            cm = cols[:m].reshape(m * rows, k)
-            dm = dmat[s * rows : (s + m) * rows]  # (m*H'*W', F)
-            if s == 0:
-                xp.matmul(cm.T, dm, out=gw)
-            else:
-                gw += cm.T @ dm
-            if not self.need_dx:
-                continue
-            dc = xp.matmul(dm, wmat.T, out=dcols[: m * rows]).reshape(m, ho, wo, kh, kw, -1)
-            dxc = dxpad[s : s + m]
-            for i in range(kh):  # col2im: one strided slice-add per kernel offset
-                for j in range(kw):
-                    _cell(dxc, i, j, self.stride, self.dilation, (ho, wo))[...] += dc[
-                        :, :, :, i, j, :
-                    ]
+            dcols = [self.buffer(f"dcols{i}", (nc * rows, k)) for i in range(len(plan))]
+        gws = [self.buffer(f"gw{i}", (k, f)) for i in range(len(plan))]
+
+        def work(chunks, i):
+            buf, gw = cols[i], gws[i]
+            for t, (s, m) in enumerate(chunks):
+                if rebuild:
+                    buf[:m] = win[s : s + m]
+                cm = buf[:m].reshape(m * rows, k)
+                dm = dmat[s * rows : (s + m) * rows]  # (m*H'*W', F)
+                if t == 0:
+                    xp.matmul(cm.T, dm, out=gw)
+                else:
+                    gw += cm.T @ dm
+                if not self.need_dx:
+                    continue
+                if tconv:  # dx = full convolution of dout with the flipped kernels
+                    dpads[i][:m, ph : ph + ho, pw : pw + wo] = dout[s : s + m]
+                    tc = tcols[i][:m]  # (m, H, W, K_h, K_w, F)
+                    tc[...] = _windows(xp, dpads[i][:m], self.kernel, 1, 1, (h, w))
+                    xp.matmul(tc.reshape(m * h * w, -1), wflip, out=dx[s * h * w : (s + m) * h * w])
+                    continue
+                dc = xp.matmul(dm, wmat.T, out=dcols[i][: m * rows])
+                dc = dc.reshape(m, ho, wo, kh, kw, -1)  # (m, H', W', K_h, K_w, C)
+                dxc = dxpad[s : s + m]
+                for a in range(kh):  # col2im: one strided slice-add per kernel offset
+                    for b in range(kw):
+                        _cell(dxc, a, b, self.stride, self.dilation, (ho, wo))[...] += dc[
+                            :, :, :, a, b, :
+                        ]
+
+        _run(work, plan, list(range(len(plan))))
+        gw = self.grads["W"].reshape(k, f)  # a view: writing it fills grads['W']
+        gw[...] = gws[0]
+        for extra in gws[1:]:
+            gw += extra
         if not self.need_dx:
             return None
+        if tconv:
+            return dx.reshape(x_shape)
         return _unpad(dxpad, self.pad, x_shape[1:3])
 
 
