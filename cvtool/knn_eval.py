@@ -162,16 +162,28 @@ def _host(a):
     return to_numpy(a)
 
 
+def check_output(path) -> None:
+    """Fail early (before any distance is computed) when `path` cannot be a file."""
+    from pathlib import Path
+
+    if Path(path).is_dir() or not Path(path).name:
+        raise CvtoolError(f"The 'predictions' parameter must be a file path. Got a folder: {path}.")
+
+
 def write_predictions(path, truth, predicted, nearest) -> None:
     """CSV 'index,true,predicted,distance' (distance to the nearest neighbour), written atomically."""
     from cvtool.fileio import atomic_write_text
 
+    check_output(path)
     lines = ["index,true,predicted,distance"]
     lines += [
         f"{j},{int(t)},{int(p)},{float(d)!r}"
         for j, (t, p, d) in enumerate(zip(truth, predicted, nearest, strict=True))
     ]
-    atomic_write_text(path, "\n".join(lines) + "\n")
+    try:
+        atomic_write_text(path, "\n".join(lines) + "\n")
+    except OSError as exc:
+        raise CvtoolError(f"Cannot write the predictions to {path}: {exc.strerror}.") from None
 
 
 # ----------------------------------------------------------------------------- command-line inputs

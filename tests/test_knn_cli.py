@@ -80,6 +80,7 @@ def test_train_test_files_and_folds(cli, tmp_path):
         (["--memory", "0"], "'memory' parameter"),
         (["--backend", "tpu"], "'backend' parameter"),
         (["--test", "x.npz"], "needs --train"),
+        (["-k", "1", "--predictions", "/tmp"], "must be a file path"),
     ],
 )
 def test_bad_inputs_exit_2_with_one_line(cli, args, needle):

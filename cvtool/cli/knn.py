@@ -68,6 +68,8 @@ def register(app: typer.Typer) -> None:
             ks = knn_eval.parse_ints(k, "k")
             metrics = knn_eval.parse_names(metric, "metric", knn.METRICS)
             knn.check_choice("weights", weights, knn.WEIGHTS)
+            if predictions is not None:
+                knn_eval.check_output(predictions)
             xp = be.get_xp(backend)
             name, ds = knn_eval.load_data(dataset, train, test)
             res = knn_eval.evaluate(
