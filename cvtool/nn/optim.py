@@ -166,9 +166,11 @@ class Adam(Optimizer):
             if decay and l2:
                 g = g + l2 * p
             m *= b1
-            m += (1 - b1) * g
+            m += xp.multiply(g, 1 - b1, out=buf)
             v *= b2
-            v += (1 - b2) * (g * g)
+            xp.multiply(g, g, out=buf)
+            buf *= 1 - b2
+            v += buf
             xp.sqrt(v, out=buf)
             buf += self.eps * math.sqrt(1 - b2**self.t)
             xp.divide(m, buf, out=buf)
