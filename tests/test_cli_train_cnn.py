@@ -45,9 +45,11 @@ def test_tiny_cnn_trains_saves_and_reports(trained):
     assert doc["n_test"] == 1000 and doc["test_accuracy"] > 0.5
 
 
-def test_human_output_starts_with_the_layer_calc_table(cli):
-    result = cli("train-cnn", *FAST)
+def test_human_output_starts_with_the_layer_calc_table(cli, tmp_path):
+    met, plot = tmp_path / "m.csv", tmp_path / "p.png"
+    result = cli("train-cnn", *FAST, "--metrics", met, "--plot", plot)
     assert result.exit_code == 0, result.stderr
+    assert met.read_text().startswith("epoch,") and plot.stat().st_size > 1000
     first = result.stdout.index("Network (layer-calc)")
     assert first < result.stdout.index("cvtool train-cnn")
     assert "(12, 12, 4)" in result.stdout or "12x12x4" in result.stdout
