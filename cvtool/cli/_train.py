@@ -155,7 +155,8 @@ def prepare_data(dataset: str, train_size: int | None, validation: str, seed: in
     return ds, (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx])
 
 
-def _row_text(record: dict, names: list[str]) -> tuple[str, str]:
+def _row_text(record: dict) -> tuple[str, str]:
+    """(header, row) for one epoch record, aligned columns."""
     cols = [("epoch", "epoch", "{:>5d}")]
     for key, label in (("train_cost", "train cost"), ("train_accuracy", "train acc"),
                        ("val_cost", "val cost"), ("val_accuracy", "val acc")):  # fmt: skip
@@ -208,7 +209,7 @@ class Reporter:
             self.progress.update(self.task, completed=done)
 
     def on_epoch_end(self, record: dict, model, improved: bool) -> None:
-        head, body = _row_text(record, model.layer_names())
+        head, body = _row_text(record)
         if not self.header_done:
             self.console.print(head, markup=False, highlight=False)
             self.header_done = True

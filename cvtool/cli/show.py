@@ -2,8 +2,9 @@
 
 ``show weights`` draws each first-layer unit's incoming weights as an image
 (one template per class for a linear classifier, ``--layers 784,10``).
-``show filters`` (convolution kernels) is added next to it by the train-cnn
-work: write ``_register_filters(show_app)`` below and call it in ``register``.
+``show filters`` draws the first convolution's kernels (from the train-cnn
+work). Each sub-command is a ``_register_<name>(show_app)`` function called in
+``register``.
 """
 
 from __future__ import annotations
