@@ -129,7 +129,8 @@ def dense_templates(model, max_units: int = 100) -> tuple[np.ndarray, list[str],
     if any(layer.params for layer in model.layers[:idx]):
         raise CvtoolError(
             f"The first dense layer ({names[idx]}) does not see the input image (layers with "
-            "weights come before it); its weights are not image templates."
+            "weights come before it); its weights are not image templates. For a CNN use "
+            "'cvtool show filters'."
         )
     W = np.asarray(backend.to_numpy(model.layers[idx].params["W"]), dtype=np.float64)  # (D, K)
     d, units = W.shape
