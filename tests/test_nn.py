@@ -169,12 +169,13 @@ def test_training_learns_and_is_reproducible():
     assert not np.array_equal(other.layers[0].params["W"], weights[0])
 
 
-def test_sgd_training_matches_torch():
-    """Three mini-batch steps of [6, 5, 3] sigmoid/cross-entropy with L2 equal PyTorch's."""
+@pytest.mark.parametrize("m", [4, 5])  # 5: the last mini-batch is smaller (12 = 5 + 5 + 2)
+def test_sgd_training_matches_torch(m):
+    """One epoch of [6, 5, 3] sigmoid/cross-entropy with L2 equals PyTorch's, step by step."""
     torch = pytest.importorskip("torch")
     x, y = toy_data(n=12)
     model = small_model(seed=1)
-    eta, lmbda, m = 0.7, 2.0, 4
+    eta, lmbda = 0.7, 2.0
     tl = [torch.nn.Linear(6, 5).double(), torch.nn.Linear(5, 3).double()]
     for t, layer in zip(tl, model.param_layers, strict=True):
         t.weight.data = torch.tensor(layer.params["W"].T.copy())

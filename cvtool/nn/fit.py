@@ -167,9 +167,9 @@ def fit(
     xbuf = xp.empty((batch_size, *model.input_shape), dtype=model.dtype)
     ybuf = xp.empty((batch_size, Y.shape[1]), dtype=model.dtype)
     dbuf = xp.empty_like(ybuf)
-    # The optimiser's prescale (eta for SGD) rides on the output error: one
-    # multiply of an (m, K) array instead of one per parameter array.
-    prescale = opt.prescale if opt.prescale != 1.0 else None
+    # SGD's eta rides on the output error (backprop is linear in it): one multiply
+    # of an (m, K) array per step instead of one per parameter array.
+    prescaled = opt.prescale != 1.0
     if xp is np:  # mode='clip' avoids NumPy buffering `out` (indices are valid anyway)
 
         def xtake(idx, axis=0, out=None):
@@ -188,6 +188,7 @@ def fit(
             cb.on_epoch_begin(epoch, steps)
             order = shuffle_rng.permutation(n) if shuffle else np.arange(n)
             order = xp.asarray(order)
+            scale = (opt.prescale if prescaled else 1.0) / batch_size  # eta may change per epoch
             for s in range(steps):
                 idx = order[s * batch_size : (s + 1) * batch_size]
                 if len(idx) == batch_size:
@@ -195,14 +196,15 @@ def fit(
                     yb = ytake(idx, axis=0, out=ybuf)
                     a = forward(xb, True)
                     d = xp.subtract(a, yb, out=dbuf) if fused else loss_cls.grad(a, yb)
+                    d *= scale
                 else:  # the last, smaller mini-batch
                     xb, yb = xtake(idx, axis=0), ytake(idx, axis=0)
                     a = forward(xb, True)
                     d = (a - yb) if fused else loss_cls.grad(a, yb)
-                d *= (opt.eta if prescale else 1.0) / len(idx)
+                    d *= scale * batch_size / len(idx)
                 for layer in tail:
                     d = layer.backward(d)
-                opt.step(prescaled=bool(prescale))
+                opt.step(prescaled=prescaled)
                 if s % report_every == 0:
                     cb.on_progress(epoch, s + 1, steps)
             backend.synchronize(xp)
