@@ -189,7 +189,7 @@ def test_sgd_training_matches_torch(m):
     X, Y = torch.tensor(x), torch.nn.functional.one_hot(torch.tensor(y), 3).double()
     for i in range(0, len(x), m):
         a = torch.sigmoid(tl[1](torch.sigmoid(tl[0](X[i : i + m]))))
-        loss = torch.nn.functional.binary_cross_entropy(a, Y[i : i + m], reduction="sum") / m
+        loss = torch.nn.functional.binary_cross_entropy(a, Y[i : i + m], reduction="sum") / len(a)
         topt.zero_grad()
         loss.backward()
         topt.step()
