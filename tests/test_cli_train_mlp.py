@@ -72,11 +72,13 @@ def test_sizes_with_log_likelihood_get_a_softmax_output(cli):
     assert doc["spec"].endswith("dense:10:softmax") and doc["dtype"] == "float64"
 
 
-def test_nan_stop_suggests_smaller_eta(cli):
+def test_nan_stop_suggests_smaller_eta(cli, tmp_path):
     result = cli("train-mlp", "--layers", "784,10", "--activation", "identity", "--cost",
-                 "quadratic", "--eta", 1000, "--train-size", 200, "--epochs", 5)  # fmt: skip
+                 "quadratic", "--eta", 1000, "--train-size", 200, "--epochs", 5,
+                 "--metrics", tmp_path / "m.csv")  # fmt: skip
     line = one_error_line(result)
     assert "NaN or infinite" in line and "--eta 100" in line
+    assert "nan" in (tmp_path / "m.csv").read_text().lower()
 
 
 @pytest.mark.parametrize(

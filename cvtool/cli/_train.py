@@ -292,6 +292,8 @@ def run_training(command: str, model, ds, train, val, opts: TrainOptions, *, xp,
             callback=reporter, seed=opts.seed,
         )  # fmt: skip
     if hist.stopped == "nan":
+        if opts.metrics is not None:  # the diverging epochs are worth keeping
+            write_metrics(opts.metrics, hist.records)
         last = hist.records[-1]
         kept = f"; the best model so far is in {opts.out}" if reporter.checkpoints else ""
         fail(
