@@ -15,6 +15,7 @@ with that run's own peak memory (``infer_peak_mb``).
 
     python benchmarks/bench_cnn.py                        # both presets, 60k images, 3 runs
     python benchmarks/bench_cnn.py --images 6000 --repeat 1 --json out.json
+    python benchmarks/bench_cnn.py --threads 1     # both libraries on one thread
 
 Not a test: nothing here asserts a speed.
 """
@@ -45,6 +46,18 @@ def _data(images: int):
     return ds.x_train[:images], ds.y_train[:images], ds.x_test, ds.y_test
 
 
+def _limit_threads(threads, torch=None):
+    """Hold BLAS and cvtool's conv workers (or `torch`) to `threads`; None: library defaults."""
+    if threads is None:
+        return
+    from threadpoolctl import threadpool_limits
+
+    os.environ["CVTOOL_THREADS"] = str(threads)
+    threadpool_limits(threads)
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
 def _cvtool_model(preset, seed=0):
     from cvtool.nn import cnn
     from cvtool.nn.spec import PRESETS
@@ -52,10 +65,11 @@ def _cvtool_model(preset, seed=0):
     return cnn.cnn_model(PRESETS[preset], (28, 28, 1), init="glorot").build(np, "float32", seed)
 
 
-def train_cvtool(preset, x, y, seed=0):
+def train_cvtool(preset, x, y, threads=None, seed=0):
     """Seconds of one training epoch of cvtool on the NumPy backend."""
     from cvtool.nn import optim
 
+    _limit_threads(threads)
     model = _cvtool_model(preset, seed)
     t0 = time.perf_counter()
     hist = model.fit(x, y, epochs=1, batch_size=BATCH, optimizer=optim.Adam(1e-3),
@@ -66,8 +80,9 @@ def train_cvtool(preset, x, y, seed=0):
     return seconds
 
 
-def infer_cvtool(preset, x_test):
+def infer_cvtool(preset, x_test, threads=None):
     """Images per second of cvtool's predict (batches of 2,000)."""
+    _limit_threads(threads)
     model = _cvtool_model(preset)
     t0 = time.perf_counter()
     model.predict(x_test, batch_size=EVAL_BATCH)
@@ -109,10 +124,11 @@ def _torch_model(preset):
     return nn.Sequential(*mods)  # softmax lives in the loss (cross_entropy)
 
 
-def train_torch(preset, x, y, seed=0):
+def train_torch(preset, x, y, threads=None, seed=0):
     """Seconds of one training epoch of PyTorch on the CPU (its default threads)."""
     import torch
 
+    _limit_threads(threads, torch)
     torch.manual_seed(seed)
     model = _torch_model(preset)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -132,10 +148,11 @@ def train_torch(preset, x, y, seed=0):
     return seconds
 
 
-def infer_torch(preset, x_test):
+def infer_torch(preset, x_test, threads=None):
     """Images per second of PyTorch inference (batches of 2,000, no gradients)."""
     import torch
 
+    _limit_threads(threads, torch)
     model = _torch_model(preset).eval()
     t0 = time.perf_counter()
     with torch.no_grad():
@@ -151,20 +168,25 @@ def main(argv=None) -> None:
     parser.add_argument("--images", type=int, default=60000, help="training images per epoch")
     parser.add_argument("--repeat", type=int, default=3, help="runs per library (median)")
     parser.add_argument("--json", dest="json_path", default=None, help="write results here")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="threads for both libraries (default: theirs)"
+    )
     args = parser.parse_args(argv)
 
     x, y, x_test, _ = _data(args.images)
     load = os.getloadavg()[0]
+    threads = args.threads or "default"
     print(f"{len(x)} training images, batch {BATCH}, Adam; {args.repeat} runs each, medians; "
-          f"{os.cpu_count()} CPUs; load average at start {load:.2f} (shared machine: noisy)")  # fmt: skip
+          f"{os.cpu_count()} CPUs, threads {threads}; load average at start {load:.2f} "
+          "(shared machine: noisy)", flush=True)  # fmt: skip
     all_rows = []
     for preset in args.presets.split(","):
         libs = {"cvtool": (train_cvtool, infer_cvtool), "torch": (train_torch, infer_torch)}
         runs = {name: [] for name in libs}
         for _ in range(args.repeat):  # alternate, so both see the same background load
             for name, (train, infer) in libs.items():
-                seconds, _, peak = run_isolated(train, preset, x, y)
-                ips, _, peak_infer = run_isolated(infer, preset, x_test)
+                seconds, _, peak = run_isolated(train, preset, x, y, args.threads)
+                ips, _, peak_infer = run_isolated(infer, preset, x_test, args.threads)
                 runs[name].append((seconds, peak, ips, peak_infer))
         rows = []
         for name, rs in runs.items():
@@ -177,6 +199,7 @@ def main(argv=None) -> None:
                 "runs": [round(r[0], 3) for r in rs],
                 "preset": preset,
                 "images": len(x),
+                "threads": threads,
             })  # fmt: skip
         report(f"{preset}: one epoch (seconds = median epoch time)", rows, baseline="torch")
         all_rows += rows
