@@ -7,10 +7,17 @@ convolution is one matrix product and needs no transposes::
     cols (N*H'*W', K_h*K_w*C) @ W (K_h*K_w*C, F) -> (N*H'*W', F) = (N, H', W', F)
 
 ``cols`` (im2col) is a strided *view* of the padded input (no Python loop over
-pixels); reshaping it copies once. The backward pass is two more matrix
-products (dW = cols.T @ dout, dcols = dout @ W.T) and a col2im that adds the
-K_h*K_w kernel offsets back into the input with strided slice-adds (a loop over
-kernel offsets, never over pixels, and no scatter).
+pixels); copying it into a buffer is the one copy. The backward pass is two more
+matrix products (dW = cols.T @ dout, dcols = dout @ W.T) and a col2im that adds
+the K_h*K_w kernel offsets back into the input with strided slice-adds (a loop
+over kernel offsets, never over pixels, and no scatter); for stride-1 layers
+where it is cheaper, dx is instead the transposed convolution (dout padded by
+K - 1 - P, convolved with the flipped kernels: one im2col and one product).
+
+On NumPy the batch is cut into chunks of about CHUNK_BYTES of columns, so the
+copy and the product that reads it stay in the cache, and the chunks run in a
+few worker threads (NumPy releases the GIL in copies, additions and products;
+BLAS is held to one thread meanwhile). On CuPy the whole batch is one product.
 
 Pooling loops over the cells of a window (at most a few dozen strided slices of
 the whole batch). Max-pooling routes the gradient of a window to exactly one
