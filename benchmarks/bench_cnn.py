@@ -8,7 +8,8 @@ the two libraries alternate run by run so that load from other processes hits
 both alike, and the table shows medians over ``--repeat`` runs.
 
 Reported per library and preset: epoch seconds (the training loop only, no
-evaluation), ratio to PyTorch, peak extra resident memory of training (MiB;
+evaluation), ratio to PyTorch, the CPU seconds the epoch used (all threads; with
+``--threads 1`` the figure least disturbed by other processes), peak extra resident memory of training (MiB;
 includes the float copy of the images each library makes), and inference
 images per second on the 10,000 test images (batches of 2,000, no gradients)
 with that run's own peak memory (``infer_peak_mb``).
@@ -71,13 +72,13 @@ def train_cvtool(preset, x, y, threads=None, seed=0):
 
     _limit_threads(threads)
     model = _cvtool_model(preset, seed)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     hist = model.fit(x, y, epochs=1, batch_size=BATCH, optimizer=optim.Adam(1e-3),
                      loss="log-likelihood", monitor=(), seed=seed)  # fmt: skip
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert hist.stopped == "completed"
     assert all(np.isfinite(p).all() for layer in model.layers for p in layer.params.values())
-    return seconds
+    return seconds, cpu
 
 
 def infer_cvtool(preset, x_test, threads=None):
@@ -132,7 +133,7 @@ def train_torch(preset, x, y, threads=None, seed=0):
     torch.manual_seed(seed)
     model = _torch_model(preset)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     xt = torch.from_numpy(x).float().div_(255).unsqueeze(1)  # (N, 1, 28, 28)
     yt = torch.from_numpy(y)
     order = torch.randperm(len(xt))
@@ -143,9 +144,9 @@ def train_torch(preset, x, y, threads=None, seed=0):
         loss = torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx])
         loss.backward()
         opt.step()
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert torch.isfinite(loss)
-    return seconds
+    return seconds, cpu
 
 
 def infer_torch(preset, x_test, threads=None):
@@ -185,9 +186,9 @@ def main(argv=None) -> None:
         runs = {name: [] for name in libs}
         for _ in range(args.repeat):  # alternate, so both see the same background load
             for name, (train, infer) in libs.items():
-                seconds, _, peak = run_isolated(train, preset, x, y, args.threads)
+                (seconds, cpu), _, peak = run_isolated(train, preset, x, y, args.threads)
                 ips, _, peak_infer = run_isolated(infer, preset, x_test, args.threads)
-                runs[name].append((seconds, peak, ips, peak_infer))
+                runs[name].append((seconds, peak, ips, peak_infer, cpu))
         rows = []
         for name, rs in runs.items():
             rows.append({
@@ -196,6 +197,7 @@ def main(argv=None) -> None:
                 "peak_mb": max(r[1] for r in rs),
                 "images_per_s": statistics.median(r[2] for r in rs),
                 "infer_peak_mb": max(r[3] for r in rs),
+                "cpu_seconds": statistics.median(r[4] for r in rs),
                 "runs": [round(r[0], 3) for r in rs],
                 "preset": preset,
                 "images": len(x),
