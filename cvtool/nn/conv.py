@@ -499,15 +499,30 @@ class MaxPool2D(_Pool2D):
         assert self._cache is not None, "MaxPool2D.backward needs forward(x, training=True) first"
         xp = array_module(dout)
         xpad, x_shape, out = self._cache
+        self._cache = None
         out_hw = out.shape[1:3]
         taken = xp.zeros(out.shape, dtype=bool)  # window already gave its gradient away
+        first = xp.empty(out.shape, dtype=bool)
+        cells = self._cells(xpad, out_hw)
+        if self._tiles_shape(x_shape):  # each cell's gradient written in place, no adds
+            n, h, w, c = x_shape
+            dx = xp.empty((n, out_hw[0], self.pool[0], out_hw[1], self.pool[1], c), dout.dtype)
+            for i, j, cell in cells:
+                self._first(xp, cell, out, taken, first)
+                xp.multiply(dout, first, out=dx[:, :, i, :, j, :])
+            return dx.reshape(x_shape)
         pieces = []
-        for i, j, cell in self._cells(xpad, out_hw):
-            first = (cell == out) & ~taken  # (N, H', W', C): first maximum so far, row-major
-            taken |= first
+        for i, j, cell in cells:
+            self._first(xp, cell, out, taken, first)
             pieces.append((i, j, dout * first))
-        self._cache = None
         return self._scatter(xp, x_shape, pieces, out_hw)
+
+    @staticmethod
+    def _first(xp, cell, out, taken, first) -> None:
+        """first = (cell == out) and not taken; taken |= first (row-major first maximum)."""
+        xp.equal(cell, out, out=first)
+        xp.greater(first, taken, out=first)  # a > b on booleans is a and not b
+        taken |= first
 
 
 class AvgPool2D(_Pool2D):
