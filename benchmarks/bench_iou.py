@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import measure, report  # noqa: E402
 from cvtool.boxes import box_iou  # noqa: E402
-from cvtool.boxes_io import detections_from_coco, ground_truth_from_coco  # noqa: E402
-from cvtool.boxes_synth import synthetic_coco  # noqa: E402
-from cvtool.detection_eval import coco_evaluate  # noqa: E402
+from cvtool.boxes.coco import coco_evaluate  # noqa: E402
+from cvtool.boxes.io import detections_from_coco, ground_truth_from_coco  # noqa: E402
+from cvtool.boxes.synth import synthetic_coco  # noqa: E402
 
 
 def _quiet():

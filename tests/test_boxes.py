@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from cvtool import boxes
 from cvtool.backend import to_numpy
-from cvtool.boxes_masks import iou_from_counts, mask_iou, segmentation_metrics
+from cvtool.boxes.masks import iou_from_counts, mask_iou, segmentation_metrics
 from cvtool.errors import CvtoolError
 
 
@@ -242,7 +242,7 @@ def test_course_counts_example():
         iou_from_counts([10, 2], [10], [1])
 
 
-@pytest.mark.parametrize("module", ["boxes", "boxes_masks", "boxes_voc"])
+@pytest.mark.parametrize("module", ["boxes.core", "boxes.masks", "boxes.voc"])
 def test_docstring_examples(module):
     import doctest
     import importlib

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from cvtool.boxes_synth import synthetic_coco
+from cvtool.boxes.synth import synthetic_coco
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import io
 import numpy as np
 import pytest
 
-from cvtool.boxes_io import detections_from_coco, ground_truth_from_coco
-from cvtool.boxes_synth import synthetic_coco
-from cvtool.boxes_voc import voc_ap, voc_evaluate
-from cvtool.detection_eval import coco_evaluate
+from cvtool.boxes.coco import coco_evaluate
+from cvtool.boxes.io import detections_from_coco, ground_truth_from_coco
+from cvtool.boxes.synth import synthetic_coco
+from cvtool.boxes.voc import voc_ap, voc_evaluate
 
 
 def pycoco_eval(gt, dets):

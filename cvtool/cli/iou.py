@@ -71,7 +71,8 @@ def matrix_cmd(
     """The N x M IoU (or GIoU) matrix of two box files, computed without Python loops."""
     with user_errors():
         from cvtool import backend as be
-        from cvtool import boxes, boxes_files
+        from cvtool import boxes
+        from cvtool.boxes import files as boxes_files
         from cvtool.render import make_table, render
 
         xp = be.get_xp(backend)
@@ -101,7 +102,8 @@ def mask_cmd(
 ) -> None:
     """IoU of two binary masks."""
     with user_errors():
-        from cvtool import boxes_files, boxes_masks
+        from cvtool.boxes import files as boxes_files
+        from cvtool.boxes import masks as boxes_masks
         from cvtool.render import render, warn
 
         doc = boxes_masks.mask_iou(
@@ -131,7 +133,8 @@ def seg_cmd(
 ) -> None:
     """Semantic segmentation: per-class IoU, mean IoU and pixel accuracy (summed over files)."""
     with user_errors():
-        from cvtool import boxes_files, boxes_masks
+        from cvtool.boxes import files as boxes_files
+        from cvtool.boxes import masks as boxes_masks
         from cvtool.render import make_table, render
 
         pairs = boxes_files.label_map_pairs(pred, truth)
@@ -170,7 +173,8 @@ def counts_cmd(
     of ranked detections matched at an IoU threshold.
     """
     with user_errors():
-        from cvtool import boxes_files, boxes_masks
+        from cvtool.boxes import files as boxes_files
+        from cvtool.boxes import masks as boxes_masks
         from cvtool.render import make_table, render
 
         p, t, o = (
@@ -233,7 +237,8 @@ def nms_cmd(
     Ties in score keep input order: the earlier box wins. Kept boxes are listed in input order.
     """
     with user_errors():
-        from cvtool import boxes, boxes_files
+        from cvtool import boxes
+        from cvtool.boxes import files as boxes_files
         from cvtool.render import render
 
         table = boxes_files.read_detection_table(file, fmt)
@@ -287,7 +292,7 @@ def map_cmd(
 ) -> None:
     """Detection mAP. COCO mode gives pycocotools' 12 numbers; a per-class AP table follows."""
     with user_errors():
-        from cvtool import boxes_report as rep
+        from cvtool.boxes import report as rep
         from cvtool.render import header, make_table, render, warn
 
         result = rep.evaluate_files(gt, dets, mode=mode, fmt=fmt, iou_threshold=iou_threshold,

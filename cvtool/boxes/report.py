@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from cvtool import boxes_io
-from cvtool.boxes_voc import voc_evaluate
-from cvtool.detection_eval import STAT_NAMES, coco_evaluate
+from cvtool.boxes import io as boxes_io
+from cvtool.boxes.coco import STAT_NAMES, coco_evaluate
+from cvtool.boxes.voc import voc_evaluate
 from cvtool.errors import CvtoolError
 
 MODES = ("coco", "voc07", "voc12")
@@ -110,7 +110,7 @@ def evaluate_files(gt_path, dets_path, *, mode="coco", fmt="xywh", iou_threshold
 
 def plot(result: dict, path) -> None:
     """Draw the per-class precision-recall curves of an :func:`evaluate_files` result."""
-    from cvtool.pr_plot import plot_pr_curves
+    from cvtool.boxes.plot import plot_pr_curves
 
     mean = None
     if result["doc"]["mode"] == "coco" and result["curves"]:

@@ -11,7 +11,7 @@
 Mean IoU is the average over classes of one overlap ratio per class. It is
 *not* detection mAP, which averages over classes the area under a
 precision-recall curve built from ranked, scored detections matched at an
-IoU threshold (see :mod:`cvtool.detection_eval`). Arrays may be NumPy or CuPy.
+IoU threshold (see :mod:`cvtool.boxes.coco`). Arrays may be NumPy or CuPy.
 """
 
 from __future__ import annotations
@@ -33,6 +33,25 @@ def _same_shape(a, b):
         raise CvtoolError(
             f"The masks must have the same shape. Got {tuple(a.shape)} and {tuple(b.shape)}."
         )
+
+
+def _nanmean(v) -> float:
+    """Mean of the finite entries of ``v``; NaN when there are none (no warning)."""
+    return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+
+
+def _num_classes(pairs, num_classes, ignore_index) -> int:
+    """``num_classes``, or 1 + the largest label in the (pred, true) pairs; checked >= 1."""
+    if num_classes is None:
+        hi = 0
+        for p, t in pairs:
+            t = array_module(p).asarray(t)
+            t = t[t != ignore_index] if ignore_index is not None else t
+            hi = max(hi, int(p.max()) if p.size else 0, int(t.max()) if t.size else 0)
+        num_classes = hi + 1
+    if num_classes < 1:
+        raise CvtoolError(f"The 'num_classes' parameter must be >= 1. Got {num_classes} instead.")
+    return num_classes
 
 
 def mask_iou(a, b) -> dict:
@@ -107,9 +126,9 @@ def metrics_from_confusion(cm) -> dict:
     total = cm.sum()
     return {
         "per_class_iou": iou,
-        "mean_iou": float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"),
+        "mean_iou": _nanmean(iou),
         "pixel_accuracy": float(tp.sum() / total) if total else float("nan"),
-        "mean_class_accuracy": float(np.nanmean(acc)) if np.isfinite(acc).any() else float("nan"),
+        "mean_class_accuracy": _nanmean(acc),
         "true_pixels": true_n.astype(np.int64),
         "pred_pixels": pred_n.astype(np.int64),
         "intersection": tp.astype(np.int64),
@@ -121,13 +140,7 @@ def segmentation_metrics(pred, true, num_classes: int | None = None, ignore_inde
 
     ``num_classes`` defaults to 1 + the largest label seen (other than ``ignore_index``).
     """
-    xp = array_module(pred)
-    if num_classes is None:
-        t = xp.asarray(true)
-        t = t[t != ignore_index] if ignore_index is not None else t
-        num_classes = 1 + max(int(pred.max()) if pred.size else 0, int(t.max()) if t.size else 0)
-    if num_classes < 1:
-        raise CvtoolError(f"The 'num_classes' parameter must be >= 1. Got {num_classes} instead.")
+    num_classes = _num_classes([(pred, true)], num_classes, ignore_index)
     out = metrics_from_confusion(confusion_matrix(pred, true, num_classes, ignore_index))
     out["num_classes"] = num_classes
     return out
@@ -173,20 +186,13 @@ def iou_from_counts(pred, true, overlap) -> dict:
     return {
         "per_class_iou": iou.tolist(),
         "union": [int(u) if u.is_integer() else u for u in union.tolist()],
-        "mean_iou": float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"),
+        "mean_iou": _nanmean(iou),
     }
 
 
 def segmentation_metrics_many(pairs, num_classes: int | None = None, ignore_index=255) -> dict:
     """:func:`segmentation_metrics` over several (pred, true) pairs: confusion matrices summed."""
-    if num_classes is None:
-        hi = 0
-        for p, t in pairs:
-            tt = t[t != ignore_index] if ignore_index is not None else t
-            hi = max(hi, int(p.max()) if p.size else 0, int(tt.max()) if tt.size else 0)
-        num_classes = hi + 1
-    if num_classes < 1:
-        raise CvtoolError(f"The 'num_classes' parameter must be >= 1. Got {num_classes} instead.")
+    num_classes = _num_classes(pairs, num_classes, ignore_index)
     cm = sum(to_numpy(confusion_matrix(p, t, num_classes, ignore_index)) for p, t in pairs)
     out = metrics_from_confusion(cm)
     out["num_classes"] = num_classes

@@ -18,8 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from cvtool.boxes import validate
-from cvtool.boxes_io import _bbox, _csv_rows, _float, _read_csv, _read_json
+from cvtool.boxes.core import validate
+from cvtool.boxes.io import (
+    _bbox,
+    _csv_rows,
+    _csv_score,
+    _existing,
+    _float,
+    _read_csv,
+    _read_json,
+)
 from cvtool.errors import CvtoolError
 
 
@@ -27,9 +35,7 @@ def load_boxes(path, fmt: str = "xywh", offset: float = 0.0) -> np.ndarray:
     """An (N, 4) float64 box array from CSV, JSON or NPY, validated in ``fmt``."""
     p = str(path)
     if p.lower().endswith(".npy"):
-        if not Path(p).is_file():
-            raise CvtoolError(f"File not found: '{path}'.")
-        arr = np.load(p, allow_pickle=False).astype(np.float64)
+        arr = np.load(_existing(path), allow_pickle=False).astype(np.float64)
     elif p.lower().endswith(".json"):
         doc = _read_json(p)
         if not isinstance(doc, list):
@@ -52,9 +58,7 @@ def load_boxes(path, fmt: str = "xywh", offset: float = 0.0) -> np.ndarray:
 
 def load_image_array(path) -> np.ndarray:
     """A 2-D array from ``.npy`` or an image file (single channel; palette PNG gives indices)."""
-    p = Path(path)
-    if not p.is_file():
-        raise CvtoolError(f"File not found: '{path}'.")
+    p = _existing(path)
     if p.suffix.lower() == ".npy":
         arr = np.load(p, allow_pickle=False)
     else:
@@ -108,11 +112,7 @@ def read_detection_table(path, fmt: str = "xywh") -> dict:
         records = rows
         keys = [(r[0], r[1]) for r in parsed]
         boxes = [r[2] for r in parsed]
-        scores = []
-        for r in parsed:
-            if r[3] is None:
-                raise CvtoolError(f"{r[4]}: a detection needs a score (7th column).")
-            scores.append(_float(r[3], f"{r[4]}: score"))
+        scores = [_csv_score(r[3], r[4]) for r in parsed]
         kind = "csv"
     if not records:
         raise CvtoolError(f"'{path}' has no detections.")

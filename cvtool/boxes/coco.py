@@ -13,15 +13,15 @@ detections whose best IoU reaches the lowest threshold (the rest can match
 nothing). COCOeval's one quirk kept for parity: a match to an annotation with
 ``id == 0`` counts as no match.
 
-PASCAL VOC mAP lives in :mod:`cvtool.boxes_voc`. Left out: segmentation-mask
+PASCAL VOC mAP lives in :mod:`cvtool.boxes.voc`. Left out: segmentation-mask
 and keypoint mAP, ``useCats=0``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
+
+from cvtool.boxes.detections import Detections, GroundTruth, group_gt, pairs
 
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # exactly pycocotools' Params
 COCO_RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
@@ -36,40 +36,6 @@ STAT_NAMES = (
     "AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
     "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large",
 )  # fmt: skip
-
-
-@dataclass
-class GroundTruth:
-    """Ground-truth boxes of a data set (one row per annotation, input order).
-
-    ``img`` and ``cat`` index ``image_ids`` and ``cat_ids`` (both sorted, as
-    COCOeval sorts them); ``boxes`` are xywh, float64, shape (N, 4).
-    """
-
-    image_ids: list
-    cat_ids: list
-    cat_names: list
-    img: np.ndarray
-    cat: np.ndarray
-    boxes: np.ndarray
-    area: np.ndarray
-    iscrowd: np.ndarray
-    difficult: np.ndarray
-    id_zero: np.ndarray = field(default=None)
-
-    def __post_init__(self):
-        if self.id_zero is None:
-            self.id_zero = np.zeros(len(self.img), dtype=bool)
-
-
-@dataclass
-class Detections:
-    """Detections (input order): ``img``/``cat`` index the GroundTruth's lists; xywh boxes."""
-
-    img: np.ndarray
-    cat: np.ndarray
-    boxes: np.ndarray
-    scores: np.ndarray
 
 
 def _coco_pair_iou(D, G, crowd):
@@ -90,16 +56,6 @@ def _group_rank(keys):
     start = np.r_[True, keys[1:] != keys[:-1]] if n else np.zeros(0, bool)
     first = np.maximum.accumulate(np.where(start, np.arange(n), 0)) if n else np.zeros(0, int)
     return np.arange(n) - first
-
-
-def _pairs(d_key, g_key):
-    """All (detection, ground truth) pairs sharing a key; g_key sorted. Returns (pd, pg, gs, gc)."""
-    gs = np.searchsorted(g_key, d_key, "left")
-    gc = np.searchsorted(g_key, d_key, "right") - gs
-    total = int(gc.sum())
-    pd = np.repeat(np.arange(d_key.shape[0]), gc)
-    local = np.arange(total) - np.repeat(np.cumsum(gc) - gc, gc)
-    return pd, gs[pd] + local, local, gs, gc
 
 
 def _greedy_match(P, row_grp, ig, crowd, thr):
@@ -229,9 +185,8 @@ def coco_evaluate(
                         len(areas), len(max_dets))  # fmt: skip
 
     # ground truth grouped by (category, image), input order inside a group
-    gkey_all = gt.cat.astype(np.int64) * I + gt.img
-    go = np.argsort(gkey_all, kind="stable")
-    g_key, g_box, g_area = gkey_all[go], gt.boxes[go], gt.area[go]
+    go, g_key = group_gt(gt)
+    g_box, g_area = gt.boxes[go], gt.area[go]
     g_crowd, g_zero = gt.iscrowd[go].astype(bool), gt.id_zero[go]
     g_ig = g_crowd[:, None] | (g_area[:, None] < areas[:, 0]) | (g_area[:, None] > areas[:, 1])
 
@@ -244,7 +199,7 @@ def coco_evaluate(
     Dn = d_key.shape[0]
 
     # every (detection, gt) pair of a group, and which detections can match anything
-    pd, pg, _, _, gc = _pairs(d_key, g_key)
+    pd, pg, gc = pairs(d_key, g_key)
     piou = _coco_pair_iou(d_box[pd], g_box[pg], g_crowd[pg])
     best = np.full(Dn, -1.0)
     np.maximum.at(best, pd, piou)

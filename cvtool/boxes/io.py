@@ -9,7 +9,7 @@
   coordinates in the chosen ``--format``; an optional header row, whose names
   ``score``, ``difficult`` and ``iscrowd`` locate those columns. A CSV ground
   truth knows only the images that have a box.
-Box lists, masks, NMS tables and small parsers are in :mod:`cvtool.boxes_files`.
+Box lists, masks, NMS tables and small parsers are in :mod:`cvtool.boxes.files`.
 Every problem is a CvtoolError naming the file, the entry and the value.
 """
 
@@ -22,15 +22,21 @@ from pathlib import Path
 
 import numpy as np
 
-from cvtool.boxes import convert, validate
-from cvtool.detection_eval import Detections, GroundTruth
+from cvtool.boxes.core import convert, validate
+from cvtool.boxes.detections import Detections, GroundTruth
 from cvtool.errors import CvtoolError
 
 
-def _read_json(path):
+def _existing(path) -> Path:
+    """``path`` as a Path, or a CvtoolError when no such file exists."""
     p = Path(path)
     if not p.is_file():
         raise CvtoolError(f"File not found: '{path}'.")
+    return p
+
+
+def _read_json(path):
+    p = _existing(path)
     try:
         return json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -38,9 +44,7 @@ def _read_json(path):
 
 
 def _read_csv(path):
-    p = Path(path)
-    if not p.is_file():
-        raise CvtoolError(f"File not found: '{path}'.")
+    p = _existing(path)
     rows = [r for r in csv.reader(p.read_text().splitlines()) if r and any(c.strip() for c in r)]
     header = None
     if rows and not _is_number(rows[0][-1 if len(rows[0]) == 4 else min(2, len(rows[0]) - 1)]):
@@ -80,6 +84,13 @@ def _bbox(value, where, fmt="xywh"):
     b = np.array([[_float(v, f"{where}: bbox") for v in value]])
     validate(b, fmt, where)
     return b[0]
+
+
+def _csv_score(score, where):
+    """The score column of a CSV detection row (None when the row has none)."""
+    if score is None:
+        raise CvtoolError(f"{where}: a detection needs a score (7th column).")
+    return _float(score, f"{where}: score")
 
 
 def ground_truth_from_coco(doc: dict, name: str = "gt") -> GroundTruth:
@@ -224,11 +235,9 @@ def detections_from_csv(path, gt: GroundTruth, fmt: str = "xywh") -> Detections:
             raise CvtoolError(f"{where}: image {image!r} is not an image of the ground truth.")
         if cls not in cmap:
             raise CvtoolError(f"{where}: class {cls!r} is not a class of the ground truth.")
-        if score is None:
-            raise CvtoolError(f"{where}: a detection needs a score (7th column).")
         img.append(imap[image])
         cat.append(cmap[cls])
-        scores.append(_float(score, f"{where}: score"))
+        scores.append(_csv_score(score, where))
     boxes = np.array([r[2] for r in rows]).reshape(-1, 4)
     return Detections(np.array(img, np.int64), np.array(cat, np.int64), boxes, np.array(scores))
 

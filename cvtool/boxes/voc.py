@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cvtool.boxes import convert
-from cvtool.detection_eval import Detections, GroundTruth, _pairs
+from cvtool.boxes.core import convert
+from cvtool.boxes.detections import Detections, GroundTruth, group_gt, pairs
 
 
 def voc_ap(rec, prec, use_07: bool) -> float:
@@ -58,14 +58,13 @@ def voc_evaluate(
     """
     I, K = len(gt.image_ids), len(gt.cat_ids)
     difficult = gt.difficult.astype(bool) | gt.iscrowd.astype(bool)
-    gkey_all = gt.cat.astype(np.int64) * I + gt.img
-    go = np.argsort(gkey_all, kind="stable")
-    g_key, g_box, g_diff = gkey_all[go], gt.boxes[go], difficult[go]
+    go, g_key = group_gt(gt)
+    g_box, g_diff = gt.boxes[go], difficult[go]
     # per class: detections by decreasing score, ties in input order
     do = np.lexsort((-dt.scores, dt.cat))
     d_key = dt.cat[do].astype(np.int64) * I + dt.img[do]
     d_box = dt.boxes[do]
-    pd, pg, _, _, gc = _pairs(d_key, g_key)
+    pd, pg, _ = pairs(d_key, g_key)
     a = convert(d_box[pd], "xywh", "xyxy", offset)
     b = convert(g_box[pg], "xywh", "xyxy", offset)
     w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]) + offset, 0, None)

@@ -1,0 +1,119 @@
+"""Greedy non-maximum suppression, per class and per image.
+
+Boxes are visited by decreasing score (ties in input order) and each kept box
+removes the remaining ones it overlaps by more than the threshold, as in
+torchvision's ``nms`` and ``batched_nms``. The IoU matrix is built on the
+boxes' own array module; the short sequential sweep runs on the host. Left
+out: soft-NMS and rotated boxes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cvtool.backend import array_module, to_numpy
+from cvtool.boxes.core import box_iou
+from cvtool.errors import CvtoolError
+
+
+def nms_per_image(
+    images, boxes, scores, iou_threshold: float = 0.5, *, classes=None, score_threshold=None,
+    top_k=None, fmt: str = "xywh", offset: float = 0.0,
+):  # fmt: skip
+    """:func:`nms` run image by image (``top_k`` per image); kept indices in input order.
+
+    ``images`` is an int array (N,) naming each box's image.
+    """
+    images = to_numpy(images).reshape(-1)
+    kept = [np.zeros(0, dtype=np.int64)]
+    for u in np.unique(images):
+        i = np.nonzero(images == u)[0]
+        c = None if classes is None else to_numpy(classes).reshape(-1)[i]
+        k = nms(boxes[i], to_numpy(scores).reshape(-1)[i], iou_threshold, classes=c,
+                score_threshold=score_threshold, top_k=top_k, fmt=fmt, offset=offset)  # fmt: skip
+        kept.append(i[k])
+    return np.sort(np.concatenate(kept))
+
+
+def nms(
+    boxes,
+    scores,
+    iou_threshold: float = 0.5,
+    *,
+    classes=None,
+    score_threshold=None,
+    top_k=None,
+    fmt: str = "xywh",
+    offset: float = 0.0,
+):
+    """Greedy non-maximum suppression, optionally per class (batched).
+
+    Boxes are visited by decreasing score; each kept box removes every
+    remaining box (of the same class when ``classes`` is given) whose IoU with
+    it is strictly greater than ``iou_threshold``, as in torchvision's ``nms``
+    and ``batched_nms``. Ties in score are broken by input order: the box that
+    comes first in the input wins (a stable sort), so the result is
+    deterministic on every backend.
+
+    Parameters
+    ----------
+    boxes : array, shape (N, 4)
+    scores : array, shape (N,)
+    iou_threshold : float
+        Suppress when IoU > this value, in [0, 1].
+    classes : array of int, shape (N,), optional
+        Class labels; boxes of different classes never suppress each other.
+    score_threshold : float, optional
+        Drop boxes with score < this before suppression.
+    top_k : int, optional
+        Keep at most this many boxes (the highest scoring) after suppression.
+    fmt, offset
+        Box format and pixel offset (see module docstring).
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (K,)
+        Indices of the kept boxes, by decreasing score.
+    """
+    if not 0.0 <= float(iou_threshold) <= 1.0:
+        raise CvtoolError(
+            f"The 'iou_threshold' parameter must be in [0, 1]. Got {iou_threshold} instead."
+        )
+    if top_k is not None and int(top_k) < 1:
+        raise CvtoolError(f"The 'top_k' parameter must be an int >= 1. Got {top_k} instead.")
+    s = to_numpy(scores).astype(np.float64).reshape(-1)
+    if s.shape[0] != boxes.shape[0]:
+        raise CvtoolError(
+            f"'scores' must have one value per box ({boxes.shape[0]}). Got {s.shape[0]}."
+        )
+    if not np.isfinite(s).all():
+        raise CvtoolError("The 'scores' must be finite numbers. Got NaN or inf.")
+    order = np.argsort(-s, kind="stable")
+    if score_threshold is not None:
+        order = order[s[order] >= score_threshold]
+    if classes is None:
+        keep = _greedy(boxes, order, iou_threshold, fmt, offset)
+    else:
+        # one class at a time: memory stays at the largest class's K x K matrix
+        c = to_numpy(classes).reshape(-1)[order]
+        mark = np.zeros(s.shape[0], dtype=bool)
+        for u in np.unique(c):
+            mark[_greedy(boxes, order[c == u], iou_threshold, fmt, offset)] = True
+        keep = order[mark[order]]  # all classes, by decreasing score
+    return keep[:top_k] if top_k is not None else keep
+
+
+def _greedy(boxes, order, iou_threshold, fmt, offset):
+    """Greedy sweep over ``order`` (indices by decreasing score); returns the kept indices."""
+    if order.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    xp = array_module(boxes)
+    sel = xp.asarray(order)
+    over = to_numpy(box_iou(boxes[sel], boxes[sel], fmt, offset) > iou_threshold)  # (K, K)
+    alive = np.ones(order.size, dtype=bool)
+    keep = []
+    for i in range(order.size):  # sequential by nature; each step is one row of a bool matrix
+        if alive[i]:
+            keep.append(i)
+            alive &= ~over[i]
+    return order[np.asarray(keep, dtype=np.int64)]
