@@ -7,10 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cvtool import knn, knn_eval
-from cvtool import knn_kernels as kk
+from cvtool import knn
 from cvtool.backend import to_numpy
 from cvtool.errors import CvtoolError
+from cvtool.knn import eval as knn_eval
+from cvtool.knn import kernels as kk
 
 # cs231n "Image classification" notes: a 4x4 test image, a 4x4 training image,
 # pixel-wise absolute differences adding up to 456.

@@ -63,7 +63,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         with user_errors():
             from cvtool import backend as be
-            from cvtool import knn, knn_eval
+            from cvtool import knn
+            from cvtool.knn import eval as knn_eval
 
             ks = knn_eval.parse_ints(k, "k")
             metrics = knn_eval.parse_names(metric, "metric", knn.METRICS)

@@ -6,7 +6,7 @@ stratified k folds of the training set (never the test set), picks the best
 once with the whole training set, and returns accuracy, per-class accuracy,
 the confusion matrix, time and peak memory. ``write_predictions`` writes the
 per-image CSV atomically; ``parse_*`` and ``load_data`` read command-line
-inputs. The neighbour search itself is :func:`cvtool.knn.kneighbors`.
+inputs. The neighbour search itself is :func:`cvtool.knn.search.kneighbors`.
 
 Left out: grid search over weights, nested cross-validation, saving a model
 (a k-NN model is its training set).
@@ -20,8 +20,9 @@ import time
 
 import numpy as np
 
+from cvtool.backend import to_numpy
 from cvtool.errors import CvtoolError
-from cvtool.knn import (
+from cvtool.knn.search import (
     DEFAULT_MEMORY_MB,
     METRICS,
     WEIGHTS,
@@ -134,7 +135,7 @@ def evaluate(
     t1 = time.perf_counter()
     d, i = kneighbors(x, x_test, k, metric, xp=xp, **opts)  # the one use of the test set
     pred = vote(xp.asarray(y_idx)[i], d, weights, len(classes), xp)
-    pred, nearest = np.asarray(_host(pred)), np.asarray(_host(d[:, 0]))
+    pred, nearest = np.asarray(to_numpy(pred)), np.asarray(to_numpy(d[:, 0]))
     t2 = time.perf_counter()
     conf = np.zeros((len(classes), len(classes)), np.int64)
     np.add.at(conf, (t_idx, pred), 1)
@@ -154,12 +155,6 @@ def evaluate(
         "seconds": {"validation": t1 - t0, "test": t2 - t1, "total": t2 - t0},
         "peak_rss_mb": peak_rss_mb(),
     }  # fmt: skip
-
-
-def _host(a):
-    from cvtool.backend import to_numpy
-
-    return to_numpy(a)
 
 
 def check_output(path) -> None:

@@ -1,34 +1,12 @@
-"""k-nearest-neighbour classification of images: L1, L2 and cosine distances.
+"""Neighbour search and voting: ``kneighbors``, ``vote`` and their input checks.
 
-``kneighbors`` finds, for every test image, the k nearest training images in
-bounded memory: test rows go in chunks and training columns in blocks sized
-from a memory budget (``memory_mb``), so peak memory does not grow with the
-test set. ``vote`` turns neighbour labels into predictions;
-:func:`cvtool.knn_eval.evaluate` runs the whole experiment: choose (k, metric)
-on a validation split or k-fold cross-validation of the training set, then
-touch the test set once. The arithmetic lives in :mod:`cvtool.knn_kernels` (and the optional
-compiled L1 kernel in :mod:`cvtool.knn_numba`).
+``kneighbors`` checks its inputs, picks a plan from :mod:`cvtool.knn.kernels`
+(exact float32 L2, float64 L2, cosine, or L1 through NumPy/CuPy or the
+compiled kernel) and runs the chunked search in bounded memory; ``vote`` turns
+neighbour labels into predictions. The tie rules are stated in
+:mod:`cvtool.knn`.
 
-Rules (all equal to scikit-learn's ``KNeighborsClassifier(algorithm='brute')``
-wherever scikit-learn's answer is defined):
-
-- Distances are in the units of the input (0-255 pixels for uint8 images).
-  uint8 images are compared with exact integer arithmetic, so equal
-  distances are exactly equal.
-- Neighbours are ordered by (distance, training index): of equally distant
-  training images the one with the smaller index is nearer, also at the k-th
-  place. (scikit-learn's brute force keeps the smaller index for L1 and L2;
-  for cosine it uses ``argpartition``, whose choice among ties is unspecified.)
-- Uniform vote: the class with the most neighbours; a tie between classes
-  goes to the smallest label (scikit-learn's mode does the same).
-- Distance vote: each neighbour weighs 1/d. If any neighbour is at distance
-  0 (an exact duplicate), those neighbours get weight 1 and the others 0.
-  Class weights are summed in neighbour order as scikit-learn does, and a
-  tie goes to the smallest label.
-- Model selection: the highest validation accuracy; a tie goes to the smaller
-  k, then to the metric listed first.
-
-Left out: approximate search, kd-trees, radius neighbours, regression.
+Left out: the experiment around the search (:mod:`cvtool.knn.eval`).
 """
 
 from __future__ import annotations
@@ -37,8 +15,8 @@ import os
 
 import numpy as np
 
-from cvtool import knn_kernels as kk
 from cvtool.errors import CvtoolError
+from cvtool.knn import kernels as kk
 
 METRICS = ("l1", "l2", "cosine")
 WEIGHTS = ("uniform", "distance")

@@ -126,8 +126,7 @@ def merge(vals_a, cols_a, vals_b, cols_b, k: int, xp):
 class L2Exact:
     """L2 on uint8 rows with <= 1024 features: exact float32 matrix products."""
 
-    name = "l2"
-    key_bytes = entry_bytes = 4
+    entry_bytes = 4
     key_dtype = np.float32
     col_bytes = 0
 
@@ -172,8 +171,7 @@ class L2Float:
     shifted by -128 gives integer products below 2**53, exact in float64.
     """
 
-    name = "l2"
-    key_bytes = entry_bytes = 8
+    entry_bytes = 8
     key_dtype = np.float64
     col_bytes = 0
 
@@ -221,8 +219,6 @@ class L2Float:
 class Cosine:
     """Cosine distance 1 - a.b / (|a| |b|) in float64; zero rows have similarity 0."""
 
-    name = "cosine"
-    key_bytes = 8
     key_dtype = np.float64
     entry_bytes = 16  # the block makes one temporary of its size
     col_bytes = 0
@@ -265,24 +261,21 @@ class Cosine:
 class L1:
     """L1 distance: numba kernel when available (CPU), else chunked xp max-min sums."""
 
-    name = "l1"
-
     def __init__(self, B, n_pad: int, xp, engine: str, budget: int):
         n, D = B.shape
         self.xp, self.n, self.engine, self.budget = xp, n, engine, budget
         self.exact = B.dtype == np.uint8
         dtype = np.uint8 if self.exact else np.float64
         self.key_dtype = np.int32 if self.exact else np.float64
-        self.key_bytes = np.dtype(self.key_dtype).itemsize
         # The NumPy path leaves half the budget to its (rows, columns, D) tiles.
-        self.entry_bytes = self.key_bytes * (1 if engine == "numba" else 2)
+        self.entry_bytes = np.dtype(self.key_dtype).itemsize * (1 if engine == "numba" else 2)
         self.col_bytes = 0
         self.B = xp.zeros((n_pad, D), dtype=dtype)
         self.B[:n] = xp.asarray(B, dtype=dtype)
         if engine == "numba":
-            from cvtool import knn_numba
+            from cvtool.knn import numba_l1
 
-            self._kernel = knn_numba.l1_block
+            self._kernel = numba_l1.l1_block
 
     def rows(self, A):
         dtype = np.uint8 if self.exact else np.float64
