@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from cvtool import knn
 from cvtool.backend import to_numpy
+from cvtool.data.datasets import parse_validation
 from cvtool.errors import CvtoolError
 from cvtool.knn import eval as knn_eval
 from cvtool.knn import kernels as kk
@@ -240,9 +241,9 @@ def test_bad_shapes_and_lists():
     with pytest.raises(CvtoolError, match="NaN"):
         knn.kneighbors(np.full((5, 2), np.nan), np.zeros((2, 2)), 1)
     assert knn_eval.parse_ints("1, 3,3,5", "k") == [1, 3, 5]
-    assert knn_eval.parse_validation("0.2") == 0.2 and knn_eval.parse_validation("500") == 500
+    assert parse_validation("0.2") == 0.2 and parse_validation("500") == 500
     for bad in ("1.5", "0", "x"):
         with pytest.raises(CvtoolError, match="'validation'"):
-            knn_eval.parse_validation(bad)
+            parse_validation(bad, allow_zero=False)
     with pytest.raises(CvtoolError, match="'k'"):
         knn_eval.parse_ints("1,a", "k")

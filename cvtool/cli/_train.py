@@ -110,20 +110,6 @@ class TrainOptions:
     json_out: bool = False
 
 
-def parse_validation(text: str) -> int | float:
-    """'1000' -> 1000, '0.1' -> 0.1, '0' -> 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value < 0 or (value >= 1 and not value.is_integer()):
-        raise CvtoolError(
-            f"The 'validation' parameter must be a count (e.g. 1000), a fraction in (0, 1) "
-            f"(e.g. 0.1) or 0. Got {text!r} instead."
-        )
-    return int(value) if value.is_integer() else value
-
-
 def parse_monitor(text: str | None):
     """'val-cost,gradients' -> ('val-cost', 'gradients'); None keeps fit's default."""
     from cvtool.nn.model import MONITORS
@@ -137,7 +123,7 @@ def parse_monitor(text: str | None):
 
 def prepare_data(dataset: str, train_size: int | None, validation: str, seed: int):
     """(Dataset, (x_train, y_train), (x_val, y_val) or None), validation carved from train."""
-    from cvtool.data.datasets import load_dataset, stratified_split
+    from cvtool.data.datasets import load_dataset, parse_validation, stratified_split
 
     ds = load_dataset(dataset)
     x, y = ds.x_train, ds.y_train

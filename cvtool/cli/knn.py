@@ -64,6 +64,7 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             from cvtool import backend as be
             from cvtool import knn
+            from cvtool.data.datasets import parse_validation
             from cvtool.knn import eval as knn_eval
 
             ks = knn_eval.parse_ints(k, "k")
@@ -75,7 +76,7 @@ def register(app: typer.Typer) -> None:
             name, ds = knn_eval.load_data(dataset, train, test)
             res = knn_eval.evaluate(
                 ds.x_train, ds.y_train, ds.x_test, ds.y_test, ks=ks, metrics=metrics,
-                weights=weights, validation=knn_eval.parse_validation(validation), folds=folds,
+                weights=weights, validation=parse_validation(validation, allow_zero=False), folds=folds,
                 seed=seed, memory_mb=memory, xp=xp, engine=engine, class_names=ds.class_names,
             )  # fmt: skip
             if predictions is not None:

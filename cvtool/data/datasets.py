@@ -217,6 +217,31 @@ def to_float(x, dtype=np.float32, xp=np):
     )
 
 
+def parse_validation(text: str | None, allow_zero: bool = True) -> int | float | None:
+    """A validation size from the command line: '1000' -> 1000 images, '0.1' -> a fraction.
+
+    None, and '0' where ``allow_zero``, mean no validation split (returned as None).
+
+    >>> parse_validation("0.1"), parse_validation("500"), parse_validation("0")
+    (0.1, 500, None)
+    """
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < (0 if allow_zero else 1e-12) or (value >= 1 and not value.is_integer()):
+        zero = " or 0" if allow_zero else ""
+        raise CvtoolError(
+            f"The 'validation' parameter must be a count (e.g. 1000), a fraction in (0, 1) "
+            f"(e.g. 0.1){zero}. Got {text!r} instead."
+        )
+    if value == 0:
+        return None
+    return int(value) if value.is_integer() else value
+
+
 def stratified_split(
     y: np.ndarray, validation: int | float, seed: int | None = 0
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -212,23 +212,6 @@ def parse_names(text: str, name: str, allowed: tuple[str, ...]) -> list[str]:
     return out
 
 
-def parse_validation(text: str | None) -> int | float | None:
-    """'500' -> 500 images, '0.2' -> a fraction; None stays None."""
-    if text is None:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise CvtoolError(
-            f"The 'validation' parameter must be a count or a fraction in (0, 1). Got {text!r}."
-        ) from None
-    if not value > 0 or (value >= 1 and not value.is_integer()):
-        raise CvtoolError(
-            f"The 'validation' parameter must be a count or a fraction in (0, 1). Got {text!r}."
-        )
-    return int(value) if value >= 1 else value
-
-
 def load_data(dataset: str, train: str | None = None, test: str | None = None):
     """(name, Dataset) from a named set or from --train/--test paths.
 
