@@ -70,12 +70,14 @@ def _cvtool_model(preset, seed=0):
 def train_cvtool(preset, x, y, threads=None, seed=0):
     """Seconds of one training epoch of cvtool on the NumPy backend."""
     from cvtool.nn import optim
+    from cvtool.nn.conv import training_threads
 
     _limit_threads(threads)
     model = _cvtool_model(preset, seed)
     t0, c0 = time.perf_counter(), time.process_time()
-    hist = model.fit(x, y, epochs=1, batch_size=BATCH, optimizer=optim.Adam(1e-3),
-                     loss="log-likelihood", monitor=(), seed=seed)  # fmt: skip
+    with training_threads():  # as train-cnn does: conv chunks in threads, BLAS on one
+        hist = model.fit(x, y, epochs=1, batch_size=BATCH, optimizer=optim.Adam(1e-3),
+                         loss="log-likelihood", monitor=(), seed=seed)  # fmt: skip
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert hist.stopped == "completed"
     assert all(np.isfinite(p).all() for layer in model.layers for p in layer.params.values())
@@ -85,9 +87,12 @@ def train_cvtool(preset, x, y, threads=None, seed=0):
 def infer_cvtool(preset, x_test, threads=None):
     """Images per second of cvtool's predict (batches of 2,000)."""
     _limit_threads(threads)
+    from cvtool.nn.conv import training_threads
+
     model = _cvtool_model(preset)
     t0 = time.perf_counter()
-    model.predict(x_test, batch_size=EVAL_BATCH)
+    with training_threads():
+        model.predict(x_test, batch_size=EVAL_BATCH)
     return len(x_test) / (time.perf_counter() - t0)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -147,4 +148,7 @@ def register(app: typer.Typer) -> None:
                 cnn.augment_on_the_fly(model, seed, hflip=0.0 if no_flip else 0.5)
             if not json_out:
                 _print_summary(model.spec_text)
-            T.run_training("train-cnn", model, ds, train, val, opts, xp=xp, dtype=dt)
+            from cvtool.nn.conv import training_threads
+
+            with training_threads() if B.backend_name(xp) == "numpy" else contextlib.nullcontext():
+                T.run_training("train-cnn", model, ds, train, val, opts, xp=xp, dtype=dt)

@@ -85,6 +85,20 @@ def _run(work, plan: list, args: list) -> None:
             fut.result()
 
 
+def training_threads():
+    """A context for a CPU training run: conv chunks in threads, BLAS on one thread throughout.
+
+    Between the chunked products, BLAS threads left over from an unchunked product
+    (a dense layer) busy-wait and take the cores from the chunk workers; holding
+    BLAS to one thread for the whole run avoids that (measured with
+    benchmarks/bench_cnn.py: one Fashion-MNIST epoch of nielsen-ch6 went from about
+    18 s to 12.5 s on 2 cores). Does nothing with one thread.
+    """
+    if threads() <= 1:
+        return contextlib.nullcontext()
+    return _blas_limit()
+
+
 def _blas_limit():
     """A context that keeps BLAS to one thread (threadpoolctl), or nothing without it."""
     global _BLAS
