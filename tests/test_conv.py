@@ -117,13 +117,15 @@ def test_pool_matches_torch(xp, mode, case):
 
 
 @pytest.mark.parametrize("case", [(8, 8, 2, None), (9, 9, 3, 2), (10, 10, 3, 1)])
-def test_maxpool_ties_route_gradient_to_one_cell_like_torch(xp, case):
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_maxpool_ties_route_gradient_to_one_cell_like_torch(xp, case, threads, monkeypatch):
     """Blank backgrounds tie every cell of a window: exactly one cell gets the gradient."""
+    monkeypatch.setenv("CVTOOL_THREADS", threads)  # 2: the batch is split between threads
     h, w, pool, stride = case
     rng = np.random.default_rng(3)
-    x = np.zeros((2, h, w, 2))
+    x = np.zeros((5, h, w, 2))
     x[0, 2:5, 3:6, 0] = 1.0  # a blank image with a flat bright patch: ties everywhere
-    x[1] = rng.integers(0, 2, size=(h, w, 2))  # many ties of 0s and 1s
+    x[1:] = rng.integers(0, 2, size=(4, h, w, 2))  # many ties of 0s and 1s
     layer = conv.MaxPool2D(pool, stride=stride)
     out = layer.forward(xp.asarray(x), training=True)
     dout = rng.normal(size=out.shape)

@@ -85,6 +85,15 @@ def _run(work, plan: list, args: list) -> None:
             fut.result()
 
 
+def _batch_plan(xp, n: int) -> list:
+    """The batch split into one contiguous piece per worker thread (NumPy), else whole."""
+    workers = threads() if backend_name(xp) == "numpy" else 1
+    if workers <= 1 or n < 2 * workers:
+        return [[(0, n)]]
+    step = -(-n // workers)
+    return [[(s, min(step, n - s))] for s in range(0, n, step)]
+
+
 def training_threads():
     """A context for a CPU training run: conv chunks in threads, BLAS on one thread throughout.
 
@@ -501,10 +510,18 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x, training: bool = False):
         xp, xpad, out_hw = self._prepare(x)
-        cells = self._cells(xpad, out_hw)
-        out = cells[0][2].copy()
-        for _, _, cell in cells[1:]:
-            xp.maximum(out, cell, out=out)
+        cells = [cell for _, _, cell in self._cells(xpad, out_hw)]
+        out = xp.empty(cells[0].shape, dtype=x.dtype)  # (N, H', W', C)
+
+        def work(chunks, _):
+            for s, m in chunks:  # images s .. s+m-1
+                o = out[s : s + m]
+                o[...] = cells[0][s : s + m]
+                for cell in cells[1:]:
+                    xp.maximum(o, cell[s : s + m], out=o)
+
+        plan = _batch_plan(xp, len(x))
+        _run(work, plan, plan)
         self._cache = (xpad, x.shape, out) if training else None
         return out
 
@@ -515,16 +532,25 @@ class MaxPool2D(_Pool2D):
         xpad, x_shape, out = self._cache
         self._cache = None
         out_hw = out.shape[1:3]
-        taken = xp.zeros(out.shape, dtype=bool)  # window already gave its gradient away
-        first = xp.empty(out.shape, dtype=bool)
         cells = self._cells(xpad, out_hw)
         if self._tiles_shape(x_shape):  # each cell's gradient written in place, no adds
             n, h, w, c = x_shape
             dx = xp.empty((n, out_hw[0], self.pool[0], out_hw[1], self.pool[1], c), dout.dtype)
-            for i, j, cell in cells:
-                self._first(xp, cell, out, taken, first)
-                xp.multiply(dout, first, out=dx[:, :, i, :, j, :])
+
+            def work(chunks, _):
+                for s, m in chunks:
+                    taken = xp.zeros((m, *out.shape[1:]), dtype=bool)  # window already gave
+                    first = xp.empty((m, *out.shape[1:]), dtype=bool)
+                    o, d = out[s : s + m], dout[s : s + m]
+                    for i, j, cell in cells:
+                        self._first(xp, cell[s : s + m], o, taken, first)
+                        xp.multiply(d, first, out=dx[s : s + m, :, i, :, j, :])
+
+            plan = _batch_plan(xp, n)
+            _run(work, plan, plan)
             return dx.reshape(x_shape)
+        taken = xp.zeros(out.shape, dtype=bool)  # window already gave its gradient away
+        first = xp.empty(out.shape, dtype=bool)
         pieces = []
         for i, j, cell in cells:
             self._first(xp, cell, out, taken, first)
