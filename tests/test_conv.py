@@ -221,3 +221,24 @@ def test_first_layer_can_skip_the_input_gradient():
     y = layer.forward(np.ones((2, 6, 6, 1), np.float32), training=True)
     assert layer.backward(np.ones_like(y)) is None
     assert float(np.abs(layer.grads["W"]).sum()) > 0
+
+
+@pytest.mark.parametrize(("stride", "padding"), [(1, 0), (1, 2), (2, 1)])
+def test_one_channel_chunked_threaded_conv_matches_torch(stride, padding, monkeypatch):
+    """C = 1 uses offset-major columns; many images, several per chunk, two threads."""
+    monkeypatch.setenv("CVTOOL_THREADS", "2")
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 3000)
+    rng = np.random.default_rng(5)
+    layer = conv.Conv2D(5, 3, stride=stride, padding=padding)
+    layer.build((12, 12, 1), np, np.float64, rng)
+    x = rng.normal(size=(37, 12, 12, 1))
+    out = layer.forward(x, training=True)
+    dout = rng.normal(size=out.shape)
+    dx = layer.backward(dout)
+    xt = _nchw(x).requires_grad_()
+    wt = torch.from_numpy(layer.params["W"].transpose(3, 2, 0, 1).copy()).requires_grad_()
+    ot = F.conv2d(xt, wt, torch.from_numpy(layer.params["b"]), stride=stride, padding=padding)
+    ot.backward(_nchw(dout))
+    np.testing.assert_allclose(out, _nhwc(ot), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(dx, _nhwc(xt.grad), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer.grads["W"], wt.grad.numpy().transpose(2, 3, 1, 0), atol=1e-9)

@@ -317,7 +317,25 @@ class Conv2D(Layer):
         wmat = self.params["W"].reshape(k, f)  # (K_h*K_w*C, F), a view
         bias = self.params.get("b")
         nc, plan = self._plan(xp, n, rows * k * x.dtype.itemsize)
-        shape = (nc, ho, wo, kh, kw, c)
+        # One input channel: offset-major columns (K_h*K_w, rows), filled by one slice copy
+        # per kernel offset with runs of W' contiguous values (a (rows, K) copy of a C=1
+        # window view moves runs of K_w values only); the product reads them transposed.
+        offset_major = c == 1
+        shape = (k, nc * rows) if offset_major else (nc, ho, wo, kh, kw, c)
+
+        def fill(buf, s, m):  # im2col of images s .. s+m-1: the one copy
+            if not offset_major:
+                buf[:m] = win[s : s + m]  # (m, H', W', K_h, K_w, C)
+                return
+            b = buf.reshape(k, nc, ho, wo)
+            for a in range(kh):
+                for j in range(kw):
+                    cell = _cell(xpad, a, j, self.stride, self.dilation, (ho, wo))
+                    b[a * kw + j, :m] = cell[s : s + m, :, :, 0]
+
+        def matrix(buf, m):  # the (m*H'*W', K_h*K_w*C) columns, a view
+            return buf[:, : m * rows].T if offset_major else buf[:m].reshape(m * rows, k)
+
         if training:
             out = self.buffer("out", (n * rows, f))
             cols = [self.buffer(f"cols{i}", shape) for i in range(len(plan))]
@@ -327,21 +345,21 @@ class Conv2D(Layer):
 
         def work(chunks, buf):
             for s, m in chunks:
-                buf[:m] = win[s : s + m]  # im2col: the one copy, (m, H', W', K_h, K_w, C)
+                fill(buf, s, m)
                 o = out[s * rows : (s + m) * rows]  # (m*H'*W', F)
-                xp.matmul(buf[:m].reshape(m * rows, k), wmat, out=o)
+                xp.matmul(matrix(buf, m), wmat, out=o)
                 if bias is not None:
                     o += bias
 
         _run(work, plan, cols)
-        self._cache = (win, plan, cols, x.shape, xpad.shape) if training else None
+        self._cache = ((fill, matrix, nc), plan, cols, x.shape, xpad.shape) if training else None
         return out.reshape(n, ho, wo, f)
 
     def backward(self, dout):
         """dout (N, H', W', F) -> dx (N, H, W, C); fills grads['W'], grads['b']."""
         assert self._cache is not None, "Conv2D.backward needs forward(x, training=True) first"
         xp = array_module(dout)
-        win, plan, cols, x_shape, pad_shape = self._cache
+        (fill, matrix, nc), plan, cols, x_shape, pad_shape = self._cache
         self._cache = None
         n, ho, wo, f = dout.shape
         kh, kw = self.kernel
@@ -353,7 +371,6 @@ class Conv2D(Layer):
             dmat.sum(axis=0, out=self.grads["b"])
         tconv = self._transposed(x_shape, (ho, wo))
         dxpad = dcols = None
-        nc = cols[0].shape[0]
         if self.need_dx and tconv:
             h, w, c = x_shape[1:]
             ph, pw = kh - 1 - self.pad[0], kw - 1 - self.pad[1]
@@ -375,8 +392,8 @@ class Conv2D(Layer):
             buf, gw = cols[i], gws[i]
             for t, (s, m) in enumerate(chunks):
                 if rebuild:
-                    buf[:m] = win[s : s + m]
-                cm = buf[:m].reshape(m * rows, k)
+                    fill(buf, s, m)
+                cm = matrix(buf, m)  # (m*H'*W', K_h*K_w*C)
                 dm = dmat[s * rows : (s + m) * rows]  # (m*H'*W', F)
                 if t == 0:
                     xp.matmul(cm.T, dm, out=gw)
