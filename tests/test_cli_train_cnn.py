@@ -84,6 +84,29 @@ def test_finetune_freezes_layers_and_replaces_the_head(cli, trained, tmp_path):
     assert [r["trainable"] for r in doc["layers"] if r["params"]] == [False, True]
 
 
+def test_finetune_model_comes_built_and_unpatched(trained):
+    from cvtool.nn import cnn
+
+    path, _ = trained
+    model = cnn.finetune_model(path, freeze=1, replace_head=7, dtype="float64", seed=2)
+    assert model.xp is np and model.dtype == np.float64 and model.output_shape == (7,)
+    assert "build" not in vars(model) and "forward" not in vars(model)  # no instance patching
+    base = cnn.finetune_model(path)
+    np.testing.assert_array_equal(base.layers[0].params["W"], model.layers[0].params["W"])
+    assert [layer.trainable for layer in model.param_layers] == [False, True]
+
+
+def test_augmentation_is_a_seeded_shape_preserving_transform():
+    from cvtool.nn import cnn
+
+    x = np.random.default_rng(0).random((8, 12, 12, 1)).astype(np.float32)
+    (t1, settings), (t2, _) = cnn.augmentation(5), cnn.augmentation(5)
+    a, b = t1(x.copy()), t2(x.copy())
+    assert a.shape == x.shape and settings == {"rotation": 10.0, "shift": 2.0, "hflip": 0.5}
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, x) and not np.array_equal(t1(x.copy()), a)  # fresh draws per batch
+
+
 def test_augment_changes_training_but_not_evaluation_inputs(cli):
     docs = []
     for extra in ((), ("--augment", "--no-flip")):

@@ -198,6 +198,33 @@ def test_sgd_training_matches_torch(m):
         assert np.allclose(layer.params["b"], t.bias.detach().numpy(), atol=1e-10)
 
 
+def test_fit_transform_sees_training_batches_only():
+    x, y = toy_data(n=65)
+    xv, yv = toy_data(n=20, seed=1)
+    seen = []
+
+    def record(xb):
+        seen.append(xb.copy())
+        return xb
+
+    model = small_model(seed=4)
+    model.fit(x, y, epochs=2, batch_size=10, optimizer=SGD(1.0), seed=9,
+              validation=(xv, yv), transform=record)  # fmt: skip
+    # 7 mini-batches per epoch (the last one of 5), gathered rows of x, nothing else.
+    assert [len(b) for b in seen] == [10] * 6 + [5] + [10] * 6 + [5]
+    assert np.array_equal(np.sort(np.concatenate(seen[:7]), axis=0), np.sort(x, axis=0))
+    # An identity transform gives exactly the run without one; a real one changes training.
+    weights = []
+    for transform in (None, lambda xb: xb, lambda xb: -xb):
+        model = small_model(seed=4)
+        model.fit(x, y, epochs=2, batch_size=10, optimizer=SGD(1.0), seed=9, transform=transform)
+        weights.append(model.layers[0].params["W"].copy())
+    assert np.array_equal(weights[0], weights[1])
+    assert not np.allclose(weights[0], weights[2])
+    with pytest.raises(CvtoolError, match="transform"):
+        small_model().fit(x, y, epochs=1, transform="flip")
+
+
 def test_early_stop_restores_best_epoch(monkeypatch):
     x, y = toy_data()
     model = small_model()

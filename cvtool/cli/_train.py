@@ -3,7 +3,8 @@
 Option aliases defined once (defaults stay in each command's signature), the
 data preparation (``--train-size``, ``--validation``), the run reporter
 (progress bar and one row per epoch on stderr, a checkpoint at each
-improvement), and ``run_training``, which trains an unbuilt model, touches the
+improvement), and ``run_training``, which trains a model (building it unless it
+comes built, e.g. loaded for fine-tuning), touches the
 test split once at the end, writes ``--out`` / ``--metrics`` / ``--plot`` and
 renders the result. Ctrl-C stops cleanly: the best model so far is kept and
 written atomically, the results are printed, and the exit code is 130. A cost
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import statistics
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -108,6 +110,7 @@ class TrainOptions:
     metrics: Path | None = None
     plot: Path | None = None
     json_out: bool = False
+    transform: Callable | None = None  # fit's per-mini-batch input transform (augmentation)
 
 
 def parse_monitor(text: str | None):
@@ -250,14 +253,19 @@ def _check_outputs(opts: TrainOptions) -> None:
 
 
 def run_training(command: str, model, ds, train, val, opts: TrainOptions, *, xp, dtype) -> None:
-    """Build `model`, train it on `train`, evaluate on ds's test split once, report."""
+    """Train `model` on `train`, evaluate on ds's test split once, report.
+
+    An unbuilt `model` is built here (`xp`, `dtype`, seed ``opts.seed``); a
+    built one (e.g. from ``cnn.finetune_model``) is trained as it is.
+    """
     from cvtool import backend, render
     from cvtool.cli._common import fail
     from cvtool.nn.optim import get_optimizer
 
     _check_outputs(opts)
     opt = get_optimizer(opts.optimizer, opts.eta, opts.lmbda)
-    model.build(xp, dtype, seed=opts.seed)
+    if model.xp is None:
+        model.build(xp, dtype, seed=opts.seed)
     model.class_names = tuple(ds.class_names)
     k = model.output_shape[-1]
     if len(model.output_shape) != 1 or k < ds.num_classes:
@@ -275,7 +283,7 @@ def run_training(command: str, model, ds, train, val, opts: TrainOptions, *, xp,
             train[0], train[1], epochs=opts.epochs, batch_size=opts.mini_batch, optimizer=opt,
             loss=opts.cost, validation=val, early_stop=opts.early_stop,
             eta_schedule=opts.eta_schedule, monitor=parse_monitor(opts.monitor),
-            callback=reporter, seed=opts.seed,
+            callback=reporter, seed=opts.seed, transform=opts.transform,
         )  # fmt: skip
     if hist.stopped == "nan":
         if opts.metrics is not None:  # the diverging epochs are worth keeping

@@ -140,12 +140,15 @@ def register(app: typer.Typer) -> None:
             ds, train, val = T.prepare_data(dataset, train_size, validation, seed)
             shape = tuple(ds.image_shape) + ((1,) if len(ds.image_shape) == 2 else ())
             if finetune:
-                model = cnn.finetune_model(init_from, freeze=freeze, replace_head=replace_head)
+                model = cnn.finetune_model(init_from, freeze=freeze, replace_head=replace_head,
+                                           xp=xp, dtype=dt, seed=seed)  # fmt: skip
             else:
                 text = cnn.spec_text(arch, preset, DEFAULT_PRESET)
                 model = cnn.cnn_model(text, shape, init=init)
             if augment:
-                cnn.augment_on_the_fly(model, seed, hflip=0.0 if no_flip else 0.5)
+                opts.transform, model.meta["augment"] = cnn.augmentation(
+                    seed, hflip=0.0 if no_flip else 0.5
+                )
             if not json_out:
                 _print_summary(model.spec_text)
             from cvtool.nn.conv import training_threads

@@ -2,13 +2,13 @@
 
 - :func:`cnn_model` builds an (unbuilt) :class:`~cvtool.nn.model.Sequential` from
   an architecture spec or one of the presets in :data:`cvtool.nn.spec.PRESETS`.
-- :func:`finetune_model` reuses a saved model: its weights are copied in after
-  the model is built, the first N parametrised layers are frozen, and the
-  classifier (the last dense layer) can be replaced by a new one with a
+- :func:`finetune_model` reuses a saved model: it returns a built model with
+  the saved weights copied in, the first N parametrised layers frozen, and the
+  classifier (the last dense layer) optionally replaced by a new one with a
   different number of classes, freshly initialised.
-- :func:`augment_on_the_fly` makes ``fit`` train on randomly flipped, shifted
-  and rotated copies of each mini-batch (``cvtool.augment``); evaluation and
-  prediction see the images as they are.
+- :func:`augmentation` returns a ``transform`` for ``fit`` that trains on
+  randomly flipped, shifted and rotated copies of each mini-batch
+  (``cvtool.augment``); evaluation and prediction see the images as they are.
 - :func:`conv_filters` returns the first convolution's kernels as images, for
   ``cvtool show filters``.
 
@@ -88,8 +88,16 @@ def _head_index(specs: list) -> int:
     return idx[-1]
 
 
-def finetune_model(path, *, freeze: int = 0, replace_head: int | None = None):
-    """An unbuilt Sequential that starts from the weights saved in `path`.
+def finetune_model(
+    path,
+    *,
+    freeze: int = 0,
+    replace_head: int | None = None,
+    xp=None,
+    dtype="float32",
+    seed: int | None = 0,
+):
+    """A built Sequential that starts from the weights saved in `path`.
 
     Parameters
     ----------
@@ -97,11 +105,14 @@ def finetune_model(path, *, freeze: int = 0, replace_head: int | None = None):
     freeze : the first `freeze` parametrised layers are not trained.
     replace_head : if given, the last dense layer is replaced by a new dense
         layer with this many units (same activation), freshly initialised.
+    xp, dtype, seed : backend module, dtype and initialisation seed of the
+        new model (the seed only matters for a replaced head).
 
     Returns
     -------
-    Sequential whose ``build`` initialises, then copies the saved weights into
-    every layer before the (replaced) head and freezes the first layers.
+    Sequential, built (initialised from `seed`), with the saved weights copied
+    into every layer before the (replaced) head and the first layers frozen.
+    Pass it to ``fit`` (or ``run_training``) as it is; do not build it again.
     """
     from cvtool.nn.model import Sequential
 
@@ -124,49 +135,43 @@ def finetune_model(path, *, freeze: int = 0, replace_head: int | None = None):
             f"The 'freeze' parameter must be in 0..{n_param - 1} for {path} "
             f"({n_param} layers with weights; at least one must train). Got {freeze!r} instead."
         )
-    build = model.build
-
-    def build_then_load(xp=None, dtype="float32", seed=0):
-        build(xp, dtype, seed)
-        if len(model.layers) != len(saved):
-            raise CvtoolError(f"{path}: the saved layers do not match its spec; file damaged?")
-        head = max(i for i, layer in enumerate(model.layers) if layer.params)
-        for i, (layer, params) in enumerate(zip(model.layers, saved, strict=True)):
-            if replace_head is not None and i >= head:
-                break  # the new head keeps its fresh initialisation
-            for k, v in params.items():
-                layer.params[k][...] = model.xp.asarray(v, dtype=model.dtype)
-        model.freeze(freeze)
-        return model
-
-    model.build = build_then_load
+    model.build(xp, dtype, seed)
+    if len(model.layers) != len(saved):
+        raise CvtoolError(f"{path}: the saved layers do not match its spec; file damaged?")
+    head = max(i for i, layer in enumerate(model.layers) if layer.params)
+    for i, (layer, params) in enumerate(zip(model.layers, saved, strict=True)):
+        if replace_head is not None and i >= head:
+            break  # the new head keeps its fresh initialisation
+        for k, v in params.items():
+            layer.params[k][...] = model.xp.asarray(v, dtype=model.dtype)
+    model.freeze(freeze)
     model.meta["finetuned_from"] = str(path)
     model.meta["frozen_layers"] = freeze
     return model
 
 
-def augment_on_the_fly(model, seed: int, rotation=10.0, shift=2.0, hflip=0.5):
-    """Make training forward passes see randomly transformed copies of each mini-batch.
+def augmentation(seed: int, rotation=10.0, shift=2.0, hflip=0.5):
+    """A ``transform`` for ``fit`` that randomly flips, shifts and rotates each mini-batch.
 
-    Each mini-batch gets a fresh random flip (probability ``hflip``), shift (up
-    to ``shift`` pixels each way) and rotation (up to ``rotation`` degrees) per
-    image, drawn from a generator seeded with `seed`. Inference (evaluation,
-    validation, predict) is unchanged. Returns the settings as a dict.
+    Each call gets a fresh random flip (probability ``hflip``), shift (up to
+    ``shift`` pixels each way) and rotation (up to ``rotation`` degrees) per
+    image, drawn from one generator seeded with `seed` (same seed, same
+    sequence of batches). ``fit`` applies it to training mini-batches only, so
+    evaluation, validation and prediction see the images as they are.
+
+    Returns
+    -------
+    transform : callable (m, H, W, C) -> (m, H, W, C), for ``fit(transform=...)``.
+    settings : dict of the settings, e.g. for the model's metadata.
     """
     from cvtool.augment import random_affine_batch
 
     rng = backend.host_rng([seed, 6])
-    forward = model.forward
 
-    def augmented_forward(x, training=False):
-        if training:
-            x = random_affine_batch(x, rng, rotation=rotation, shift=shift, hflip=hflip)
-        return forward(x, training)
+    def transform(x):
+        return random_affine_batch(x, rng, rotation=rotation, shift=shift, hflip=hflip)
 
-    model.forward = augmented_forward
-    settings = {"rotation": rotation, "shift": shift, "hflip": hflip}
-    model.meta["augment"] = settings
-    return settings
+    return transform, {"rotation": rotation, "shift": shift, "hflip": hflip}
 
 
 def conv_filters(model, max_filters: int = 64) -> tuple[np.ndarray, list[str], dict]:

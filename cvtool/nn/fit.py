@@ -11,8 +11,10 @@ eta rides on that error (one multiply per step instead of one per array).
 After each epoch it computes the monitored costs and accuracies, and stops on
 a NaN/infinite cost, after ``early_stop`` epochs without improvement, when the
 plateau schedule has brought eta below eta0/128, or on Ctrl-C; in each of
-those cases the best epoch's weights are restored. Left out: learning-rate
-warm-up, gradient accumulation, data-augmentation hooks.
+those cases the best epoch's weights are restored. Data augmentation plugs in
+as ``transform``: a callable applied to each training mini-batch of inputs
+(never to the monitored metrics, validation or prediction). Left out:
+learning-rate warm-up, gradient accumulation.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ def fit(
     callback: Callback | None = None,
     seed: int | None = 0,
     shuffle: bool = True,
+    transform=None,
 ) -> History:
     """Train with mini-batch gradient descent.
 
@@ -107,6 +110,12 @@ def fit(
     callback : a :class:`Callback`; Ctrl-C inside fit stops cleanly and restores
         the best weights so far.
     seed : seeds the shuffles.
+    transform : None or a callable ``transform(xb) -> xb`` applied to each
+        training mini-batch of inputs, (m, *input_shape) on the model's device
+        and dtype, after it is gathered and before the forward pass; it must
+        return an array of the same shape (e.g. random augmentation). It may
+        overwrite its argument (a reused buffer). Monitored metrics, validation
+        and prediction see the inputs untransformed.
 
     Returns
     -------
@@ -121,6 +130,8 @@ def fit(
     _check_int("batch_size", batch_size, 1)
     _check_int("early_stop", early_stop, 0)
     _check_int("eta_schedule", eta_schedule, 0)
+    if transform is not None and not callable(transform):
+        raise CvtoolError(f"The 'transform' parameter must be callable. Got {transform!r}.")
     opt = optimizer or SGD(0.5)
     if lmbda is not None:
         opt.lmbda = float(lmbda)
@@ -194,11 +205,15 @@ def fit(
                 if len(idx) == batch_size:
                     xb = xtake(idx, axis=0, out=xbuf)
                     yb = ytake(idx, axis=0, out=ybuf)
+                    if transform is not None:
+                        xb = transform(xb)
                     a = forward(xb, True)
                     d = xp.subtract(a, yb, out=dbuf) if fused else loss_cls.grad(a, yb)
                     d *= scale
                 else:  # the last, smaller mini-batch
                     xb, yb = xtake(idx, axis=0), ytake(idx, axis=0)
+                    if transform is not None:
+                        xb = transform(xb)
                     a = forward(xb, True)
                     d = (a - yb) if fused else loss_cls.grad(a, yb)
                     d *= scale * batch_size / len(idx)

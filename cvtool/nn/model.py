@@ -259,7 +259,7 @@ class Sequential:
     def fit(self, x_train, y_train, **kwargs):
         """Train with mini-batch gradient descent; see :func:`cvtool.nn.fit.fit` for the
         arguments (epochs, batch_size, optimizer, loss, lmbda, validation, early_stop,
-        eta_schedule, monitor, callback, seed, shuffle). Returns a ``History``."""
+        eta_schedule, monitor, callback, seed, shuffle, transform). Returns a ``History``."""
         from cvtool.nn.fit import fit
 
         return fit(self, x_train, y_train, **kwargs)
