@@ -1,21 +1,8 @@
 """Box formats, validation, conversion, areas, IoU and GIoU matrices.
 
-Three formats, converted by one function (:func:`convert`):
-
-* ``xywh`` (the default, COCO's): top-left corner ``x, y`` plus width and height;
-* ``xyxy``: top-left and bottom-right corners ``x1, y1, x2, y2``;
-* ``cxcywh``: centre plus width and height (YOLO's, in absolute units).
-
-Coordinates are continuous by default: a box ``[0, 0, 10, 10]`` in ``xyxy``
-has width 10 and area 100, as in COCO, torchvision and pycocotools. The old
-PASCAL VOC convention counted pixels inclusively (width ``x2 - x1 + 1``); pass
-``offset=1`` to any function here to use it. The offset changes only how
-``xyxy`` corners relate to widths; ``xywh`` widths are widths in both.
-
-Every array function takes ``(N, 4)`` arrays of NumPy or CuPy and works on the
-array's own module (``xp``), without Python loops over boxes. NMS is in
-:mod:`cvtool.boxes.suppression`; masks in :mod:`cvtool.boxes.masks`; mAP in
-:mod:`cvtool.boxes.coco` and :mod:`cvtool.boxes.voc`.
+The conventions (formats, continuous coordinates, the VOC ``offset=1``) are
+stated once, in the package docstring (:mod:`cvtool.boxes`). Every function
+takes ``(N, 4)`` NumPy or CuPy arrays and works on the array's own module.
 """
 
 from __future__ import annotations
