@@ -96,6 +96,14 @@ def test_finetune_model_comes_built_and_unpatched(trained):
     assert [layer.trainable for layer in model.param_layers] == [False, True]
 
 
+def test_gradient_monitor_works_through_conv_layers(cli):
+    # gradient_norms runs a training-mode forward: conv and pool layers keep their caches.
+    result = cli("train-cnn", *FAST, "--monitor", "gradients", "--json")
+    assert result.exit_code == 0, result.stderr
+    row = json.loads(result.stdout)["history"][0]
+    assert row["grad_norm:conv"] > 0 and row["grad_norm:dense"] > 0
+
+
 def test_augmentation_is_a_seeded_shape_preserving_transform():
     from cvtool.nn import cnn
 

@@ -198,6 +198,17 @@ def test_sgd_training_matches_torch(m):
         assert np.allclose(layer.params["b"], t.bias.detach().numpy(), atol=1e-10)
 
 
+def test_inference_keeps_no_references_to_activations():
+    model = small_model()
+    x = np.random.default_rng(0).standard_normal((4, 6))
+    trained = model.forward(x, True).copy()
+    assert model.layers[0].x is not None and model.layers[1].a is not None
+    out = model.forward(x)
+    np.testing.assert_array_equal(out, trained)  # same numbers either way
+    # What only backward needs is dropped, so no intermediate outlives the pass.
+    assert model.layers[0].x is None and model.layers[1].z is None and model.layers[1].a is None
+
+
 def test_fit_transform_sees_training_batches_only():
     x, y = toy_data(n=65)
     xv, yv = toy_data(n=20, seed=1)

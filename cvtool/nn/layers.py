@@ -88,6 +88,7 @@ class Dense(Layer):
         if not isinstance(units, int) or units < 1:
             raise CvtoolError(f"The 'units' parameter must be an int >= 1. Got {units!r} instead.")
         self.units, self.bias, self.init = units, bool(bias), check_init(init)
+        self.x = None
 
     @classmethod
     def from_spec(cls, spec):
@@ -124,7 +125,7 @@ class Dense(Layer):
 
     def forward(self, x, training=False):
         xp = self.xp
-        self.x = x  # (N, D)
+        self.x = x if training else None  # (N, D), for backward; inference keeps nothing
         if training:
             z = xp.matmul(x, self.params["W"], out=self.buffer("z", (x.shape[0], self.units)))
         else:
@@ -134,6 +135,7 @@ class Dense(Layer):
         return z
 
     def backward(self, dout):
+        assert self.x is not None, "Dense.backward needs forward(x, training=True) first"
         xp, W = self.xp, self.params["W"]
         xp.matmul(self.x.T, dout, out=self.grads["W"])  # (D, units)
         if self.bias:
@@ -152,6 +154,7 @@ class Activation(Layer):
         super().__init__()
         self.fn = activations.get_activation(activation)
         self.name = self.fn.name
+        self.z = self.a = None
 
     @classmethod
     def from_spec(cls, spec):
@@ -165,11 +168,15 @@ class Activation(Layer):
         self.fn.xp = xp
 
     def forward(self, x, training=False):
+        if not training:  # inference keeps no references (they would pin memory)
+            self.z = self.a = None
+            return self.fn.forward(x)
         self.z = x
-        self.a = self.fn.forward(x, out=self.buffer("a", x.shape) if training else None)
+        self.a = self.fn.forward(x, out=self.buffer("a", x.shape))
         return self.a
 
     def backward(self, dout):
+        assert self.a is not None, "Activation.backward needs forward(x, training=True) first"
         return self.fn.backward(self.z, self.a, dout, out=self.buffer("dz", dout.shape))
 
 

@@ -236,8 +236,15 @@ class Sequential:
                 "per_class_accuracy": per_class, "confusion": confusion}  # fmt: skip
 
     def gradient_norms(self, x, Y, loss) -> dict:
-        """Euclidean norm of each parametrised layer's gradient on (x, Y) (no update)."""
-        a = self.forward(x)
+        """Euclidean norm of each parametrised layer's gradient on (x, Y) (no update).
+
+        The forward pass runs in training mode (layers keep what backward needs)
+        except for dropout, which stays off: the gradient of the deterministic
+        network, and the dropout random stream is left untouched.
+        """
+        a = x
+        for layer in self.layers:
+            a = layer.forward(a, not isinstance(layer, L.Dropout))
         last = self.layers[-1]
         fused = isinstance(last, L.Activation) and loss.fused == last.name
         dout = (a - Y) if fused else loss.grad(a, Y)
