@@ -186,9 +186,9 @@ def box_iou(a, b, fmt: str = "xywh", offset: float = 0.0, crowd=None):
     if crowd is not None:
         crowd = xp.asarray(crowd, dtype=bool)[None, :]
         union = xp.where(crowd, area_a, union)
-    # union is 0 only when both boxes are empty, and then inter is 0 too: IoU 0
-    xp.maximum(union, np.finfo(np.float64).tiny, out=union)
-    inter /= union
+    # union is 0 only when both boxes are empty, and then inter is 0 too: IoU 0.
+    # (Dividing by 1 there, not by a clamped tiny union, keeps subnormal boxes exact.)
+    inter /= xp.where(union > 0, union, 1.0)
     # (x + w) - x is not exactly w in floating point: keep the ratio in [0, 1]
     return xp.minimum(inter, 1.0, out=inter)
 
@@ -203,12 +203,12 @@ def box_giou(a, b, fmt: str = "xywh", offset: float = 0.0):
     ca, cb = _corners(a, fmt, offset), _corners(b, fmt, offset)
     inter = _intersection(ca, cb, offset, xp)
     union = ca[4][:, None] + cb[4][None, :] - inter
+    iou = box_iou(a, b, fmt, offset)  # the one IoU formula
     cw = xp.maximum(ca[2][:, None], cb[2][None, :]) - xp.minimum(ca[0][:, None], cb[0][None, :])
     ch = xp.maximum(ca[3][:, None], cb[3][None, :]) - xp.minimum(ca[1][:, None], cb[1][None, :])
     enclose = (cw + offset) * (ch + offset)
-    iou = xp.where(union > 0, inter / xp.where(union > 0, union, 1.0), 0.0)
     penalty = xp.where(enclose > 0, (enclose - union) / xp.where(enclose > 0, enclose, 1.0), 0.0)
-    return xp.minimum(iou, 1.0) - xp.maximum(penalty, 0.0)  # rounding can not flip the order
+    return iou - xp.maximum(penalty, 0.0)  # so GIoU <= IoU exactly
 
 
 def iou(box_a, box_b, fmt: str = "xywh", offset: float = 0.0, giou: bool = False) -> float:
