@@ -1,7 +1,7 @@
 """cvtool: composable commands for computer-vision and deep-learning basics.
 
-The library lives in the sub-modules (``shapes``, ``knn``, ``boxes``,
-``augment``, ``nn``, ``data``); the command line in ``cvtool.cli``. Importing
+The library lives in the sub-modules (``shapes``, ``summary``, ``knn``,
+``boxes``, ``augment``, ``nn``, ``data``); the command line in ``cvtool.cli``. Importing
 this package imports nothing heavy.
 """
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cvtool import shapes
+from cvtool import shapes, summary
 from cvtool.errors import CvtoolError
 from cvtool.nn.spec import PRESETS, parse_network, parse_spec
 
@@ -58,20 +58,20 @@ def test_alexnet_conv1():
 
 
 def test_fully_connected_784_20_10_5():
-    totals = shapes.summarize(parse_network("784,20,10,5"))["totals"]
+    totals = summary.summarize(parse_network("784,20,10,5"))["totals"]
     assert (totals["weights"], totals["biases"], totals["params"]) == (15_930, 35, 15_965)
 
 
 def test_nielsen_conv_and_chain():
     assert shapes.conv2d_output((28, 28, 1), 20, 5) == (24, 24, 20)
     assert sum(shapes.conv2d_params(1, 20, 5)) == 520
-    s = shapes.summarize(parse_spec("input:28x28x1, conv:20x5, pool:2, conv:40x5, pool:2"))
+    s = summary.summarize(parse_spec("input:28x28x1, conv:20x5, pool:2, conv:40x5, pool:2"))
     assert [r["output_shape"][0] for r in s["rows"]] == [28, 24, 12, 8, 4]
     assert layers(s)[0]["params"] == 520
 
 
 def test_keras_course_network():
-    s = shapes.summarize(parse_network("keras-course"))
+    s = summary.summarize(parse_network("keras-course"))
     assert [r["output_shape"] for r in layers(s)] == [
         (26, 26, 64),
         (24, 24, 32),
@@ -102,7 +102,7 @@ def test_keras_course_network_matches_torch():
 
 
 def test_torchinfo_readme_convnet():
-    s = shapes.summarize(parse_spec(TORCHINFO_CONVNET), batch=16)
+    s = summary.summarize(parse_spec(TORCHINFO_CONVNET), batch=16)
     rows = {r["spec"]: r for r in layers(s)}
     # torchinfo lists the modules (not the functional pools and relus).
     listed = [rows["conv:10x5"], rows["conv:20x5"], rows["dense:50:relu"], rows["dense:10"]]
@@ -123,7 +123,7 @@ def test_torchinfo_readme_convnet():
 
 
 def test_cs231n_vgg16():
-    s = shapes.summarize(parse_spec(VGG16))
+    s = summary.summarize(parse_spec(VGG16))
     rows = s["rows"]
     assert s["totals"]["params"] == 138_357_544
     # cs231n's table: "memory" per layer (activations) and "weights" (no biases).
@@ -151,7 +151,7 @@ def test_cs231n_vgg16():
 
 
 def test_alexnet_whole():
-    s = shapes.summarize(parse_spec(ALEXNET))
+    s = summary.summarize(parse_spec(ALEXNET))
     assert s["totals"]["params"] == 62_378_344
     pool5 = layers(s)[7]
     assert pool5["output_shape"] == (6, 6, 256) and pool5["rf"] == (195, 195)
@@ -191,31 +191,31 @@ def test_pool_padding_at_most_half_the_window():
 
 def test_summarize_names_the_failing_layer():
     with pytest.raises(CvtoolError, match=r"^layer 2 \(conv:8x7\): kernel 7 is larger"):
-        shapes.summarize(parse_spec("input:8x8x1, conv:4x3, conv:8x7"))
+        summary.summarize(parse_spec("input:8x8x1, conv:4x3, conv:8x7"))
     with pytest.raises(CvtoolError, match="No input shape"):
-        shapes.summarize(parse_spec("dense:10"))
+        summary.summarize(parse_spec("dense:10"))
     with pytest.raises(CvtoolError, match="needs an image input"):
-        shapes.summarize(parse_spec("input:784, conv:4x3"))
+        summary.summarize(parse_spec("input:784, conv:4x3"))
     with pytest.raises(CvtoolError, match="disagrees"):
-        shapes.summarize(parse_spec("input:784, dense:10"), input_shape=(28, 28, 1))
+        summary.summarize(parse_spec("input:784, dense:10"), input_shape=(28, 28, 1))
 
 
 def test_floor_notes_what_it_dropped():
-    s = shapes.summarize(parse_spec("input:28x28x1, conv:4x5:s=2"), floor=True)
+    s = summary.summarize(parse_spec("input:28x28x1, conv:4x5:s=2"), floor=True)
     assert s["rows"][1]["output_shape"] == (12, 12, 4)
     assert s["rows"][1]["dropped"] == (1, 1)
     assert "--floor" in s["notes"][0] and "dropped 1 row(s)" in s["notes"][1]
 
 
 def test_dense_after_image_flattens_and_sees_everything():
-    s = shapes.summarize(parse_spec("input:4x4x2, conv:3x3, dense:5"))
+    s = summary.summarize(parse_spec("input:4x4x2, conv:3x3, dense:5"))
     dense = s["rows"][2]
     assert dense["weights"] == 2 * 2 * 3 * 5 and dense["note"].startswith("flattens")
     assert dense["rf"] is None and s["rows"][1]["rf"] == (3, 3)
 
 
 def test_batchnorm_counts_non_trainable():
-    s = shapes.summarize(parse_spec("input:8x8x3, conv:16x3, bn"))
+    s = summary.summarize(parse_spec("input:8x8x3, conv:16x3, bn"))
     bn = s["rows"][2]
     assert (bn["trainable"], bn["non_trainable"]) == (32, 32)
     assert s["totals"]["non_trainable"] == 32
@@ -223,7 +223,7 @@ def test_batchnorm_counts_non_trainable():
 
 
 def test_memory_by_dtype_and_batch():
-    s = shapes.summarize(parse_network("keras-course"), batch=8, dtype="float64")
+    s = summary.summarize(parse_network("keras-course"), batch=8, dtype="float64")
     t = s["totals"]
     assert t["param_bytes"]["float16"] == 2 * t["params"]
     assert t["param_bytes_dtype"] == 8 * t["params"]
@@ -231,25 +231,25 @@ def test_memory_by_dtype_and_batch():
     elements = 784 + 26 * 26 * 64 + 24 * 24 * 32 + 22 * 22 * 32 + 64 + 10
     assert t["forward_bytes"] == elements * 8 * 8
     with pytest.raises(CvtoolError, match="dtype"):
-        shapes.summarize(parse_network("keras-course"), dtype="float8")
+        summary.summarize(parse_network("keras-course"), dtype="float8")
 
 
 def test_columns():
-    s = shapes.summarize(parse_network("nielsen-ch6"))
-    headers, rows = shapes.summary_table(s, shapes.parse_columns("output_size,num_params,rf"))
+    s = summary.summarize(parse_network("nielsen-ch6"))
+    headers, rows = summary.summary_table(s, summary.parse_columns("output_size,num_params,rf"))
     assert headers == ["Output shape", "Param #", "Receptive field"]
     assert rows[1] == ["24x24x20", 520, "5"] and rows[-1][2] == "all"
     with pytest.raises(CvtoolError, match="cols"):
-        shapes.parse_columns("layer,colour")
+        summary.parse_columns("layer,colour")
 
 
 def test_presets_all_summarize():
     for name in PRESETS:
-        s = shapes.summarize(parse_network(name), floor=True)
+        s = summary.summarize(parse_network(name), floor=True)
         assert s["totals"]["output_shape"] == (10,)
     # keras-course-improved pools 11x11 by 2, which only Keras' floor rounding allows
     with pytest.raises(CvtoolError, match="layer 4 .*--floor"):
-        shapes.summarize(parse_network("keras-course-improved"))
+        summary.summarize(parse_network("keras-course-improved"))
 
 
 # ---------------------------------------------------------------- properties
@@ -300,13 +300,13 @@ def test_conv_params_are_weights_plus_one_bias_per_filter(c, f, kh, kw):
 def test_receptive_field_grows_and_jump_multiplies(kernels):
     kernels = [(k if k % 2 else k + 1, s) for k, s in kernels]  # 'same' needs odd kernels
     text = "input:256x256x1, " + ", ".join(f"conv:2x{k}:s={s}:p=same" for k, s in kernels)
-    rows = shapes.summarize(parse_spec(text), floor=True)["rows"]
+    rows = summary.summarize(parse_spec(text), floor=True)["rows"]
     jump, rf = 1, 1
     for (k, s), row in zip(kernels, rows[1:], strict=True):
         rf += (k - 1) * jump
         jump *= s
         assert row["rf"] == (rf, rf) and row["jump"] == (jump, jump)
-    totals = shapes.summarize(parse_spec(text), floor=True)["totals"]
+    totals = summary.summarize(parse_spec(text), floor=True)["totals"]
     assert totals["params"] == sum(r["params"] for r in rows)
 
 
@@ -394,7 +394,7 @@ def test_cvtool_layers_forward_pass_agrees(text):
     np = pytest.importorskip("numpy")
     model_mod = pytest.importorskip("cvtool.nn.model")
     specs = parse_spec(text)
-    s = shapes.summarize(specs, floor=True)
+    s = summary.summarize(specs, floor=True)
     model = model_mod.Sequential.from_spec(specs).build(np, "float64", seed=0)
     out = model.forward(np.zeros((2, *s["input_shape"])))
     assert out.shape[1:] == s["totals"]["output_shape"]

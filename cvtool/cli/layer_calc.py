@@ -2,8 +2,9 @@
 
 A Typer sub-group: one sub-command per single layer (conv, pool, dense,
 flatten, dropout) and ``net`` for a whole architecture spec. The arithmetic is
-``cvtool.shapes`` (the same functions the layers call); the spec parser is
-``cvtool.nn.spec``. Both are pure Python and imported inside the commands.
+``cvtool.shapes`` (the same functions the layers call), walked through a network
+by ``cvtool.summary``; the spec parser is ``cvtool.nn.spec``. All three are pure
+Python and imported inside the commands.
 """
 
 # No ``from __future__ import annotations`` here: Typer would have to eval every
@@ -106,28 +107,28 @@ class _PlainCommand(TyperCommand):
 
 def _single(item: str, input_shape: str, floor: bool, json_out: bool) -> None:
     """Summarise one layer (given as a spec item) on an input and render it."""
-    from cvtool import shapes
     from cvtool.nn import spec
     from cvtool.render import render
+    from cvtool.summary import format_shape, human_count, per_axis, summarize
 
     with user_errors():
-        summary = shapes.summarize([spec.parse_layer(item)], spec.parse_dims(input_shape), floor)
+        summary = summarize([spec.parse_layer(item)], spec.parse_dims(input_shape), floor)
     row = summary["rows"][1]
     doc = {"spec": item, "floor": floor, **{k: v for k, v in row.items() if k != "index"}}
     doc["notes"] = summary["notes"]
     pairs = {
         "Layer": f"{row['type']}  (as a spec: {item})",
-        "Input": shapes.format_shape(row["input_shape"]),
-        "Output": shapes.format_shape(row["output_shape"]),
+        "Input": format_shape(row["input_shape"]),
+        "Output": format_shape(row["output_shape"]),
     }
     for axis, text in row.get("formula", {}).items():
         pairs[f"Output {axis}"] = text
     if "padding" in row:
-        pairs["Padding per side"] = shapes.per_axis(row["padding"], "")
+        pairs["Padding per side"] = per_axis(row["padding"], "")
     pairs.update(Weights=row["weights"], Biases=row["biases"], Parameters=row["params"])
-    pairs["MACs"] = shapes.human_count(row["macs"])
+    pairs["MACs"] = human_count(row["macs"])
     if row["rf"] is not None:
-        rf, jump = shapes.per_axis(row["rf"], ""), shapes.per_axis(row["jump"], "")
+        rf, jump = per_axis(row["rf"], ""), per_axis(row["jump"], "")
         pairs["Receptive field / jump"] = f"{rf} / {jump}"
     for i, note in enumerate(summary["notes"] + ([row["note"]] if "note" in row else [])):
         pairs[f"Note {i + 1}"] = note
@@ -219,18 +220,18 @@ def net_cmd(
     json_out: JsonOpt = False,
     csv_out: Annotated[bool, typer.Option("--csv", help="Write the layer table as CSV.")] = False,
 ) -> None:
-    from cvtool import shapes
     from cvtool.errors import CvtoolError
     from cvtool.nn import spec
+    from cvtool.summary import human_bytes, human_count, parse_columns, summarize, summary_table
 
     with user_errors():
         if (spec_text is None) == (spec_file is None):
             raise CvtoolError("Give the architecture as SPEC or as --spec FILE (one of them).")
         text = sys.stdin.read() if spec_text == "-" else spec_text or "@" + spec_file
         shape = spec.parse_dims(input_shape) if input_shape else None
-        columns = shapes.parse_columns(cols)
-        summary = shapes.summarize(spec.parse_network(text), shape, floor, batch, dtype)
-    headers, rows = shapes.summary_table(summary, columns)
+        columns = parse_columns(cols)
+        summary = summarize(spec.parse_network(text), shape, floor, batch, dtype)
+    headers, rows = summary_table(summary, columns)
     if csv_out:
         import csv
 
@@ -244,13 +245,12 @@ def net_cmd(
         "Trainable params": t["trainable"],
         "Non-trainable params": t["non_trainable"],
         "Weights / biases": f"{t['weights']:,} / {t['biases']:,}",
-        "Total MACs (one sample)": shapes.human_count(t["macs"]),
+        "Total MACs (one sample)": human_count(t["macs"]),
         "Param memory": "  ".join(
-            f"{d}: {shapes.human_bytes(t['param_bytes'][d])}"
-            for d in ("float16", "float32", "float64")
+            f"{d}: {human_bytes(t['param_bytes'][d])}" for d in ("float16", "float32", "float64")
         ),
-        f"Activations, forward (batch {batch}, {dtype})": shapes.human_bytes(t["forward_bytes"]),
-        "Activations, forward + backward": shapes.human_bytes(t["forward_backward_bytes"]),
+        f"Activations, forward (batch {batch}, {dtype})": human_bytes(t["forward_bytes"]),
+        "Activations, forward + backward": human_bytes(t["forward_backward_bytes"]),
     }
     for i, note in enumerate(summary["notes"]):
         totals[f"Note {i + 1}"] = note

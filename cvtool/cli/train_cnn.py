@@ -68,12 +68,12 @@ DEFAULT_PRESET = "nielsen-ch6"
 
 def _print_summary(text: str) -> None:
     """The layer-calc table of the network about to be trained (human mode, stdout)."""
-    from cvtool import shapes
     from cvtool.nn.spec import parse_spec
     from cvtool.render import make_table, render
+    from cvtool.summary import parse_columns, summarize, summary_table
 
-    summary = shapes.summarize(parse_spec(text), floor=True)
-    headers, rows = shapes.summary_table(summary, shapes.parse_columns("layer,type,output,params"))
+    summary = summarize(parse_spec(text), floor=True)
+    headers, rows = summary_table(summary, parse_columns("layer,type,output,params"))
     total = summary["totals"]["params"]
     table = make_table(headers, rows, title="Network (layer-calc)", footer=["", "", "total", total])
     render({}, json_out=False, tables=[table], summary={})
