@@ -106,13 +106,24 @@ def output_size(
             f"kernel {k} is larger than the padded input {size + 2 * padding} along the {axis}; "
             f"use padding >= {need} or a smaller kernel."
         )
-    if span % stride and not floor:
+    if floor_remainder(size, kernel, stride, padding, dilation) and not floor:
         fixes = _exact_fixes(size, k, stride, padding)
         raise CvtoolError(
             f"(W - K + 2P) / S = ({size} - {k} + 2*{padding}) / {stride} is not an integer along "
             f"the {axis}; {fixes}, or pass --floor to drop the remainder as Keras/PyTorch do."
         )
     return span // stride + 1
+
+
+def floor_remainder(
+    size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1
+) -> int:
+    """Rows (or columns) that floor rounding drops: (W - K_eff + 2P) mod S.
+
+    >>> floor_remainder(28, 3, 2)
+    1
+    """
+    return (size - effective_kernel(kernel, dilation) + 2 * padding) % stride
 
 
 def _exact_fixes(size: int, k: int, stride: int, padding: int) -> str:

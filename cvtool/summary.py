@@ -80,7 +80,7 @@ def _window_row(spec, shape, floor: bool) -> dict:
     padding = a.get("padding", 0)
     pads = [shapes.resolve_padding(padding, k, dil) for k in kernel]
     dropped = [
-        (n - shapes.effective_kernel(k, dil) + 2 * p) % s
+        shapes.floor_remainder(n, k, s, p, dil)
         for n, k, p, s in zip(shape[:2], kernel, pads, stride, strict=True)
     ]
     return {
