@@ -242,3 +242,33 @@ def test_one_channel_chunked_threaded_conv_matches_torch(stride, padding, monkey
     np.testing.assert_allclose(out, _nhwc(ot), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(dx, _nhwc(xt.grad), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(layer.grads["W"], wt.grad.numpy().transpose(2, 3, 1, 0), atol=1e-9)
+
+
+def test_split_elementwise_work_gives_the_same_numbers(monkeypatch):
+    """ReLU and Adam on arrays above conv.SPLIT_SIZE run in pieces on threads: same bits."""
+    from cvtool.nn.activations import ReLU
+    from cvtool.nn.optim import Adam
+
+    monkeypatch.setenv("CVTOOL_THREADS", "2")
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((64, 48, 48)).astype(np.float32)  # 147456 elements
+    assert z.size >= conv.SPLIT_SIZE
+    pieces = []
+    conv.run_rows(lambda s, e: pieces.append((s, e)), len(z), z.size)
+    assert sorted(pieces) == [(0, 32), (32, 64)]
+    a, dz = np.empty_like(z), np.empty_like(z)
+    np.testing.assert_array_equal(ReLU().forward(z, out=a), np.maximum(z, 0))
+    dout = rng.standard_normal(z.shape).astype(np.float32)
+    np.testing.assert_array_equal(ReLU().backward(z, a, dout, out=dz), dout * (z > 0))
+
+    def adam_run(threads):
+        monkeypatch.setenv("CVTOOL_THREADS", str(threads))
+        p, g = z.copy(), dout.copy()
+        opt = Adam(0.01, lmbda=0.5)
+        opt.bind([(p, g, True)], 100)
+        for _ in range(3):
+            opt.step()
+        return p
+
+    np.testing.assert_array_equal(adam_run(2), adam_run(1))
+    assert not np.array_equal(adam_run(2), z)

@@ -31,6 +31,13 @@ def _expit():
     return _EXPIT[0]
 
 
+def _rows(fn, x) -> None:
+    """fn(start, stop) over the rows of the NumPy batch x, split across cores when x is large."""
+    from cvtool.nn.conv import run_rows  # conv imports layers, which imports this module
+
+    run_rows(fn, len(x), x.size)
+
+
 class _Base:
     """``xp`` may be set to the array module up front (saves a lookup per call)."""
 
@@ -85,11 +92,18 @@ class ReLU(_Base):
     name = "relu"
 
     def forward(self, z, out=None):
-        return (self.xp or array_module(z)).maximum(z, 0, out=out)
+        xp = self.xp or array_module(z)
+        if out is None or xp is not np:
+            return xp.maximum(z, 0, out=out)
+        _rows(lambda s, e: xp.maximum(z[s:e], 0, out=out[s:e]), z)
+        return out
 
     def backward(self, z, a, dout, out=None):
         xp = self.xp or array_module(dout)
-        return xp.multiply(dout, a > 0, out=out)
+        if out is None or xp is not np:
+            return xp.multiply(dout, a > 0, out=out)
+        _rows(lambda s, e: xp.multiply(dout[s:e], a[s:e] > 0, out=out[s:e]), dout)
+        return out
 
 
 class Identity(_Base):

@@ -36,6 +36,7 @@ asymmetric padding, ceil-mode pooling.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 
 import numpy as np
@@ -57,7 +58,45 @@ _BLAS = None
 def threads() -> int:
     """Worker threads for the chunks of a convolution: $CVTOOL_THREADS, else the CPU count."""
     env = os.environ.get("CVTOOL_THREADS", "")
-    return max(1, int(env) if env.isdigit() else min(8, os.cpu_count() or 1))
+    return max(1, int(env) if env.isdigit() else min(8, _cpu_count()))
+
+
+@functools.cache
+def _cpu_count() -> int:
+    return os.cpu_count() or 1
+
+
+def _pool(workers: int):
+    """The shared worker-thread pool, grown to at least `workers` threads."""
+    global _POOL
+    if _POOL is None or _POOL._max_workers < workers:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cvtool-conv")
+    return _POOL
+
+
+# Elementwise work on fewer elements than this runs in the calling thread: below it
+# handing pieces to threads costs more than it saves.
+SPLIT_SIZE = 2**17
+
+
+def run_rows(fn, n: int, size: int) -> None:
+    """fn(start, stop) over rows 0..n-1: split across the worker threads when `size` is large.
+
+    For elementwise NumPy work on a batch (an activation and its gradient): the
+    ufuncs release the GIL, so the pieces run on all cores. No BLAS inside, so
+    BLAS threads are left alone.
+    """
+    workers = min(threads(), n)
+    if workers <= 1 or size < SPLIT_SIZE:
+        fn(0, n)
+        return
+    step = -(-n // workers)
+    futures = [_pool(workers).submit(fn, s, min(s + step, n)) for s in range(step, n, step)]
+    fn(0, step)  # the calling thread does the first piece
+    for fut in futures:
+        fut.result()
 
 
 def _run(work, plan: list, args: list) -> None:
@@ -67,7 +106,6 @@ def _run(work, plan: list, args: list) -> None:
     a batch run in parallel; each thread's products use one BLAS thread, or the
     two levels of threading would fight over the cores.
     """
-    global _POOL
     if len(plan) == 1 and len(plan[0]) == 1:  # one product over the whole batch
         work(plan[0], args[0])
         return
@@ -75,12 +113,9 @@ def _run(work, plan: list, args: list) -> None:
         with _blas_limit():
             work(plan[0], args[0])
         return
-    if _POOL is None or _POOL._max_workers < len(plan):
-        from concurrent.futures import ThreadPoolExecutor
-
-        _POOL = ThreadPoolExecutor(max_workers=len(plan), thread_name_prefix="cvtool-conv")
+    pool = _pool(len(plan))
     with _blas_limit():
-        futures = [_POOL.submit(work, chunks, arg) for chunks, arg in zip(plan, args, strict=True)]
+        futures = [pool.submit(work, chunks, arg) for chunks, arg in zip(plan, args, strict=True)]
         for fut in futures:
             fut.result()
 

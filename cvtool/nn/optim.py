@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from cvtool.backend import array_module
 from cvtool.errors import CvtoolError
 
@@ -160,22 +162,41 @@ class Adam(Optimizer):
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         step = self.eta * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
+        eps = self.eps * math.sqrt(1 - b2**self.t)
         l2 = self.lmbda / self.n
         for (p, g, decay, buf), m, v in zip(self.slots, self.m, self.v, strict=True):
             xp = array_module(p)
-            if decay and l2:
-                g = g + l2 * p
-            m *= b1
-            m += xp.multiply(g, 1 - b1, out=buf)
-            v *= b2
-            xp.multiply(g, g, out=buf)
-            buf *= 1 - b2
-            v += buf
-            xp.sqrt(v, out=buf)
-            buf += self.eps * math.sqrt(1 - b2**self.t)
-            xp.divide(m, buf, out=buf)
-            buf *= step
-            p -= buf
+            arrays = (p, g, buf, m, v)
+            l2p = l2 if decay else 0.0
+            if xp is not np or not all(a.flags.c_contiguous for a in arrays):
+                self._update(xp, *arrays, l2p, step, eps)
+                continue
+            # Elementwise: large arrays are split across the cores (same numbers).
+            from cvtool.nn.conv import run_rows
+
+            flat = [a.reshape(-1) for a in arrays]  # views (contiguous)
+            run_rows(
+                lambda s, e: self._update(xp, *(a[s:e] for a in flat), l2p, step, eps),  # noqa: B023
+                p.size,
+                p.size,
+            )
+
+    def _update(self, xp, p, g, buf, m, v, l2, step, eps) -> None:
+        """One Adam update of p in place (m, v: moments; buf: scratch of p's shape)."""
+        b1, b2 = self.beta1, self.beta2
+        if l2:
+            g = g + l2 * p
+        m *= b1
+        m += xp.multiply(g, 1 - b1, out=buf)
+        v *= b2
+        xp.multiply(g, g, out=buf)
+        buf *= 1 - b2
+        v += buf
+        xp.sqrt(v, out=buf)
+        buf += eps
+        xp.divide(m, buf, out=buf)
+        buf *= step
+        p -= buf
 
 
 def get_optimizer(name: str, eta: float, lmbda: float = 0.0, **kwargs) -> Optimizer:
