@@ -28,22 +28,7 @@ def _register_weights(show_app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Draw the first dense layer's incoming weights, one image per unit (red +, blue -)."""
-        with user_errors():
-            from cvtool import render
-            from cvtool.errors import CvtoolError
-            from cvtool.nn.inference import dense_templates
-            from cvtool.nn.model import Sequential
-            from cvtool.plots import plot_templates
-
-            if max_units < 1:
-                raise CvtoolError(f"The 'max-units' parameter must be >= 1. Got {max_units}.")
-            if out.suffix.lower() != ".png":
-                raise CvtoolError(f"--out must end in .png. Got {str(out)!r}.")
-            model = Sequential.load(model_path, backend_name="numpy")
-            images, titles, info = dense_templates(model, max_units)
-            plot_templates(images, out, titles, title=f"{model_path.name}: {info['layer']} weights")
-        doc = {"model": str(model_path), "out": str(out), **info}
-        render.render(doc, json_out=json_out, title="show weights")
+        _draw("weights", model_path, out, max_units, "max-units", json_out)
 
 
 def _register_filters(show_app: typer.Typer) -> None:
@@ -59,20 +44,31 @@ def _register_filters(show_app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Draw the first convolution's kernels as a grid (red +, blue -)."""
-        with user_errors():
-            from cvtool import render
-            from cvtool.errors import CvtoolError
-            from cvtool.nn.cnn import conv_filters
-            from cvtool.nn.model import Sequential
-            from cvtool.plots import plot_templates
+        _draw("filters", model_path, out, max_filters, "max-filters", json_out)
 
-            if out.suffix.lower() != ".png":
-                raise CvtoolError(f"--out must end in .png. Got {str(out)!r}.")
-            model = Sequential.load(model_path, backend_name="numpy")
-            images, titles, info = conv_filters(model, max_filters)
-            plot_templates(images, out, titles, title=f"{model_path.name}: {info['layer']} kernels")
-        doc = {"model": str(model_path), "out": str(out), **info}
-        render.render(doc, json_out=json_out, title="show filters")
+
+def _draw(what: str, model_path: Path, out: Path, limit: int, limit_name: str, json_out: bool):
+    """Load a model, take its first-layer weights ('weights') or kernels ('filters'), draw them."""
+    with user_errors():
+        from cvtool import render
+        from cvtool.errors import CvtoolError
+        from cvtool.nn.model import Sequential
+        from cvtool.plots import plot_templates
+
+        if limit < 1:
+            raise CvtoolError(f"The '{limit_name}' parameter must be >= 1. Got {limit}.")
+        if out.suffix.lower() != ".png":
+            raise CvtoolError(f"--out must end in .png. Got {str(out)!r}.")
+        model = Sequential.load(model_path, backend_name="numpy")
+        if what == "weights":
+            from cvtool.nn.inference import dense_templates as extract
+        else:
+            from cvtool.nn.cnn import conv_filters as extract
+        images, titles, info = extract(model, limit)
+        noun = "weights" if what == "weights" else "kernels"
+        plot_templates(images, out, titles, title=f"{model_path.name}: {info['layer']} {noun}")
+    doc = {"model": str(model_path), "out": str(out), **info}
+    render.render(doc, json_out=json_out, title=f"show {what}")
 
 
 def register(app: typer.Typer) -> None:
