@@ -31,61 +31,15 @@ import time
 from benchmarks._common import report
 
 PY = sys.executable
+CONV = "-m cvtool layer-calc conv -i 227x227x3 -f 96 -k 11 -s 4"
+NET = "-m cvtool layer-calc net keras-course"
 COMMANDS = {
     "import typer, rich": [PY, "-c", "import typer, rich"],
-    "import typer, rich.console, rich.table": [
-        PY,
-        "-c",
-        "import typer, rich.console, rich.table",
-    ],
-    "layer-calc conv (table)": [
-        PY,
-        "-m",
-        "cvtool",
-        "layer-calc",
-        "conv",
-        "-i",
-        "227x227x3",
-        "-f",
-        "96",
-        "-k",
-        "11",
-        "-s",
-        "4",
-    ],  # fmt: skip
-    "layer-calc conv --json": [
-        PY,
-        "-m",
-        "cvtool",
-        "layer-calc",
-        "conv",
-        "-i",
-        "227x227x3",
-        "-f",
-        "96",
-        "-k",
-        "11",
-        "-s",
-        "4",
-        "--json",
-    ],  # fmt: skip
-    "layer-calc net keras-course (table)": [
-        PY,
-        "-m",
-        "cvtool",
-        "layer-calc",
-        "net",
-        "keras-course",
-    ],
-    "layer-calc net keras-course --csv": [
-        PY,
-        "-m",
-        "cvtool",
-        "layer-calc",
-        "net",
-        "keras-course",
-        "--csv",
-    ],  # fmt: skip
+    "import typer, rich.console, rich.table": [PY, "-c", "import typer, rich.console, rich.table"],
+    "layer-calc conv (table)": [PY, *CONV.split()],
+    "layer-calc conv --json": [PY, *CONV.split(), "--json"],
+    "layer-calc net keras-course (table)": [PY, *NET.split()],
+    "layer-calc net keras-course --csv": [PY, *NET.split(), "--csv"],
 }
 
 
