@@ -23,7 +23,20 @@ from cvtool.errors import CvtoolError
 _TINY = 1e-12  # keeps ln(0) finite for saturated outputs (float32 represents it)
 
 
-class QuadraticCost:
+class Cost:
+    """The shared output error: ``a - y`` with the cost's matching activation
+    (``fused``), otherwise the chain rule grad(a, y) * act'(z)."""
+
+    fused: str | None = None
+
+    @classmethod
+    def delta(cls, z, a, y, act):
+        if act.name == cls.fused:
+            return a - y
+        return act.backward(z, a, cls.grad(a, y))
+
+
+class QuadraticCost(Cost):
     """C = 1/2 ||a - y||^2 per example."""
 
     name = "quadratic"
@@ -38,13 +51,8 @@ class QuadraticCost:
     def grad(a, y):
         return a - y
 
-    @classmethod
-    def delta(cls, z, a, y, act):
-        """(a - y) * act'(z): Nielsen's output error for the quadratic cost."""
-        return act.backward(z, a, cls.grad(a, y))
 
-
-class CrossEntropyCost:
+class CrossEntropyCost(Cost):
     """C = -sum_j [y_j ln a_j + (1 - y_j) ln(1 - a_j)] per example (sigmoid outputs)."""
 
     name = "cross-entropy"
@@ -61,14 +69,8 @@ class CrossEntropyCost:
         xp = array_module(a)
         return (a - y) / xp.maximum(a * (1 - a), _TINY)
 
-    @classmethod
-    def delta(cls, z, a, y, act):
-        if act.name == cls.fused:
-            return a - y
-        return act.backward(z, a, cls.grad(a, y))
 
-
-class LogLikelihoodCost:
+class LogLikelihoodCost(Cost):
     """C = -ln a_y per example (softmax outputs; categorical cross-entropy)."""
 
     name = "log-likelihood"
@@ -83,12 +85,6 @@ class LogLikelihoodCost:
     def grad(a, y):
         xp = array_module(a)
         return -y / xp.maximum(a, _TINY)
-
-    @classmethod
-    def delta(cls, z, a, y, act):
-        if act.name == cls.fused:
-            return a - y
-        return act.backward(z, a, cls.grad(a, y))
 
 
 LOSSES = {c.name: c for c in (QuadraticCost, CrossEntropyCost, LogLikelihoodCost)}
