@@ -151,6 +151,27 @@ def write_detection_table(table: dict, keep, path) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+def iou_matrix_files(file_a, file_b, fmt: str = "xywh", offset: float = 0.0, giou=False, xp=None):
+    """The IoU (or GIoU) matrix of two box files and each A box's best match.
+
+    Returns
+    -------
+    dict with 'metric', 'matrix' (N, M) NumPy float64, 'best_match_of_a' (N,)
+    column index of the largest value per row and 'best_value_of_a' (N,).
+    """
+    from cvtool.backend import to_numpy
+    from cvtool.boxes.core import box_giou, box_iou
+
+    xp = np if xp is None else xp
+    a = xp.asarray(load_boxes(file_a, fmt, offset))
+    b = xp.asarray(load_boxes(file_b, fmt, offset))
+    m = to_numpy((box_giou if giou else box_iou)(a, b, fmt, offset))
+    best = m.argmax(axis=1) if m.shape[1] else np.zeros(len(m), np.int64)
+    value = m.max(axis=1) if m.shape[1] else np.full(len(m), np.nan)
+    return {"metric": "giou" if giou else "iou", "matrix": m,
+            "best_match_of_a": best, "best_value_of_a": value}  # fmt: skip
+
+
 def write_matrix(m: np.ndarray, path) -> None:
     """Write a matrix to ``.npy`` or ``.csv`` (atomically)."""
     from cvtool.fileio import atomic_path, atomic_write_text

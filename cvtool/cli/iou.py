@@ -71,19 +71,16 @@ def matrix_cmd(
     """The N x M IoU (or GIoU) matrix of two box files, computed without Python loops."""
     with user_errors():
         from cvtool import backend as be
-        from cvtool import boxes
         from cvtool.boxes import files as boxes_files
         from cvtool.render import make_table, render
 
         xp = be.get_xp(backend)
-        off = _offset(voc_pixels)
-        a = xp.asarray(boxes_files.load_boxes(file_a, fmt, off))
-        b = xp.asarray(boxes_files.load_boxes(file_b, fmt, off))
-        m = be.to_numpy((boxes.box_giou if giou else boxes.box_iou)(a, b, fmt, off))
+        result = boxes_files.iou_matrix_files(file_a, file_b, fmt, _offset(voc_pixels), giou, xp)
+        m = result["matrix"]
         if out is not None:
             boxes_files.write_matrix(m, out)
-        doc = {"metric": "giou" if giou else "iou", "shape": list(m.shape), "backend": be.backend_name(xp),
-               "matrix": m, "best_match_of_a": m.argmax(axis=1), "best_value_of_a": m.max(axis=1)}  # fmt: skip
+        doc = {"metric": result["metric"], "shape": list(m.shape), "backend": be.backend_name(xp),
+               **result}  # fmt: skip
         rows = [[f"A{i}", *r[:12]] for i, r in enumerate(m[:30].tolist())]
         title = f"{doc['metric']} matrix {m.shape[0]} x {m.shape[1]}" + (
             " (first 30 x 12)" if m.size > 360 else ""
