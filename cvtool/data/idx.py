@@ -30,14 +30,18 @@ _TYPES = {
 _CODES = {dt.newbyteorder("="): code for code, dt in _TYPES.items()}
 
 
-def _read_bytes(path: Path) -> bytes:
+def _open(path: Path):
+    """Open an IDX file for binary reading, through gzip when it starts with the gzip magic."""
     if not path.is_file():
         raise CvtoolError(f"File not found: {path}")
+    with open(path, "rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    return (gzip.open if gz else open)(path, "rb")
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(2)
-        opener = gzip.open if head == b"\x1f\x8b" else open
-        with opener(path, "rb") as fh:
+        with _open(path) as fh:
             return fh.read()
     except (OSError, EOFError) as exc:
         raise CvtoolError(f"Cannot read IDX file {path}: {exc}") from exc
@@ -49,12 +53,8 @@ def read_idx_header(path: str | os.PathLike) -> tuple[np.dtype, tuple[int, ...]]
     Used by ``cvtool data list`` to report sizes without decompressing 50 MB.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CvtoolError(f"File not found: {path}")
     try:
-        with open(path, "rb") as fh:
-            gz = fh.read(2) == b"\x1f\x8b"
-        with (gzip.open if gz else open)(path, "rb") as fh:
+        with _open(path) as fh:
             head = fh.read(4)
             if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in _TYPES:
                 raise CvtoolError(f"{path} is not an IDX file: bad magic number.")
