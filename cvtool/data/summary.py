@@ -102,7 +102,7 @@ def describe(name_or_path: str | os.PathLike, shape: tuple[int, ...] | None = No
     if text not in KNOWN and not Path(text).exists():
         load_dataset(text)  # raises the "unknown dataset" error with the known names
     fmt, where = locate(text)
-    ds = load_dataset(text) if text in KNOWN else read_any(Path(text), shape=shape)
+    ds = load_dataset(text) if text in KNOWN else read_any(Path(text), shape=shape, fmt=fmt)
     counts = class_counts(ds)
     splits = ("train", "test") if len(ds.y_test) else ("train",)
     balanced = all(len({c[split] for c in counts}) == 1 for split in splits)
