@@ -195,14 +195,21 @@ class Sequential:
         if self.xp is None:
             raise RuntimeError("build() the model first")
 
-    def _measure(self, x, Y, loss, lmbda: float, n_train: int) -> tuple[float, float]:
-        """(cost incl. L2 term, accuracy) on prepared x and one-hot Y, in chunks."""
+    def _measure(self, x, Y, loss, lmbda: float, n_train: int, preds=None) -> tuple[float, float]:
+        """(cost incl. L2 term, accuracy) on prepared x and one-hot Y, in chunks.
+
+        A list `preds` receives each chunk's predicted classes (NumPy), so callers
+        that need them run no second forward pass.
+        """
         cost, correct = 0.0, 0
         for i in range(0, len(x), EVAL_BATCH):
             a = self.forward(x[i : i + EVAL_BATCH])
             yb = Y[i : i + EVAL_BATCH]
             cost += loss.fn(a, yb) * len(a)
-            correct += int((a.argmax(axis=1) == yb.argmax(axis=1)).sum())
+            pred = a.argmax(axis=1)
+            correct += int((pred == yb.argmax(axis=1)).sum())
+            if preds is not None:
+                preds.append(backend.to_numpy(pred))
         cost = cost / max(len(x), 1)
         cost += l2_penalty(self._weights(), lmbda, n_train)
         return float(cost), correct / max(len(x), 1)
@@ -221,11 +228,9 @@ class Sequential:
         loss_cls = get_loss(loss or self.meta.get("training", {}).get("cost", "quadratic"))
         xp_x = self.prepare(x)
         Y = self.one_hot(y)
-        cost, acc = self._measure(xp_x, Y, loss_cls, lmbda, n_train or len(y))
-        pred = np.concatenate(
-            [backend.to_numpy(self.forward(xp_x[i : i + EVAL_BATCH]).argmax(axis=1))
-             for i in range(0, len(xp_x), EVAL_BATCH)]
-        ) if len(xp_x) else np.zeros(0, np.int64)  # fmt: skip
+        chunks = []
+        cost, acc = self._measure(xp_x, Y, loss_cls, lmbda, n_train or len(y), preds=chunks)
+        pred = np.concatenate(chunks) if chunks else np.zeros(0, np.int64)
         k = self.output_shape[-1]
         y = np.asarray(backend.to_numpy(y), np.int64)
         confusion = np.zeros((k, k), np.int64)
