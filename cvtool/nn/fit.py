@@ -27,7 +27,6 @@ import numpy as np
 
 from cvtool import backend
 from cvtool.errors import CvtoolError
-from cvtool.nn import layers as L
 from cvtool.nn.losses import get_loss
 
 MONITORS = ("train-cost", "train-accuracy", "val-cost", "val-accuracy", "gradients")
@@ -157,8 +156,7 @@ def fit(
     first = min((model.layers.index(t) for t in trainable), default=len(model.layers))
     for i, layer in enumerate(model.layers):
         layer.need_dx = i > first
-    last = model.layers[-1]
-    fused = isinstance(last, L.Activation) and loss_cls.fused == last.name
+    fused = model.fuses_output(loss_cls)
     top = len(model.layers) - 1 if fused else len(model.layers)
     tail = model.layers[first:top][::-1]
     grad_probe = min(n, 1000)

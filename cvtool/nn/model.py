@@ -250,11 +250,11 @@ class Sequential:
         a = x
         for layer in self.layers:
             a = layer.forward(a, not isinstance(layer, L.Dropout))
-        last = self.layers[-1]
-        fused = isinstance(last, L.Activation) and loss.fused == last.name
+        fused = self.fuses_output(loss)
         dout = (a - Y) if fused else loss.grad(a, Y)
         dout = dout / len(x)
-        self.backward(dout, stop=0) if not fused else self._backward_fused(dout)
+        for layer in reversed(self.layers[: len(self.layers) - fused]):
+            dout = layer.backward(dout)
         names = self.layer_names()
         out = {}
         for name, layer in zip(names, self.layers, strict=True):
@@ -263,9 +263,11 @@ class Sequential:
                 out[name] = math.sqrt(sq)
         return out
 
-    def _backward_fused(self, dz) -> None:
-        for layer in reversed(self.layers[:-1]):
-            dz = layer.backward(dz)
+    def fuses_output(self, loss) -> bool:
+        """True when the last layer is `loss`'s matching activation, so the output
+        error is ``a - y`` and that activation's backward is skipped."""
+        last = self.layers[-1]
+        return isinstance(last, L.Activation) and loss.fused == last.name
 
     # ------------------------------------------------------------------ training
     def fit(self, x_train, y_train, **kwargs):
