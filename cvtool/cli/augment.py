@@ -121,10 +121,6 @@ def register(app: typer.Typer) -> None:
 
             if replay is not None and preset is not None:
                 raise CvtoolError("Give --replay or --preset, not both.")
-            if preset is not None and preset not in aug.PRESETS:
-                raise CvtoolError(
-                    f"The 'preset' parameter must be one of {', '.join(aug.PRESETS)}. Got {preset!r}."
-                )
             xp = get_xp(backend)
             ds = load_dataset(input if input is not None else dataset)
             ranges = aug.make_ranges(
