@@ -50,8 +50,3 @@ def user_errors() -> Iterator[None]:
         yield
     except CvtoolError as exc:
         fail(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-
-
-def not_yet(command: str, issue: str) -> None:
-    """The answer of a command whose issue has not landed yet."""
-    fail(f"'cvtool {command}' is not implemented yet ({issue}).")
