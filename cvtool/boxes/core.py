@@ -179,6 +179,11 @@ def box_iou(a, b, fmt: str = "xywh", offset: float = 0.0, crowd=None):
     """
     xp = array_module(a)
     ca, cb = _corners(a, fmt, offset), _corners(b, fmt, offset)
+    return _iou_union(ca, cb, offset, xp, crowd)[0]
+
+
+def _iou_union(ca, cb, offset, xp, crowd=None):
+    """(N, M) IoU and union from two _corners tuples: the one IoU formula."""
     inter = _intersection(ca, cb, offset, xp)  # (N, M)
     area_a = ca[4][:, None]  # (N, 1)
     union = area_a + cb[4][None, :]
@@ -190,7 +195,7 @@ def box_iou(a, b, fmt: str = "xywh", offset: float = 0.0, crowd=None):
     # (Dividing by 1 there, not by a clamped tiny union, keeps subnormal boxes exact.)
     inter /= xp.where(union > 0, union, 1.0)
     # (x + w) - x is not exactly w in floating point: keep the ratio in [0, 1]
-    return xp.minimum(inter, 1.0, out=inter)
+    return xp.minimum(inter, 1.0, out=inter), union
 
 
 def box_giou(a, b, fmt: str = "xywh", offset: float = 0.0):
@@ -201,9 +206,7 @@ def box_giou(a, b, fmt: str = "xywh", offset: float = 0.0):
     """
     xp = array_module(a)
     ca, cb = _corners(a, fmt, offset), _corners(b, fmt, offset)
-    inter = _intersection(ca, cb, offset, xp)
-    union = ca[4][:, None] + cb[4][None, :] - inter
-    iou = box_iou(a, b, fmt, offset)  # the one IoU formula
+    iou, union = _iou_union(ca, cb, offset, xp)  # corners and intersection computed once
     cw = xp.maximum(ca[2][:, None], cb[2][None, :]) - xp.minimum(ca[0][:, None], cb[0][None, :])
     ch = xp.maximum(ca[3][:, None], cb[3][None, :]) - xp.minimum(ca[1][:, None], cb[1][None, :])
     enclose = (cw + offset) * (ch + offset)
