@@ -227,18 +227,21 @@ def write_metrics(path: Path, records: list[dict]) -> None:
 
     from cvtool.fileio import atomic_write_text
 
+    _check_metrics(path)
     rows = flat_records(records)
-    suffix = path.suffix.lower()
-    if suffix == ".json":
+    if path.suffix.lower() == ".json":
         atomic_write_text(path, json.dumps({"epochs": rows}, indent=2) + "\n")
-    elif suffix == ".csv":
+    else:
         keys = list(dict.fromkeys(k for r in rows for k in r))
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(path, buf.getvalue())
-    else:
+
+
+def _check_metrics(path: Path) -> None:
+    if path.suffix.lower() not in (".csv", ".json"):
         raise CvtoolError(f"--metrics must end in .csv or .json. Got {str(path)!r}.")
 
 
@@ -246,8 +249,8 @@ def _check_outputs(opts: TrainOptions) -> None:
     # Fail before training, not after an hour of it.
     if opts.out is not None and opts.out.suffix != ".npz":
         raise CvtoolError(f"--out must end in .npz. Got {str(opts.out)!r}; e.g. --out model.npz.")
-    if opts.metrics is not None and opts.metrics.suffix.lower() not in (".csv", ".json"):
-        raise CvtoolError(f"--metrics must end in .csv or .json. Got {str(opts.metrics)!r}.")
+    if opts.metrics is not None:
+        _check_metrics(opts.metrics)
     if opts.plot is not None and opts.plot.suffix.lower() != ".png":
         raise CvtoolError(f"--plot must end in .png. Got {str(opts.plot)!r}.")
 
