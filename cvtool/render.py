@@ -170,23 +170,34 @@ def log(message: str) -> None:
     stderr().print(message, markup=False)
 
 
-def progress(transient: bool = True):
-    """A Rich Progress on stderr (use as a context manager)."""
+def progress(transient: bool = True, download: bool = False):
+    """A Rich Progress on stderr (use as a context manager); silent when stderr is no terminal.
+
+    ``download=True`` shows bytes and transfer speed instead of step counts and elapsed time.
+    """
     from rich.progress import (
         BarColumn,
+        DownloadColumn,
         MofNCompleteColumn,
         Progress,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
+        TransferSpeedColumn,
     )
 
+    counts = (
+        (DownloadColumn(), TransferSpeedColumn())
+        if download
+        else (MofNCompleteColumn(), TimeElapsedColumn())
+    )
+    console = stderr()
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
+        *counts,
         TimeRemainingColumn(),
-        console=stderr(),
+        console=console,
         transient=transient,
+        disable=not console.is_terminal,  # no bar (and no stray newline) in pipes and logs
     )

@@ -149,29 +149,10 @@ def fetch_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Download MNIST or Fashion-MNIST (MD5-checked, atomic) into the cache or --dir."""
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
     from cvtool.data.fetch import fetch_dataset
-    from cvtool.render import make_table, render, stderr
+    from cvtool.render import make_table, progress, render
 
-    console = stderr()
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,  # no bar (and no stray newline) in pipes and logs
-    )
+    bar = progress(download=True)
     tasks: dict[str, int] = {}
 
     def on_progress(fname: str, done: int, total: int | None) -> None:
