@@ -42,9 +42,7 @@ def model_from_layers(layers: str, activation: str, cost: str, init: str, input_
                 f"The first --layers size must be the input size {input_size}. "
                 f"Got {specs[0]['shape'][0]} in {layers!r}."
             )
-        out_act = {"log-likelihood": "softmax", "cross-entropy": "sigmoid"}.get(
-            get_loss(cost).name, activation
-        )
+        out_act = get_loss(cost).fused or activation  # the cost's matching output activation
         last = specs[-1]
         specs[-1] = S.LayerSpec("dense", {**last.args, "activation": out_act},
                                 f"dense:{last['units']}:{out_act}")  # fmt: skip
@@ -94,8 +92,8 @@ def register(app: typer.Typer) -> None:
                                   eta_schedule=eta_schedule, monitor=monitor, seed=seed,
                                   out=out, metrics=metrics, plot=plot, json_out=json_out)  # fmt: skip
             ds, train, val = T.prepare_data(dataset, train_size, validation, seed)
-            input_size = 1
-            for d in ds.image_shape:
-                input_size *= d
+            from cvtool.shapes import flatten_output
+
+            (input_size,) = flatten_output(ds.image_shape)
             model = model_from_layers(layers, activation, cost, init, input_size)
             T.run_training("train-mlp", model, ds, train, val, opts, xp=xp, dtype=dt)
