@@ -23,7 +23,7 @@ import numpy as np
 
 from cvtool.augment.warp import FILL_MODES, INTERPOLATIONS, check_choice
 from cvtool.errors import CvtoolError
-from cvtool.fileio import atomic_write_text
+from cvtool.fileio import atomic_write_text, existing_file
 
 PARAM_NAMES = (
     "hflip", "vflip", "rotation", "zoom", "stretch_x", "stretch_y", "shear",
@@ -315,9 +315,7 @@ def read_params(
         Missing file, a line that is not a JSON object with every parameter, or
         a source index outside [0, n_source).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CvtoolError(f"Parameters file not found: {path}")
+    path = existing_file(path, "Parameters file")
     rows, settings = [], None
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():

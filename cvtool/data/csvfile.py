@@ -32,7 +32,7 @@ import numpy as np
 
 from cvtool.data.datasets import Dataset, check_dataset, default_class_names
 from cvtool.errors import CvtoolError
-from cvtool.fileio import atomic_write_text
+from cvtool.fileio import atomic_write_text, existing_file
 
 _SHAPE_NAME = re.compile(r"^\s*(\d+)x(\d+)(?:x(\d+))?\s*$")
 
@@ -66,8 +66,7 @@ def partner_path(path: Path) -> Path:
 
 
 def _read_rows(path: Path) -> tuple[list[str] | None, np.ndarray]:
-    if not path.is_file():
-        raise CvtoolError(f"File not found: {path}")
+    existing_file(path)
     try:
         with open(path, encoding="utf-8") as fh:
             first = fh.readline()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from cvtool.errors import CvtoolError
-from cvtool.fileio import atomic_write_bytes
+from cvtool.fileio import atomic_write_bytes, existing_file
 
 # IDX type code -> big-endian NumPy dtype
 _TYPES = {
@@ -32,8 +32,7 @@ _CODES = {dt.newbyteorder("="): code for code, dt in _TYPES.items()}
 
 def _open(path: Path):
     """Open an IDX file for binary reading, through gzip when it starts with the gzip magic."""
-    if not path.is_file():
-        raise CvtoolError(f"File not found: {path}")
+    existing_file(path)
     with open(path, "rb") as fh:
         gz = fh.read(2) == b"\x1f\x8b"
     return (gzip.open if gz else open)(path, "rb")
