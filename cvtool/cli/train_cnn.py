@@ -138,13 +138,12 @@ def register(app: typer.Typer) -> None:
                                   eta_schedule=eta_schedule, monitor=monitor, seed=seed,
                                   out=out, metrics=metrics, plot=plot, json_out=json_out)  # fmt: skip
             ds, train, val = T.prepare_data(dataset, train_size, validation, seed)
-            shape = tuple(ds.image_shape) + ((1,) if len(ds.image_shape) == 2 else ())
             if finetune:
                 model = cnn.finetune_model(init_from, freeze=freeze, replace_head=replace_head,
                                            xp=xp, dtype=dt, seed=seed)  # fmt: skip
             else:
                 text = cnn.spec_text(arch, preset, DEFAULT_PRESET)
-                model = cnn.cnn_model(text, shape, init=init)
+                model = cnn.cnn_model(text, ds.image_shape, init=init)
             if augment:
                 opts.transform, model.meta["augment"] = cnn.augmentation(
                     seed, hflip=0.0 if no_flip else 0.5

@@ -23,6 +23,7 @@ import numpy as np
 from cvtool import backend
 from cvtool.errors import CvtoolError
 from cvtool.nn import spec as S
+from cvtool.shapes import flatten_output
 
 # Default learning rates per optimiser; fine-tuning uses a tenth of them.
 DEFAULT_ETA = {"adam": 1e-3, "momentum": 0.01, "sgd": 0.1}
@@ -61,15 +62,16 @@ def cnn_model(text: str, input_shape: tuple[int, ...], init: str | None = None):
     Parameters
     ----------
     text : architecture spec (or '@file').
-    input_shape : (H, W, C) of the dataset's images.
+    input_shape : (H, W, C) of the dataset's images; (H, W) means one channel.
     init : initialiser name for every conv/dense layer (None: each layer's default).
     """
     from cvtool.nn.model import Sequential
 
+    input_shape = tuple(input_shape) + ((1,) if len(input_shape) == 2 else ())
     specs = S.parse_spec(text)
     if specs[0].kind == "input":
         given = tuple(specs[0]["shape"])
-        if np.prod(given) != np.prod(input_shape):
+        if flatten_output(given) != flatten_output(input_shape):
             raise CvtoolError(
                 f"The spec's input {'x'.join(map(str, given))} does not fit the dataset's images "
                 f"{'x'.join(map(str, input_shape))}."
