@@ -157,12 +157,6 @@ def load_idx_dir(folder: Path, name: str) -> Dataset:
         x = arrays["x_train"]
         arrays["x_test"] = np.empty((0, *x.shape[1:]), x.dtype)
         arrays["y_test"] = np.empty(0, np.int64)
-    for split in ("train", "test"):
-        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-        if x.ndim < 3 or y.ndim != 1:
-            raise CvtoolError(f"{folder}: {split} images must be (N, H, W) and labels (N,).")
-        if len(x) != len(y):
-            raise CvtoolError(f"{folder}: {split} split has {len(x)} images but {len(y)} labels.")
     y_train = arrays["y_train"].astype(np.int64)
     y_test = arrays["y_test"].astype(np.int64)
     ds = Dataset(
