@@ -40,6 +40,13 @@ def _nanmean(v) -> float:
     return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
 
 
+def _class_iou(overlap, pred_n, true_n):
+    """Per-class IoU ``overlap / (pred + true - overlap)`` (NaN where the union is 0), and the union."""
+    union = pred_n + true_n - overlap
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, overlap / union, np.nan), union
+
+
 def _num_classes(pairs, num_classes, ignore_index) -> int:
     """``num_classes``, or 1 + the largest label in the (pred, true) pairs; checked >= 1."""
     if num_classes is None:
@@ -119,9 +126,8 @@ def metrics_from_confusion(cm) -> dict:
     cm = to_numpy(cm).astype(np.float64)
     tp = np.diag(cm)
     true_n, pred_n = cm.sum(axis=1), cm.sum(axis=0)
-    union = true_n + pred_n - tp
+    iou, _ = _class_iou(tp, pred_n, true_n)
     with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, tp / union, np.nan)
         acc = np.where(true_n > 0, tp / true_n, np.nan)
     total = cm.sum()
     return {
@@ -180,9 +186,7 @@ def iou_from_counts(pred, true, overlap) -> dict:
             f"The overlap of class {i + 1} must be <= both its counts. "
             f"Got overlap {o[i]:g} with pred {p[i]:g} and true {t[i]:g}."
         )
-    union = p + t - o
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, o / union, np.nan)
+    iou, union = _class_iou(o, p, t)
     return {
         "per_class_iou": iou.tolist(),
         "union": [int(u) if u.is_integer() else u for u in union.tolist()],
