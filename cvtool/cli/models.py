@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
             from cvtool import render
             from cvtool.data.datasets import load_dataset
             from cvtool.errors import CvtoolError
+            from cvtool.nn.inference import class_labels
 
             if split not in ("test", "train"):
                 raise CvtoolError(f"The 'split' parameter must be test or train. Got {split!r}.")
@@ -44,12 +45,9 @@ def register(app: typer.Typer) -> None:
             if not len(x):
                 raise CvtoolError(f"Dataset {ds.name} has no {split} split.")
             result = model.evaluate(x, y)
-        names = list(model.class_names or ds.class_names) or [
-            str(i) for i in range(model.output_shape[-1])
-        ]
         k = len(result["confusion"])
-        names = (names + [str(i) for i in range(len(names), k)])[:k]
-        support = result["confusion"].sum(axis=1)
+        names = class_labels(model.class_names or ds.class_names, k)
+        support = result["support"]
         doc = {
             "model": str(model_path), "dataset": ds.name, "split": split, "n": result["n"],
             "accuracy": result["accuracy"], "cost": result["cost"],

@@ -84,6 +84,12 @@ def read_inputs(paths: list, input_shape: tuple[int, ...]) -> tuple[np.ndarray, 
     return np.concatenate(arrays), names
 
 
+def class_labels(class_names, k: int) -> list[str]:
+    """K display names: the given class names, padded with indices or cut to K."""
+    names = list(class_names)
+    return (names + [str(i) for i in range(len(names), k)])[:k]
+
+
 def predictions(outputs, class_names, top: int = 3) -> list[dict]:
     """Classes and probabilities from network outputs (N, K).
 
@@ -93,13 +99,13 @@ def predictions(outputs, class_names, top: int = 3) -> list[dict]:
     a = np.asarray(backend.to_numpy(outputs), dtype=np.float64)
     total = a.sum(axis=1, keepdims=True)
     probs = a / np.where(total > 0, total, 1.0)
-    names = list(class_names) or [str(i) for i in range(a.shape[1])]
+    names = class_labels(class_names, a.shape[1])
     rows = []
     for i in range(len(a)):
         order = np.argsort(-probs[i], kind="stable")[:top]
         rows.append({
             "class": int(order[0]),
-            "name": names[int(order[0])] if int(order[0]) < len(names) else str(order[0]),
+            "name": names[int(order[0])],
             "probability": float(probs[i, order[0]]),
             "top": [{"class": int(c), "probability": float(probs[i, c])} for c in order],
             "probabilities": probs[i].tolist(),

@@ -222,8 +222,9 @@ class Sequential:
 
         Returns
         -------
-        dict with accuracy, cost, n, per_class_accuracy (K,), confusion (K, K) with
-        rows = true class, columns = predicted class.
+        dict with accuracy, cost, n, support (K,) (examples per true class),
+        per_class_accuracy (K,), confusion (K, K) with rows = true class, columns =
+        predicted class.
         """
         loss_cls = get_loss(loss or self.meta.get("training", {}).get("cost", "quadratic"))
         xp_x = self.prepare(x)
@@ -237,7 +238,7 @@ class Sequential:
         np.add.at(confusion, (y, pred), 1)
         support = confusion.sum(axis=1)
         per_class = np.where(support > 0, np.diag(confusion) / np.maximum(support, 1), np.nan)
-        return {"accuracy": acc, "cost": cost, "n": len(y),
+        return {"accuracy": acc, "cost": cost, "n": len(y), "support": support,
                 "per_class_accuracy": per_class, "confusion": confusion}  # fmt: skip
 
     def gradient_norms(self, x, Y, loss) -> dict:
