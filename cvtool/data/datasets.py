@@ -54,7 +54,12 @@ class Dataset:
     def num_classes(self) -> int:
         if self.class_names:
             return len(self.class_names)
-        return int(max(self.y_train.max(initial=-1), self.y_test.max(initial=-1))) + 1
+        return label_count(self.y_train, self.y_test)
+
+
+def label_count(*labels: np.ndarray) -> int:
+    """1 + the largest label in any of the (N,) arrays (0 when all are empty)."""
+    return max(int(y.max(initial=-1)) for y in labels) + 1
 
 
 def cache_dir() -> Path:
@@ -130,7 +135,7 @@ def check_dataset(ds: Dataset, where: str | os.PathLike) -> Dataset:
 
 def default_class_names(name: str, y_train: np.ndarray, y_test: np.ndarray) -> tuple[str, ...]:
     """Fashion-MNIST names for a set named '*fashion*' with 10 classes, else '0', '1', ..."""
-    top = int(max(y_train.max(initial=-1), y_test.max(initial=-1))) + 1
+    top = label_count(y_train, y_test)
     if "fashion" in name.lower() and top <= 10:
         return FASHION_CLASSES
     return DIGITS if top <= 10 else tuple(str(d) for d in range(top))

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cvtool.data.datasets import Dataset, check_dataset
+from cvtool.data.datasets import Dataset, check_dataset, label_count
 from cvtool.errors import CvtoolError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -194,8 +194,7 @@ def write_folder(dataset: Dataset, root: str | os.PathLike) -> list[Path]:
     from PIL import Image
 
     root = Path(root)
-    labels = [np.asarray(dataset.y_train), np.asarray(dataset.y_test)]
-    n_classes = max(dataset.num_classes, *(int(y.max(initial=-1)) + 1 for y in labels))
+    n_classes = max(dataset.num_classes, label_count(dataset.y_train, dataset.y_test))
     names = list(dataset.class_names) or [str(i) for i in range(n_classes)]
     if len(names) < n_classes:
         names += [str(i) for i in range(len(names), n_classes)]
