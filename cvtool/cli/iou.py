@@ -83,7 +83,7 @@ def matrix_cmd(
                **result}  # fmt: skip
         rows = [[f"A{i}", *r[:12]] for i, r in enumerate(m[:30].tolist())]
         title = f"{doc['metric']} matrix {m.shape[0]} x {m.shape[1]}" + (
-            " (first 30 x 12)" if m.size > 360 else ""
+            " (first 30 x 12)" if m.shape[0] > 30 or m.shape[1] > 12 else ""
         )
         table = make_table(["", *(f"B{j}" for j in range(min(12, m.shape[1])))], rows, title=title)
     render(
