@@ -28,7 +28,7 @@ def _register_weights(show_app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Draw the first dense layer's incoming weights, one image per unit (red +, blue -)."""
-        _draw("weights", model_path, out, max_units, "max-units", json_out)
+        _draw("weights", model_path, out, max_units, json_out)
 
 
 def _register_filters(show_app: typer.Typer) -> None:
@@ -44,10 +44,10 @@ def _register_filters(show_app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Draw the first convolution's kernels as a grid (red +, blue -)."""
-        _draw("filters", model_path, out, max_filters, "max-filters", json_out)
+        _draw("filters", model_path, out, max_filters, json_out)
 
 
-def _draw(what: str, model_path: Path, out: Path, limit: int, limit_name: str, json_out: bool):
+def _draw(what: str, model_path: Path, out: Path, limit: int, json_out: bool):
     """Load a model, take its first-layer weights ('weights') or kernels ('filters'), draw them."""
     with user_errors():
         from cvtool import render
@@ -55,8 +55,6 @@ def _draw(what: str, model_path: Path, out: Path, limit: int, limit_name: str, j
         from cvtool.nn.model import Sequential
         from cvtool.plots import plot_templates
 
-        if limit < 1:
-            raise CvtoolError(f"The '{limit_name}' parameter must be >= 1. Got {limit}.")
         if out.suffix.lower() != ".png":
             raise CvtoolError(f"--out must end in .png. Got {str(out)!r}.")
         model = Sequential.load(model_path, backend_name="numpy")

@@ -128,6 +128,8 @@ def dense_templates(model, max_units: int = 100) -> tuple[np.ndarray, list[str],
     """
     from cvtool.nn.layers import Dense
 
+    if not isinstance(max_units, int) or max_units < 1:
+        raise CvtoolError(f"The 'max-units' parameter must be >= 1. Got {max_units!r}.")
     names = model.layer_names()
     idx = next((i for i, layer in enumerate(model.layers) if isinstance(layer, Dense)), None)
     if idx is None:
