@@ -26,6 +26,7 @@ import numpy as np
 
 from cvtool.backend import array_module
 from cvtool.errors import CvtoolError
+from cvtool.nn.conv import run_rows
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 
@@ -172,8 +173,6 @@ class Adam(Optimizer):
                 self._update(xp, *arrays, l2p, step, eps)
                 continue
             # Elementwise: large arrays are split across the cores (same numbers).
-            from cvtool.nn.conv import run_rows
-
             flat = [a.reshape(-1) for a in arrays]  # views (contiguous)
             run_rows(
                 lambda s, e: self._update(xp, *(a[s:e] for a in flat), l2p, step, eps),  # noqa: B023
