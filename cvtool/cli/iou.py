@@ -79,7 +79,7 @@ def matrix_cmd(
         m = result["matrix"]
         if out is not None:
             boxes_files.write_matrix(m, out)
-        doc = {"metric": result["metric"], "shape": list(m.shape), "backend": be.backend_name(xp),
+        doc = {"shape": list(m.shape), "backend": be.backend_name(xp),
                **result}  # fmt: skip
         rows = [[f"A{i}", *r[:12]] for i, r in enumerate(m[:30].tolist())]
         title = f"{doc['metric']} matrix {m.shape[0]} x {m.shape[1]}" + (
