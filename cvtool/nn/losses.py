@@ -103,14 +103,6 @@ def get_loss(name: str):
     return LOSSES[key]
 
 
-def default_loss(output_activation: str) -> str:
-    """The cost that pairs with an output activation: log-likelihood for softmax,
-    cross-entropy for sigmoid, quadratic otherwise."""
-    return {"softmax": "log-likelihood", "sigmoid": "cross-entropy"}.get(
-        output_activation, "quadratic"
-    )
-
-
 def l2_penalty(weights, lmbda: float, n: int) -> float:
     """lambda / (2 n) * sum of squared weights (biases excluded by the caller)."""
     if not lmbda:
