@@ -1,7 +1,8 @@
 """The cvtool command line: one Typer app, one module per command.
 
-Each command module has ``register(app)``, which adds its command or command
-group. Command modules import only Typer and ``_common`` at the top, so that
+A command module holds one command (a module-level function, wired below
+with ``app.command``) or one command group (a module-level ``app``, wired with
+``app.add_typer``); this file is the only place that wires them. Command modules import only Typer and ``_common`` at the top, so that
 ``cvtool --help`` and ``cvtool layer-calc`` start without NumPy.
 """
 
@@ -129,19 +130,17 @@ def _root(
     """Composable commands for computer-vision and deep-learning basics, on NumPy or CuPy."""
 
 
-for _module in (
-    knn,
-    train_mlp,
-    train_cnn,
-    iou,
-    layer_calc,
-    augment,
-    data,
-    models,
-    show,
-    perceptron,
-):
-    _module.register(app)
+app.command("knn", help=knn.HELP)(knn.knn_cmd)
+app.command("train-mlp")(train_mlp.train_mlp_cmd)
+app.command("train-cnn")(train_cnn.train_cnn_cmd)
+app.add_typer(iou.app, name="iou")
+app.add_typer(layer_calc.app, name="layer-calc")
+app.command("augment")(augment.augment_cmd)
+app.add_typer(data.app, name="data")
+app.command("evaluate")(models.evaluate_cmd)
+app.command("predict")(models.predict_cmd)
+app.add_typer(show.app, name="show")
+app.command("perceptron", help=perceptron.HELP)(perceptron.perceptron_cmd)
 
 
 def main() -> None:
@@ -156,7 +155,7 @@ def main() -> None:
             context_settings={"help_option_names": ["-h", "--help"]},
         )
         fast.callback()(_root)
-        layer_calc.register(fast)
+        fast.add_typer(layer_calc.app, name="layer-calc")
         fast(prog_name="cvtool")
         return
     app(prog_name="cvtool")

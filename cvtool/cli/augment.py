@@ -17,164 +17,160 @@ def _opt(name: str, help: str):
     return typer.Option(name, help=help)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("augment")
-    def augment_cmd(
-        dataset: DatasetOpt = "mnist-sample",
-        input: Annotated[
-            Path | None, _opt("--input", "Dataset file or folder (instead of --dataset).")
-        ] = None,
-        out: Annotated[
-            Path | None,
-            _opt(
-                "--out",
-                "Write the augmented data set (.npz, .csv, or a folder; test split unchanged).",
-            ),
-        ] = None,
-        fmt: Annotated[
-            str | None,
-            _opt("--format", "Output format: idx, npz, csv, folder (default: from --out)."),
-        ] = None,
-        force: Annotated[bool, _opt("--force", "Overwrite --out if it exists.")] = False,
-        copies: Annotated[int, _opt("--copies", "Augmented copies per training image.")] = 1,
-        keep_original: Annotated[
-            bool, _opt("--keep-original", "Also keep each original image.")
-        ] = False,
-        rotation: Annotated[
-            str,
-            _opt(
-                "--rotation",
-                f"Degrees, positive = COUNTER-CLOCKWISE, about the image centre: {RANGE_HELP}.",
-            ),
-        ] = "10",
-        zoom: Annotated[
-            str, _opt("--zoom", f"Zoom (>1 magnifies, keeps aspect): {SCALE_HELP}.")
-        ] = "0.1",
-        stretch_x: Annotated[str, _opt("--stretch-x", f"Extra x scale: {SCALE_HELP}.")] = "0",
-        stretch_y: Annotated[str, _opt("--stretch-y", f"Extra y scale: {SCALE_HELP}.")] = "0",
-        shear: Annotated[str, _opt("--shear", f"x-shear angle in degrees: {RANGE_HELP}.")] = "0",
-        translate: Annotated[
-            str, _opt("--translate", f"Shift in x and y (positive = right/down): {RANGE_HELP}.")
-        ] = "2",
-        translate_unit: Annotated[
-            str, _opt("--translate-unit", "px, or fraction of width/height.")
-        ] = "px",
-        hflip: Annotated[float, _opt("--hflip", "Probability of a horizontal flip.")] = 0.0,
-        vflip: Annotated[float, _opt("--vflip", "Probability of a vertical flip.")] = 0.0,
-        interpolation: Annotated[str, _opt("--interpolation", "bilinear or nearest.")] = "bilinear",
-        fill: Annotated[
-            str, _opt("--fill", "Outside the image: constant, nearest, reflect, wrap.")
-        ] = "constant",
-        cval: Annotated[
-            float, _opt("--cval", "Fill value for --fill constant (0..255 for uint8).")
-        ] = 0.0,
-        preset: Annotated[
-            str | None,
-            _opt(
-                "--preset", "nielsen-expand: each image + 4 one-pixel shifts (replaces the ranges)."
-            ),
-        ] = None,
-        seed: SeedOpt = 0,
-        backend: BackendOpt = None,
-        boxes: Annotated[
-            Path | None,
-            _opt(
-                "--boxes",
-                "Boxes CSV (image,x1,y1,x2,y2,label; pixel edges) of the training images.",
-            ),
-        ] = None,
-        boxes_out: Annotated[
-            Path | None, _opt("--boxes-out", "Where the moved boxes go (default: <out>-boxes.csv).")
-        ] = None,
-        min_visibility: Annotated[
-            float,
-            _opt("--min-visibility", "Drop boxes with less of their area left inside the image."),
-        ] = 0.0,
-        params_out: Annotated[
-            Path | None,
-            _opt("--params", "Write the sampled parameters of every output (JSON lines)."),
-        ] = None,
-        replay: Annotated[
-            Path | None,
-            _opt(
-                "--replay",
-                "Apply a --params file (parameters, interpolation, fill) instead of sampling.",
-            ),
-        ] = None,
-        preview: Annotated[
-            Path | None,
-            _opt(
-                "--preview",
-                "PNG of originals beside their augmentations (default augment-preview.png without --out).",
-            ),
-        ] = None,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Seeded geometric augmentation: flips, rotation (counter-clockwise), zoom, stretch, shear, shifts."""
-        with user_errors():
-            from cvtool import augment as aug
-            from cvtool.backend import backend_name, get_xp
-            from cvtool.data.datasets import load_dataset
-            from cvtool.data.formats import write_any
-            from cvtool.errors import CvtoolError
-            from cvtool.render import header
+def augment_cmd(
+    dataset: DatasetOpt = "mnist-sample",
+    input: Annotated[
+        Path | None, _opt("--input", "Dataset file or folder (instead of --dataset).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        _opt(
+            "--out",
+            "Write the augmented data set (.npz, .csv, or a folder; test split unchanged).",
+        ),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        _opt("--format", "Output format: idx, npz, csv, folder (default: from --out)."),
+    ] = None,
+    force: Annotated[bool, _opt("--force", "Overwrite --out if it exists.")] = False,
+    copies: Annotated[int, _opt("--copies", "Augmented copies per training image.")] = 1,
+    keep_original: Annotated[
+        bool, _opt("--keep-original", "Also keep each original image.")
+    ] = False,
+    rotation: Annotated[
+        str,
+        _opt(
+            "--rotation",
+            f"Degrees, positive = COUNTER-CLOCKWISE, about the image centre: {RANGE_HELP}.",
+        ),
+    ] = "10",
+    zoom: Annotated[
+        str, _opt("--zoom", f"Zoom (>1 magnifies, keeps aspect): {SCALE_HELP}.")
+    ] = "0.1",
+    stretch_x: Annotated[str, _opt("--stretch-x", f"Extra x scale: {SCALE_HELP}.")] = "0",
+    stretch_y: Annotated[str, _opt("--stretch-y", f"Extra y scale: {SCALE_HELP}.")] = "0",
+    shear: Annotated[str, _opt("--shear", f"x-shear angle in degrees: {RANGE_HELP}.")] = "0",
+    translate: Annotated[
+        str, _opt("--translate", f"Shift in x and y (positive = right/down): {RANGE_HELP}.")
+    ] = "2",
+    translate_unit: Annotated[
+        str, _opt("--translate-unit", "px, or fraction of width/height.")
+    ] = "px",
+    hflip: Annotated[float, _opt("--hflip", "Probability of a horizontal flip.")] = 0.0,
+    vflip: Annotated[float, _opt("--vflip", "Probability of a vertical flip.")] = 0.0,
+    interpolation: Annotated[str, _opt("--interpolation", "bilinear or nearest.")] = "bilinear",
+    fill: Annotated[
+        str, _opt("--fill", "Outside the image: constant, nearest, reflect, wrap.")
+    ] = "constant",
+    cval: Annotated[
+        float, _opt("--cval", "Fill value for --fill constant (0..255 for uint8).")
+    ] = 0.0,
+    preset: Annotated[
+        str | None,
+        _opt("--preset", "nielsen-expand: each image + 4 one-pixel shifts (replaces the ranges)."),
+    ] = None,
+    seed: SeedOpt = 0,
+    backend: BackendOpt = None,
+    boxes: Annotated[
+        Path | None,
+        _opt(
+            "--boxes",
+            "Boxes CSV (image,x1,y1,x2,y2,label; pixel edges) of the training images.",
+        ),
+    ] = None,
+    boxes_out: Annotated[
+        Path | None, _opt("--boxes-out", "Where the moved boxes go (default: <out>-boxes.csv).")
+    ] = None,
+    min_visibility: Annotated[
+        float,
+        _opt("--min-visibility", "Drop boxes with less of their area left inside the image."),
+    ] = 0.0,
+    params_out: Annotated[
+        Path | None,
+        _opt("--params", "Write the sampled parameters of every output (JSON lines)."),
+    ] = None,
+    replay: Annotated[
+        Path | None,
+        _opt(
+            "--replay",
+            "Apply a --params file (parameters, interpolation, fill) instead of sampling.",
+        ),
+    ] = None,
+    preview: Annotated[
+        Path | None,
+        _opt(
+            "--preview",
+            "PNG of originals beside their augmentations (default augment-preview.png without --out).",
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Seeded geometric augmentation: flips, rotation (counter-clockwise), zoom, stretch, shear, shifts."""
+    with user_errors():
+        from cvtool import augment as aug
+        from cvtool.backend import backend_name, get_xp
+        from cvtool.data.datasets import load_dataset
+        from cvtool.data.formats import write_any
+        from cvtool.errors import CvtoolError
+        from cvtool.render import header
 
-            if replay is not None and preset is not None:
-                raise CvtoolError("Give --replay or --preset, not both.")
-            xp = get_xp(backend)
-            ds = load_dataset(input if input is not None else dataset)
-            ranges = aug.make_ranges(
-                rotation=rotation, zoom=zoom, stretch_x=stretch_x, stretch_y=stretch_y, shear=shear,
-                translate=translate, translate_unit=translate_unit, hflip=hflip, vflip=vflip,
-                image_shape=ds.image_shape,
+        if replay is not None and preset is not None:
+            raise CvtoolError("Give --replay or --preset, not both.")
+        xp = get_xp(backend)
+        ds = load_dataset(input if input is not None else dataset)
+        ranges = aug.make_ranges(
+            rotation=rotation, zoom=zoom, stretch_x=stretch_x, stretch_y=stretch_y, shear=shear,
+            translate=translate, translate_unit=translate_unit, hflip=hflip, vflip=vflip,
+            image_shape=ds.image_shape,
+        )  # fmt: skip
+        replayed = aug.read_params(replay, len(ds.x_train)) if replay is not None else None
+        box_in = aug.read_boxes(boxes, len(ds.x_train)) if boxes is not None else None
+        result = aug.augment_dataset(
+            ds, ranges=ranges, preset=preset, replay=replayed, copies=copies,
+            keep_original=keep_original, seed=seed, interpolation=interpolation, fill=fill,
+            cval=cval, xp=xp, boxes=box_in, min_visibility=min_visibility,
+        )  # fmt: skip
+        written = []
+        if out is not None:
+            written += [str(p) for p in write_any(result.dataset, out, fmt, overwrite=force)]
+            if boxes_out is None and result.boxes is not None:
+                boxes_out = out.with_name(out.stem + "-boxes.csv")
+        if boxes_out is not None and result.boxes is not None:
+            aug.write_boxes(boxes_out, result.boxes)
+            written.append(str(boxes_out))
+        if params_out is not None:
+            aug.write_params(params_out, result.source, result.params, result.settings)
+            written.append(str(params_out))
+        if preview is None and out is None:
+            preview = Path("augment-preview.png")
+        if preview is not None:
+            grid = aug.preview_grid(
+                ds.x_train, result.dataset.x_train, result.source,
+                boxes=result.boxes, original_boxes=box_in,
             )  # fmt: skip
-            replayed = aug.read_params(replay, len(ds.x_train)) if replay is not None else None
-            box_in = aug.read_boxes(boxes, len(ds.x_train)) if boxes is not None else None
-            result = aug.augment_dataset(
-                ds, ranges=ranges, preset=preset, replay=replayed, copies=copies,
-                keep_original=keep_original, seed=seed, interpolation=interpolation, fill=fill,
-                cval=cval, xp=xp, boxes=box_in, min_visibility=min_visibility,
-            )  # fmt: skip
-            written = []
-            if out is not None:
-                written += [str(p) for p in write_any(result.dataset, out, fmt, overwrite=force)]
-                if boxes_out is None and result.boxes is not None:
-                    boxes_out = out.with_name(out.stem + "-boxes.csv")
-            if boxes_out is not None and result.boxes is not None:
-                aug.write_boxes(boxes_out, result.boxes)
-                written.append(str(boxes_out))
-            if params_out is not None:
-                aug.write_params(params_out, result.source, result.params, result.settings)
-                written.append(str(params_out))
-            if preview is None and out is None:
-                preview = Path("augment-preview.png")
-            if preview is not None:
-                grid = aug.preview_grid(
-                    ds.x_train, result.dataset.x_train, result.source,
-                    boxes=result.boxes, original_boxes=box_in,
-                )  # fmt: skip
-                aug.write_preview(preview, grid)
-                written.append(str(preview))
-        recipe = "replay" if replay else (preset or "ranges")
-        doc = {
-            "command": "augment",
-            "dataset": ds.name,
-            "backend": backend_name(xp),
-            "recipe": recipe,
-            "seed": seed,
-            **result.summary(),
-            "ranges": None if recipe != "ranges" else ranges.to_dict(),
-            "out": str(out) if out is not None else None,
-            "preview": str(preview) if preview is not None else None,
-            "written": written,
-        }
-        if not json_out:
-            header("augment", dataset=ds.name, backend=doc["backend"], recipe=recipe, seed=seed)
-        from cvtool.render import kv_table, render
+            aug.write_preview(preview, grid)
+            written.append(str(preview))
+    recipe = "replay" if replay else (preset or "ranges")
+    doc = {
+        "command": "augment",
+        "dataset": ds.name,
+        "backend": backend_name(xp),
+        "recipe": recipe,
+        "seed": seed,
+        **result.summary(),
+        "ranges": None if recipe != "ranges" else ranges.to_dict(),
+        "out": str(out) if out is not None else None,
+        "preview": str(preview) if preview is not None else None,
+        "written": written,
+    }
+    if not json_out:
+        header("augment", dataset=ds.name, backend=doc["backend"], recipe=recipe, seed=seed)
+    from cvtool.render import kv_table, render
 
-        tables = (
-            []
-            if json_out
-            else [kv_table({k: str(v) for k, v in (doc["ranges"] or {}).items()}, title="ranges")]
-        )
-        render(doc, json_out=json_out, title="augment", tables=tables)
+    tables = (
+        []
+        if json_out
+        else [kv_table({k: str(v) for k, v in (doc["ranges"] or {}).items()}, title="ranges")]
+    )
+    render(doc, json_out=json_out, title="augment", tables=tables)

@@ -8,7 +8,7 @@ import typer
 
 from cvtool.cli._common import JsonOpt, user_errors
 
-data_app = typer.Typer(
+app = typer.Typer(
     help="Datasets: list, info, convert, fetch.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -31,7 +31,7 @@ def _shape(text: str | None):
     return None if text is None else parse_shape(text)
 
 
-@data_app.command("list")
+@app.command("list")
 def list_cmd(json_out: JsonOpt = False) -> None:
     """List the named datasets: sizes, where they live, and whether they are present."""
     from cvtool.data.summary import catalog
@@ -59,7 +59,7 @@ def list_cmd(json_out: JsonOpt = False) -> None:
     render({"datasets": rows}, json_out=json_out, tables=[table], summary={})
 
 
-@data_app.command("info")
+@app.command("info")
 def info_cmd(
     dataset: Annotated[
         str, typer.Argument(help="Named dataset (see 'cvtool data list') or a path.")
@@ -86,7 +86,7 @@ def info_cmd(
     )
 
 
-@data_app.command("convert")
+@app.command("convert")
 def convert_cmd(
     source: Annotated[str, typer.Argument(help="Named dataset or path to read.")],
     output: Annotated[str, typer.Argument(help="Output path: .npz, .csv, or a folder.")],
@@ -130,7 +130,7 @@ def convert_cmd(
     render(doc, json_out=json_out, title="Converted", summary=summary)
 
 
-@data_app.command("fetch")
+@app.command("fetch")
 def fetch_cmd(
     name: Annotated[str, typer.Argument(help="Dataset to download: mnist or fashion-mnist.")],
     folder: Annotated[
@@ -177,7 +177,3 @@ def fetch_cmd(
         ["file", "status", "bytes", "md5 (verified)"], rows, title=f"{name} in {doc['dir']}"
     )
     render(doc, json_out=json_out, tables=[table], summary={})
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(data_app, name="data")

@@ -9,7 +9,7 @@ import typer
 
 from cvtool.cli._common import BackendOpt, JsonOpt, user_errors
 
-iou_app = typer.Typer(
+app = typer.Typer(
     help="Box and mask overlap: IoU, GIoU, NMS, mean IoU and detection mAP (COCO, VOC). "
     "Boxes are xywh (corner + size, COCO's) with continuous coordinates unless "
     "--format / --voc-pixels say otherwise.",
@@ -30,7 +30,7 @@ def _offset(voc_pixels: bool) -> float:
     return 1.0 if voc_pixels else 0.0
 
 
-@iou_app.command("box")
+@app.command("box")
 def box_cmd(
     box_a: Annotated[str, typer.Argument(help="First box: 4 numbers, e.g. 10,20,30,40.")],
     box_b: Annotated[str, typer.Argument(help="Second box: 4 numbers.")],
@@ -55,7 +55,7 @@ def box_cmd(
     render(doc, json_out=json_out, title="Box overlap")
 
 
-@iou_app.command("matrix")
+@app.command("matrix")
 def matrix_cmd(
     file_a: Annotated[Path, typer.Argument(help="Boxes A: CSV (4 numbers a row), JSON or NPY.")],
     file_b: Annotated[Path, typer.Argument(help="Boxes B, same forms.")],
@@ -91,7 +91,7 @@ def matrix_cmd(
     )
 
 
-@iou_app.command("mask")
+@app.command("mask")
 def mask_cmd(
     mask_a: Annotated[Path, typer.Argument(help="Binary mask (PNG or NPY; nonzero = object).")],
     mask_b: Annotated[Path, typer.Argument(help="Second mask, same size.")],
@@ -111,7 +111,7 @@ def mask_cmd(
     render(doc, json_out=json_out, title="Mask IoU")
 
 
-@iou_app.command("seg")
+@app.command("seg")
 def seg_cmd(
     pred: Annotated[
         Path, typer.Argument(help="Predicted label map (PNG/NPY) or a folder of them.")
@@ -149,7 +149,7 @@ def seg_cmd(
     render(doc, json_out=json_out, title=title, tables=[table], summary=summary)
 
 
-@iou_app.command("counts")
+@app.command("counts")
 def counts_cmd(
     pred: Annotated[str, typer.Option("--pred", help="Predicted pixels per class, e.g. 189,31.")],
     true: Annotated[str, typer.Option("--true", help="True pixels per class, e.g. 201,50.")],
@@ -200,7 +200,7 @@ def counts_cmd(
     )
 
 
-@iou_app.command("nms")
+@app.command("nms")
 def nms_cmd(
     file: Annotated[
         Path,
@@ -253,7 +253,7 @@ def nms_cmd(
     render(doc, json_out=json_out, title="Non-maximum suppression", summary=summary)
 
 
-@iou_app.command("map")
+@app.command("map")
 def map_cmd(
     gt: Annotated[
         Path,
@@ -309,7 +309,3 @@ def map_cmd(
         tables=[table],
         summary=result["summary"],
     )
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(iou_app, name="iou")

@@ -17,73 +17,71 @@ HELP = (
 )
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("knn", help=HELP)
-    def knn_cmd(
-        dataset: Annotated[
-            str, typer.Option("--dataset", help="Named dataset (see 'cvtool data list').")
-        ] = "mnist-sample",
-        train: Annotated[
-            str | None, typer.Option("--train", help="Training data path (any readable format).")
-        ] = None,
-        test: Annotated[
-            str | None,
-            typer.Option("--test", help="Test data path (default: --train's test split)."),
-        ] = None,
-        k: Annotated[str, typer.Option("-k", "--k", help="Neighbours: one value or a list.")] = (
-            "1,3,5,7,9"
-        ),
-        metric: Annotated[
-            str, typer.Option("--metric", help="l1, l2 or cosine, or a list (l1,l2).")
-        ] = "l2",
-        weights: Annotated[
-            str, typer.Option("--weights", help="uniform, or distance (1/d; duplicates win).")
-        ] = "uniform",
-        validation: Annotated[
-            str | None,
-            typer.Option("--validation", help="Validation images: a count or a fraction (0.1)."),
-        ] = None,
-        folds: Annotated[
-            int | None, typer.Option("--folds", help="k-fold cross-validation instead.")
-        ] = None,
-        seed: SeedOpt = 0,
-        backend: BackendOpt = None,
-        memory: Annotated[
-            float, typer.Option("--memory", help="Working-memory budget in MB for distances.")
-        ] = 256,
-        engine: Annotated[
-            str,
-            typer.Option("--engine", help="L1 kernel: auto (Numba if installed), numpy, numba."),
-        ] = "auto",
-        predictions: Annotated[
-            Path | None,
-            typer.Option("--predictions", help="Write CSV: index,true,predicted,distance."),
-        ] = None,
-        json_out: JsonOpt = False,
-    ) -> None:
-        with user_errors():
-            from cvtool import backend as be
-            from cvtool import knn
-            from cvtool.data.datasets import parse_validation
-            from cvtool.knn import eval as knn_eval
+def knn_cmd(
+    dataset: Annotated[
+        str, typer.Option("--dataset", help="Named dataset (see 'cvtool data list').")
+    ] = "mnist-sample",
+    train: Annotated[
+        str | None, typer.Option("--train", help="Training data path (any readable format).")
+    ] = None,
+    test: Annotated[
+        str | None,
+        typer.Option("--test", help="Test data path (default: --train's test split)."),
+    ] = None,
+    k: Annotated[str, typer.Option("-k", "--k", help="Neighbours: one value or a list.")] = (
+        "1,3,5,7,9"
+    ),
+    metric: Annotated[
+        str, typer.Option("--metric", help="l1, l2 or cosine, or a list (l1,l2).")
+    ] = "l2",
+    weights: Annotated[
+        str, typer.Option("--weights", help="uniform, or distance (1/d; duplicates win).")
+    ] = "uniform",
+    validation: Annotated[
+        str | None,
+        typer.Option("--validation", help="Validation images: a count or a fraction (0.1)."),
+    ] = None,
+    folds: Annotated[
+        int | None, typer.Option("--folds", help="k-fold cross-validation instead.")
+    ] = None,
+    seed: SeedOpt = 0,
+    backend: BackendOpt = None,
+    memory: Annotated[
+        float, typer.Option("--memory", help="Working-memory budget in MB for distances.")
+    ] = 256,
+    engine: Annotated[
+        str,
+        typer.Option("--engine", help="L1 kernel: auto (Numba if installed), numpy, numba."),
+    ] = "auto",
+    predictions: Annotated[
+        Path | None,
+        typer.Option("--predictions", help="Write CSV: index,true,predicted,distance."),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    with user_errors():
+        from cvtool import backend as be
+        from cvtool import knn
+        from cvtool.data.datasets import parse_validation
+        from cvtool.knn import eval as knn_eval
 
-            ks = knn_eval.parse_ints(k, "k")
-            metrics = knn_eval.parse_names(metric, "metric", knn.METRICS)
-            knn.check_choice("weights", weights, knn.WEIGHTS)
-            if predictions is not None:
-                knn_eval.check_output(predictions)
-            xp = be.get_xp(backend)
-            name, ds = knn_eval.load_data(dataset, train, test)
-            res = knn_eval.evaluate(
-                ds.x_train, ds.y_train, ds.x_test, ds.y_test, ks=ks, metrics=metrics,
-                weights=weights, validation=parse_validation(validation, allow_zero=False), folds=folds,
-                seed=seed, memory_mb=memory, xp=xp, engine=engine, class_names=ds.class_names,
-            )  # fmt: skip
-            if predictions is not None:
-                knn_eval.write_predictions(
-                    predictions, res["truth"], res["predictions"], res["nearest"]
-                )
-        _show(res, name, be.backend_name(xp), json_out, predictions)
+        ks = knn_eval.parse_ints(k, "k")
+        metrics = knn_eval.parse_names(metric, "metric", knn.METRICS)
+        knn.check_choice("weights", weights, knn.WEIGHTS)
+        if predictions is not None:
+            knn_eval.check_output(predictions)
+        xp = be.get_xp(backend)
+        name, ds = knn_eval.load_data(dataset, train, test)
+        res = knn_eval.evaluate(
+            ds.x_train, ds.y_train, ds.x_test, ds.y_test, ks=ks, metrics=metrics,
+            weights=weights, validation=parse_validation(validation, allow_zero=False), folds=folds,
+            seed=seed, memory_mb=memory, xp=xp, engine=engine, class_names=ds.class_names,
+        )  # fmt: skip
+        if predictions is not None:
+            knn_eval.write_predictions(
+                predictions, res["truth"], res["predictions"], res["nearest"]
+            )
+    _show(res, name, be.backend_name(xp), json_out, predictions)
 
 
 def _show(res: dict, name: str, backend: str, json_out: bool, predictions) -> None:

@@ -139,6 +139,10 @@ def _kernel(text: str) -> str:
     return text.lower().replace("×", "x")
 
 
+app = typer.Typer(name="layer-calc", help=GROUP_HELP, no_args_is_help=True)
+
+
+@app.command("conv", cls=_PlainCommand)
 def conv_cmd(
     input_shape: InputOpt,
     filters: Annotated[int, typer.Option("--filters", "-f", help="Number of filters F.")],
@@ -155,6 +159,7 @@ def conv_cmd(
     _single(item, input_shape, floor, json_out)
 
 
+@app.command("pool", cls=_PlainCommand)
 def pool_cmd(
     input_shape: InputOpt,
     pool: Annotated[int, typer.Option("--pool", "-k", help="Window size K.")] = 2,
@@ -174,6 +179,7 @@ def pool_cmd(
     _single(item, input_shape, floor, json_out)
 
 
+@app.command("dense", cls=_PlainCommand)
 def dense_cmd(
     input_shape: InputOpt,
     units: Annotated[int, typer.Option("--units", "-u", help="Number of output units.")],
@@ -184,11 +190,13 @@ def dense_cmd(
     _single(f"dense:{units}:bias={int(bias)}", input_shape, False, json_out)
 
 
+@app.command("flatten", cls=_PlainCommand)
 def flatten_cmd(input_shape: InputOpt, json_out: JsonOpt = False) -> None:
     """Flatten: HxWxC -> H*W*C, no parameters."""
     _single("flatten", input_shape, False, json_out)
 
 
+@app.command("dropout", cls=_PlainCommand)
 def dropout_cmd(
     input_shape: InputOpt,
     rate: Annotated[float, typer.Option("--rate", "-r", help="Fraction dropped.")] = 0.5,
@@ -198,6 +206,7 @@ def dropout_cmd(
     _single(f"dropout:{rate}", input_shape, False, json_out)
 
 
+@app.command("net", cls=_PlainCommand, help=NET_HELP)
 def net_cmd(
     spec_text: Annotated[
         str | None,
@@ -257,18 +266,3 @@ def net_cmd(
     tables = [make_table(headers, rows, title="layer-calc net"), kv_table(totals)]
     tables[1].caption, tables[1].caption_justify = summary["counts"], "left"
     render(summary, json_out=json_out, tables=tables, summary={})
-
-
-def register(app: typer.Typer) -> None:
-    calc = typer.Typer(
-        name="layer-calc",
-        help=GROUP_HELP,
-        no_args_is_help=True,
-    )
-    calc.command("conv", cls=_PlainCommand)(conv_cmd)
-    calc.command("pool", cls=_PlainCommand)(pool_cmd)
-    calc.command("dense", cls=_PlainCommand)(dense_cmd)
-    calc.command("flatten", cls=_PlainCommand)(flatten_cmd)
-    calc.command("dropout", cls=_PlainCommand)(dropout_cmd)
-    calc.command("net", cls=_PlainCommand, help=NET_HELP)(net_cmd)
-    app.add_typer(calc, name="layer-calc")

@@ -18,88 +18,86 @@ def _load(model_path: Path, backend: str | None):
     return Sequential.load(model_path, backend_name=backend)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("evaluate")
-    def evaluate_cmd(
-        model_path: ModelArg,
-        dataset: Annotated[
-            str | None,
-            typer.Option("--dataset", help="Dataset name or path; default: the training one."),
-        ] = None,
-        split: Annotated[str, typer.Option("--split", help="test or train.")] = "test",
-        backend: BackendOpt = None,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Accuracy, cost, per-class accuracy and confusion matrix on a dataset's split."""
-        with user_errors():
-            from cvtool import render
-            from cvtool.data.datasets import load_dataset
-            from cvtool.errors import CvtoolError
-            from cvtool.nn.inference import class_labels
+def evaluate_cmd(
+    model_path: ModelArg,
+    dataset: Annotated[
+        str | None,
+        typer.Option("--dataset", help="Dataset name or path; default: the training one."),
+    ] = None,
+    split: Annotated[str, typer.Option("--split", help="test or train.")] = "test",
+    backend: BackendOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Accuracy, cost, per-class accuracy and confusion matrix on a dataset's split."""
+    with user_errors():
+        from cvtool import render
+        from cvtool.data.datasets import load_dataset
+        from cvtool.errors import CvtoolError
+        from cvtool.nn.inference import class_labels
 
-            if split not in ("test", "train"):
-                raise CvtoolError(f"The 'split' parameter must be test or train. Got {split!r}.")
-            model = _load(model_path, backend)
-            ds = load_dataset(dataset or model.meta.get("dataset", "mnist-sample"))
-            x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_train, ds.y_train)
-            if not len(x):
-                raise CvtoolError(f"Dataset {ds.name} has no {split} split.")
-            result = model.evaluate(x, y)
-        k = len(result["confusion"])
-        names = class_labels(model.class_names or ds.class_names, k)
-        support = result["support"]
-        doc = {
-            "model": str(model_path), "dataset": ds.name, "split": split, "n": result["n"],
-            "accuracy": result["accuracy"], "cost": result["cost"],
-            "cost_name": model.meta.get("training", {}).get("cost", "quadratic"),
-            "class_names": names, "per_class_accuracy": result["per_class_accuracy"],
-            "support": support, "confusion": result["confusion"],
-        }  # fmt: skip
-        per_class = render.make_table(
-            ["class", "name", "support", "accuracy"],
-            [[i, names[i], int(support[i]), float(result["per_class_accuracy"][i])]
-             for i in range(k)],
-            title="Per-class accuracy",
-        )  # fmt: skip
-        confusion = render.make_table(
-            ["true \\ predicted", *[str(i) for i in range(k)]],
-            [[f"{i} {names[i]}", *map(int, row)] for i, row in enumerate(result["confusion"])],
-            title="Confusion matrix (rows: true class)",
-        )
-        summary = {k_: doc[k_] for k_ in ("model", "dataset", "split", "n", "accuracy", "cost")}
-        render.render(doc, json_out=json_out, title="evaluate", summary=summary,
-                      tables=[per_class, confusion])  # fmt: skip
+        if split not in ("test", "train"):
+            raise CvtoolError(f"The 'split' parameter must be test or train. Got {split!r}.")
+        model = _load(model_path, backend)
+        ds = load_dataset(dataset or model.meta.get("dataset", "mnist-sample"))
+        x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_train, ds.y_train)
+        if not len(x):
+            raise CvtoolError(f"Dataset {ds.name} has no {split} split.")
+        result = model.evaluate(x, y)
+    k = len(result["confusion"])
+    names = class_labels(model.class_names or ds.class_names, k)
+    support = result["support"]
+    doc = {
+        "model": str(model_path), "dataset": ds.name, "split": split, "n": result["n"],
+        "accuracy": result["accuracy"], "cost": result["cost"],
+        "cost_name": model.meta.get("training", {}).get("cost", "quadratic"),
+        "class_names": names, "per_class_accuracy": result["per_class_accuracy"],
+        "support": support, "confusion": result["confusion"],
+    }  # fmt: skip
+    per_class = render.make_table(
+        ["class", "name", "support", "accuracy"],
+        [[i, names[i], int(support[i]), float(result["per_class_accuracy"][i])]
+         for i in range(k)],
+        title="Per-class accuracy",
+    )  # fmt: skip
+    confusion = render.make_table(
+        ["true \\ predicted", *[str(i) for i in range(k)]],
+        [[f"{i} {names[i]}", *map(int, row)] for i, row in enumerate(result["confusion"])],
+        title="Confusion matrix (rows: true class)",
+    )
+    summary = {k_: doc[k_] for k_ in ("model", "dataset", "split", "n", "accuracy", "cost")}
+    render.render(doc, json_out=json_out, title="evaluate", summary=summary,
+                  tables=[per_class, confusion])  # fmt: skip
 
-    @app.command("predict")
-    def predict_cmd(
-        model_path: ModelArg,
-        inputs: Annotated[
-            list[Path],
-            typer.Argument(help="PNG/JPEG images, a .npy array or a data file/folder."),
-        ],
-        top: Annotated[int, typer.Option("--top", help="Classes listed per input.")] = 3,
-        backend: BackendOpt = None,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Predict the class and probabilities of each input with a saved model."""
-        with user_errors():
-            from cvtool import render
-            from cvtool.errors import CvtoolError
-            from cvtool.nn.inference import predictions, read_inputs
 
-            if top < 1:
-                raise CvtoolError(f"The 'top' parameter must be an int >= 1. Got {top} instead.")
-            model = _load(model_path, backend)
-            x, names = read_inputs(inputs, model.input_shape)
-            rows = predictions(model.predict_proba(x), model.class_names, top)
-        for name, row in zip(names, rows, strict=True):
-            row["input"] = name
-        doc = {"model": str(model_path), "predictions": rows}
-        table = render.make_table(
-            ["input", "class", "name", "probability", "top"],
-            [[r["input"], r["class"], r["name"], r["probability"],
-              " ".join(f"{t['class']}:{t['probability']:.2f}" for t in r["top"])]
-             for r in rows],
-            title="Predictions",
-        )  # fmt: skip
-        render.render(doc, json_out=json_out, summary={}, tables=[table])
+def predict_cmd(
+    model_path: ModelArg,
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="PNG/JPEG images, a .npy array or a data file/folder."),
+    ],
+    top: Annotated[int, typer.Option("--top", help="Classes listed per input.")] = 3,
+    backend: BackendOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Predict the class and probabilities of each input with a saved model."""
+    with user_errors():
+        from cvtool import render
+        from cvtool.errors import CvtoolError
+        from cvtool.nn.inference import predictions, read_inputs
+
+        if top < 1:
+            raise CvtoolError(f"The 'top' parameter must be an int >= 1. Got {top} instead.")
+        model = _load(model_path, backend)
+        x, names = read_inputs(inputs, model.input_shape)
+        rows = predictions(model.predict_proba(x), model.class_names, top)
+    for name, row in zip(names, rows, strict=True):
+        row["input"] = name
+    doc = {"model": str(model_path), "predictions": rows}
+    table = render.make_table(
+        ["input", "class", "name", "probability", "top"],
+        [[r["input"], r["class"], r["name"], r["probability"],
+          " ".join(f"{t['class']}:{t['probability']:.2f}" for t in r["top"])]
+         for r in rows],
+        title="Predictions",
+    )  # fmt: skip
+    render.render(doc, json_out=json_out, summary={}, tables=[table])

@@ -35,63 +35,61 @@ def _parse_weights(text: str) -> list[float]:
     return weights
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("perceptron", help=HELP)
-    def perceptron_cmd(
-        weights: Annotated[str, typer.Option("--weights", "-w", help="Comma-separated.")] = "-2,-2",
-        bias: Annotated[float, typer.Option("--bias", "-b", help="The bias b.")] = 3.0,
-        gate: Annotated[
-            str | None,
-            typer.Option("--learn", help="Gate to learn: AND, OR, NAND, NOR, XOR, XNOR."),
-        ] = None,
-        inputs: Annotated[int, typer.Option("--inputs", "-n", help="Inputs of the gate.")] = 2,
-        eta: Annotated[float, typer.Option("--eta", help="Learning rate.")] = 1.0,
-        epochs: Annotated[int, typer.Option("--epochs", help="Most epochs to run.")] = 100,
-        json_out: JsonOpt = False,
-    ) -> None:
-        from cvtool.nn import perceptron as pc
-        from cvtool.render import make_table, render
+def perceptron_cmd(
+    weights: Annotated[str, typer.Option("--weights", "-w", help="Comma-separated.")] = "-2,-2",
+    bias: Annotated[float, typer.Option("--bias", "-b", help="The bias b.")] = 3.0,
+    gate: Annotated[
+        str | None,
+        typer.Option("--learn", help="Gate to learn: AND, OR, NAND, NOR, XOR, XNOR."),
+    ] = None,
+    inputs: Annotated[int, typer.Option("--inputs", "-n", help="Inputs of the gate.")] = 2,
+    eta: Annotated[float, typer.Option("--eta", help="Learning rate.")] = 1.0,
+    epochs: Annotated[int, typer.Option("--epochs", help="Most epochs to run.")] = 100,
+    json_out: JsonOpt = False,
+) -> None:
+    from cvtool.nn import perceptron as pc
+    from cvtool.render import make_table, render
 
-        with user_errors():
-            if gate is None:
-                doc = pc.truth_table(_parse_weights(weights), bias)
-            else:
-                result = pc.learn(gate, inputs, eta, epochs)
-                doc = {
-                    **pc.truth_table(result.weights, result.bias),
-                    "learn": result.gate,
-                    "converged": result.converged,
-                    "epochs": result.epochs,
-                    "mistakes_per_epoch": result.mistakes,
-                    "cycle": result.cycle,
-                    "witness": result.witness,
-                    "reason": result.reason,
-                }
-                doc["target"] = pc.gate_targets(gate, inputs).tolist()
-        n = len(doc["weights"])
-        columns = [f"x{i + 1}" for i in range(n)] + ["w.x + b", "output"]
-        rows = [[*x, z, y] for x, z, y in zip(doc["inputs"], doc["z"], doc["output"], strict=True)]
-        if gate is not None:
-            columns.append("target")
-            rows = [[*r, t] for r, t in zip(rows, doc["target"], strict=True)]
-        summary = {
-            "weights": ", ".join(f"{v:g}" for v in doc["weights"]),
-            "bias": f"{doc['bias']:g}",
-        }
-        summary["computes"] = doc["gate"] or "no named gate"
-        if gate is not None:
-            summary = {
-                "learning": f"{doc['learn']} on {n} inputs, eta {eta:g}",
-                "converged": "yes" if doc["converged"] else "no",
-                "epochs": doc["epochs"],
-                "mistakes per epoch": " ".join(str(m) for m in doc["mistakes_per_epoch"]),
-                **summary,
-                "why": doc["reason"],
+    with user_errors():
+        if gate is None:
+            doc = pc.truth_table(_parse_weights(weights), bias)
+        else:
+            result = pc.learn(gate, inputs, eta, epochs)
+            doc = {
+                **pc.truth_table(result.weights, result.bias),
+                "learn": result.gate,
+                "converged": result.converged,
+                "epochs": result.epochs,
+                "mistakes_per_epoch": result.mistakes,
+                "cycle": result.cycle,
+                "witness": result.witness,
+                "reason": result.reason,
             }
-        render(
-            doc,
-            json_out=json_out,
-            title="perceptron",
-            summary=summary,
-            tables=[make_table(columns, rows, digits=3)],
-        )
+            doc["target"] = pc.gate_targets(gate, inputs).tolist()
+    n = len(doc["weights"])
+    columns = [f"x{i + 1}" for i in range(n)] + ["w.x + b", "output"]
+    rows = [[*x, z, y] for x, z, y in zip(doc["inputs"], doc["z"], doc["output"], strict=True)]
+    if gate is not None:
+        columns.append("target")
+        rows = [[*r, t] for r, t in zip(rows, doc["target"], strict=True)]
+    summary = {
+        "weights": ", ".join(f"{v:g}" for v in doc["weights"]),
+        "bias": f"{doc['bias']:g}",
+    }
+    summary["computes"] = doc["gate"] or "no named gate"
+    if gate is not None:
+        summary = {
+            "learning": f"{doc['learn']} on {n} inputs, eta {eta:g}",
+            "converged": "yes" if doc["converged"] else "no",
+            "epochs": doc["epochs"],
+            "mistakes per epoch": " ".join(str(m) for m in doc["mistakes_per_epoch"]),
+            **summary,
+            "why": doc["reason"],
+        }
+    render(
+        doc,
+        json_out=json_out,
+        title="perceptron",
+        summary=summary,
+        tables=[make_table(columns, rows, digits=3)],
+    )

@@ -3,8 +3,7 @@
 ``show weights`` draws each first-layer unit's incoming weights as an image
 (one template per class for a linear classifier, ``--layers 784,10``).
 ``show filters`` draws the first convolution's kernels (from the train-cnn
-work). Each sub-command is a ``_register_<name>(show_app)`` function called in
-``register``.
+work).
 """
 
 from __future__ import annotations
@@ -16,35 +15,32 @@ import typer
 
 from cvtool.cli._common import JsonOpt, user_errors
 
-
-def _register_weights(show_app: typer.Typer) -> None:
-    @show_app.command("weights")
-    def weights_cmd(
-        model_path: Annotated[Path, typer.Argument(help="A model file written by --out (.npz).")],
-        out: Annotated[Path, typer.Option("--out", help="PNG file to write.")] = Path(
-            "templates.png"
-        ),
-        max_units: Annotated[int, typer.Option("--max-units", help="Draw at most N units.")] = 100,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Draw the first dense layer's incoming weights, one image per unit (red +, blue -)."""
-        _draw("weights", model_path, out, max_units, json_out)
+app = typer.Typer(
+    help="Draw a saved model's first-layer weights or filters as an image.",
+    no_args_is_help=True,
+)
 
 
-def _register_filters(show_app: typer.Typer) -> None:
-    @show_app.command("filters")
-    def filters_cmd(
-        model_path: Annotated[Path, typer.Argument(help="A model file written by --out (.npz).")],
-        out: Annotated[Path, typer.Option("--out", help="PNG file to write.")] = Path(
-            "filters.png"
-        ),
-        max_filters: Annotated[
-            int, typer.Option("--max-filters", help="Draw at most N filters.")
-        ] = 64,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Draw the first convolution's kernels as a grid (red +, blue -)."""
-        _draw("filters", model_path, out, max_filters, json_out)
+@app.command("weights")
+def weights_cmd(
+    model_path: Annotated[Path, typer.Argument(help="A model file written by --out (.npz).")],
+    out: Annotated[Path, typer.Option("--out", help="PNG file to write.")] = Path("templates.png"),
+    max_units: Annotated[int, typer.Option("--max-units", help="Draw at most N units.")] = 100,
+    json_out: JsonOpt = False,
+) -> None:
+    """Draw the first dense layer's incoming weights, one image per unit (red +, blue -)."""
+    _draw("weights", model_path, out, max_units, json_out)
+
+
+@app.command("filters")
+def filters_cmd(
+    model_path: Annotated[Path, typer.Argument(help="A model file written by --out (.npz).")],
+    out: Annotated[Path, typer.Option("--out", help="PNG file to write.")] = Path("filters.png"),
+    max_filters: Annotated[int, typer.Option("--max-filters", help="Draw at most N filters.")] = 64,
+    json_out: JsonOpt = False,
+) -> None:
+    """Draw the first convolution's kernels as a grid (red +, blue -)."""
+    _draw("filters", model_path, out, max_filters, json_out)
 
 
 def _draw(what: str, model_path: Path, out: Path, limit: int, json_out: bool):
@@ -67,13 +63,3 @@ def _draw(what: str, model_path: Path, out: Path, limit: int, json_out: bool):
         plot_templates(images, out, titles, title=f"{model_path.name}: {info['layer']} {noun}")
     doc = {"model": str(model_path), "out": str(out), **info}
     render.render(doc, json_out=json_out, title=f"show {what}")
-
-
-def register(app: typer.Typer) -> None:
-    show_app = typer.Typer(
-        help="Draw a saved model's first-layer weights or filters as an image.",
-        no_args_is_help=True,
-    )
-    _register_weights(show_app)
-    _register_filters(show_app)
-    app.add_typer(show_app, name="show")

@@ -79,78 +79,74 @@ def _print_summary(text: str) -> None:
     render({}, json_out=False, tables=[table], summary={})
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("train-cnn")
-    def train_cnn_cmd(
-        arch: ArchOpt = None,
-        preset: PresetOpt = None,
-        optimizer: T.OptimizerOpt = "adam",
-        eta: EtaOpt = None,
-        batch: BatchOpt = 128,
-        epochs: T.EpochsOpt = 3,
-        lmbda: T.LmbdaOpt = 0.0,
-        init: T.InitOpt = "glorot",
-        cost: T.CostOpt = "log-likelihood",
-        augment: AugmentOpt = False,
-        no_flip: NoFlipOpt = False,
-        init_from: InitFromOpt = None,
-        freeze: FreezeOpt = 0,
-        replace_head: HeadOpt = None,
-        train_size: T.TrainSizeOpt = None,
-        validation: T.ValidationOpt = "0",
-        early_stop: T.EarlyStopOpt = 0,
-        eta_schedule: T.EtaScheduleOpt = 0,
-        dataset: DatasetOpt = "mnist-sample",
-        seed: SeedOpt = 0,
-        backend: BackendOpt = None,
-        dtype: DtypeOpt = "float32",
-        monitor: T.MonitorOpt = None,
-        out: T.OutOpt = None,
-        metrics: T.MetricsOpt = None,
-        plot: T.PlotOpt = None,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Train a convolutional network (NHWC, im2col convolutions) and test it once.
+def train_cnn_cmd(
+    arch: ArchOpt = None,
+    preset: PresetOpt = None,
+    optimizer: T.OptimizerOpt = "adam",
+    eta: EtaOpt = None,
+    batch: BatchOpt = 128,
+    epochs: T.EpochsOpt = 3,
+    lmbda: T.LmbdaOpt = 0.0,
+    init: T.InitOpt = "glorot",
+    cost: T.CostOpt = "log-likelihood",
+    augment: AugmentOpt = False,
+    no_flip: NoFlipOpt = False,
+    init_from: InitFromOpt = None,
+    freeze: FreezeOpt = 0,
+    replace_head: HeadOpt = None,
+    train_size: T.TrainSizeOpt = None,
+    validation: T.ValidationOpt = "0",
+    early_stop: T.EarlyStopOpt = 0,
+    eta_schedule: T.EtaScheduleOpt = 0,
+    dataset: DatasetOpt = "mnist-sample",
+    seed: SeedOpt = 0,
+    backend: BackendOpt = None,
+    dtype: DtypeOpt = "float32",
+    monitor: T.MonitorOpt = None,
+    out: T.OutOpt = None,
+    metrics: T.MetricsOpt = None,
+    plot: T.PlotOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train a convolutional network (NHWC, im2col convolutions) and test it once.
 
-        With no options: the nielsen-ch6 network (conv 20 5x5, max-pool, conv 40
-        5x5, max-pool, dense 100, softmax 10), Adam, batch 128, 3 epochs on
-        mnist-sample. Fine-tune a saved model with --init-from MODEL --freeze N
-        --replace-head CLASSES (the learning rate drops to a tenth).
-        """
-        with user_errors():
-            from cvtool import backend as B
-            from cvtool.errors import CvtoolError
-            from cvtool.nn import cnn
+    With no options: the nielsen-ch6 network (conv 20 5x5, max-pool, conv 40
+    5x5, max-pool, dense 100, softmax 10), Adam, batch 128, 3 epochs on
+    mnist-sample. Fine-tune a saved model with --init-from MODEL --freeze N
+    --replace-head CLASSES (the learning rate drops to a tenth).
+    """
+    with user_errors():
+        from cvtool import backend as B
+        from cvtool.errors import CvtoolError
+        from cvtool.nn import cnn
 
-            xp = B.get_xp(backend)
-            dt = B.resolve_dtype(dtype)
-            finetune = init_from is not None
-            if not finetune and (freeze or replace_head is not None):
-                raise CvtoolError("--freeze and --replace-head need --init-from MODEL.")
-            if finetune and (arch is not None or preset is not None):
-                raise CvtoolError(
-                    "--init-from takes the saved model's network; drop --arch/--preset."
-                )
-            if eta is None:
-                eta = cnn.default_eta(optimizer, finetune)
-            opts = T.TrainOptions(eta=eta, epochs=epochs, mini_batch=batch, lmbda=lmbda,
-                                  optimizer=optimizer, cost=cost, early_stop=early_stop,
-                                  eta_schedule=eta_schedule, monitor=monitor, seed=seed,
-                                  out=out, metrics=metrics, plot=plot, json_out=json_out)  # fmt: skip
-            ds, train, val = T.prepare_data(dataset, train_size, validation, seed)
-            if finetune:
-                model = cnn.finetune_model(init_from, freeze=freeze, replace_head=replace_head,
-                                           xp=xp, dtype=dt, seed=seed)  # fmt: skip
-            else:
-                text = cnn.spec_text(arch, preset, DEFAULT_PRESET)
-                model = cnn.cnn_model(text, ds.image_shape, init=init)
-            if augment:
-                opts.transform, model.meta["augment"] = cnn.augmentation(
-                    seed, hflip=0.0 if no_flip else 0.5
-                )
-            if not json_out:
-                _print_summary(model.spec_text)
-            from cvtool.nn.conv import training_threads
+        xp = B.get_xp(backend)
+        dt = B.resolve_dtype(dtype)
+        finetune = init_from is not None
+        if not finetune and (freeze or replace_head is not None):
+            raise CvtoolError("--freeze and --replace-head need --init-from MODEL.")
+        if finetune and (arch is not None or preset is not None):
+            raise CvtoolError("--init-from takes the saved model's network; drop --arch/--preset.")
+        if eta is None:
+            eta = cnn.default_eta(optimizer, finetune)
+        opts = T.TrainOptions(eta=eta, epochs=epochs, mini_batch=batch, lmbda=lmbda,
+                              optimizer=optimizer, cost=cost, early_stop=early_stop,
+                              eta_schedule=eta_schedule, monitor=monitor, seed=seed,
+                              out=out, metrics=metrics, plot=plot, json_out=json_out)  # fmt: skip
+        ds, train, val = T.prepare_data(dataset, train_size, validation, seed)
+        if finetune:
+            model = cnn.finetune_model(init_from, freeze=freeze, replace_head=replace_head,
+                                       xp=xp, dtype=dt, seed=seed)  # fmt: skip
+        else:
+            text = cnn.spec_text(arch, preset, DEFAULT_PRESET)
+            model = cnn.cnn_model(text, ds.image_shape, init=init)
+        if augment:
+            opts.transform, model.meta["augment"] = cnn.augmentation(
+                seed, hflip=0.0 if no_flip else 0.5
+            )
+        if not json_out:
+            _print_summary(model.spec_text)
+        from cvtool.nn.conv import training_threads
 
-            with training_threads() if B.backend_name(xp) == "numpy" else contextlib.nullcontext():
-                T.run_training("train-cnn", model, ds, train, val, opts, xp=xp, dtype=dt)
+        with training_threads() if B.backend_name(xp) == "numpy" else contextlib.nullcontext():
+            T.run_training("train-cnn", model, ds, train, val, opts, xp=xp, dtype=dt)

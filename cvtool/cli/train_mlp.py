@@ -50,50 +50,48 @@ def model_from_layers(layers: str, activation: str, cost: str, init: str, input_
     return Sequential.from_spec(S.parse_spec(text), (input_size,), init=init)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("train-mlp")
-    def train_mlp_cmd(
-        layers: LayersOpt = "784,30,10",
-        activation: ActivationOpt = "sigmoid",
-        cost: T.CostOpt = "cross-entropy",
-        eta: T.EtaOpt = 0.5,
-        mini_batch: T.MiniBatchOpt = 10,
-        epochs: T.EpochsOpt = 30,
-        lmbda: T.LmbdaOpt = 0.0,
-        init: T.InitOpt = "default",
-        optimizer: T.OptimizerOpt = "sgd",
-        train_size: T.TrainSizeOpt = None,
-        validation: T.ValidationOpt = "0",
-        early_stop: T.EarlyStopOpt = 0,
-        eta_schedule: T.EtaScheduleOpt = 0,
-        dataset: DatasetOpt = "mnist-sample",
-        seed: SeedOpt = 0,
-        backend: BackendOpt = None,
-        dtype: DtypeOpt = "float32",
-        monitor: T.MonitorOpt = None,
-        out: T.OutOpt = None,
-        metrics: T.MetricsOpt = None,
-        plot: T.PlotOpt = None,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Train a fully connected network by backpropagation (Nielsen's network).
+def train_mlp_cmd(
+    layers: LayersOpt = "784,30,10",
+    activation: ActivationOpt = "sigmoid",
+    cost: T.CostOpt = "cross-entropy",
+    eta: T.EtaOpt = 0.5,
+    mini_batch: T.MiniBatchOpt = 10,
+    epochs: T.EpochsOpt = 30,
+    lmbda: T.LmbdaOpt = 0.0,
+    init: T.InitOpt = "default",
+    optimizer: T.OptimizerOpt = "sgd",
+    train_size: T.TrainSizeOpt = None,
+    validation: T.ValidationOpt = "0",
+    early_stop: T.EarlyStopOpt = 0,
+    eta_schedule: T.EtaScheduleOpt = 0,
+    dataset: DatasetOpt = "mnist-sample",
+    seed: SeedOpt = 0,
+    backend: BackendOpt = None,
+    dtype: DtypeOpt = "float32",
+    monitor: T.MonitorOpt = None,
+    out: T.OutOpt = None,
+    metrics: T.MetricsOpt = None,
+    plot: T.PlotOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train a fully connected network by backpropagation (Nielsen's network).
 
-        With no options: [784, 30, 10] sigmoid network, cross-entropy cost, SGD
-        eta 0.5, mini-batch 10, 30 epochs on mnist-sample; then one look at its
-        test split.
-        """
-        with user_errors():
-            from cvtool import backend as B
+    With no options: [784, 30, 10] sigmoid network, cross-entropy cost, SGD
+    eta 0.5, mini-batch 10, 30 epochs on mnist-sample; then one look at its
+    test split.
+    """
+    with user_errors():
+        from cvtool import backend as B
 
-            xp = B.get_xp(backend)
-            dt = B.resolve_dtype(dtype)
-            opts = T.TrainOptions(eta=eta, epochs=epochs, mini_batch=mini_batch, lmbda=lmbda,
-                                  optimizer=optimizer, cost=cost, early_stop=early_stop,
-                                  eta_schedule=eta_schedule, monitor=monitor, seed=seed,
-                                  out=out, metrics=metrics, plot=plot, json_out=json_out)  # fmt: skip
-            ds, train, val = T.prepare_data(dataset, train_size, validation, seed)
-            from cvtool.shapes import flatten_output
+        xp = B.get_xp(backend)
+        dt = B.resolve_dtype(dtype)
+        opts = T.TrainOptions(eta=eta, epochs=epochs, mini_batch=mini_batch, lmbda=lmbda,
+                              optimizer=optimizer, cost=cost, early_stop=early_stop,
+                              eta_schedule=eta_schedule, monitor=monitor, seed=seed,
+                              out=out, metrics=metrics, plot=plot, json_out=json_out)  # fmt: skip
+        ds, train, val = T.prepare_data(dataset, train_size, validation, seed)
+        from cvtool.shapes import flatten_output
 
-            (input_size,) = flatten_output(ds.image_shape)
-            model = model_from_layers(layers, activation, cost, init, input_size)
-            T.run_training("train-mlp", model, ds, train, val, opts, xp=xp, dtype=dt)
+        (input_size,) = flatten_output(ds.image_shape)
+        model = model_from_layers(layers, activation, cost, init, input_size)
+        T.run_training("train-mlp", model, ds, train, val, opts, xp=xp, dtype=dt)
