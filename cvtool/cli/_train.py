@@ -1,14 +1,11 @@
-"""Shared pieces of the training commands (train-mlp, train-cnn).
+"""Shared pieces of the training commands (train-mlp, train-cnn): rendering only.
 
 Option aliases defined once (defaults stay in each command's signature), the
-data preparation (``--train-size``, ``--validation``), the run reporter
-(progress bar and one row per epoch on stderr, a checkpoint at each
-improvement), and ``run_training``, which trains a model (building it unless it
-comes built, e.g. loaded for fine-tuning), touches the
-test split once at the end, writes ``--out`` / ``--metrics`` / ``--plot`` and
-renders the result. Ctrl-C stops cleanly: the best model so far is kept and
-written atomically, the results are printed, and the exit code is 130. A cost
-that becomes NaN or infinite stops the run with exit code 2 and a hint.
+run reporter (a ``fit`` callback: the header and the layer table on stdout once
+every option was accepted, a progress bar and one row per epoch on stderr) and
+``render_result``. The training itself is one library call,
+``cvtool.nn.train.train``; a run stopped by Ctrl-C exits with 130 after its
+result is printed.
 
 Only Typer and the standard library at import time; NumPy users are imported
 inside the functions.
@@ -16,16 +13,11 @@ inside the functions.
 
 from __future__ import annotations
 
-import statistics
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from cvtool.errors import CvtoolError
 
 EtaOpt = Annotated[float, typer.Option("--eta", help="Learning rate η.")]
 EpochsOpt = Annotated[int, typer.Option("--epochs", help="Passes over the training data.")]
@@ -92,58 +84,6 @@ PlotOpt = Annotated[
 ]
 
 
-@dataclass
-class TrainOptions:
-    """Everything ``run_training`` needs besides the model and the data."""
-
-    eta: float
-    epochs: int
-    mini_batch: int
-    lmbda: float
-    optimizer: str
-    cost: str
-    early_stop: int = 0
-    eta_schedule: int = 0
-    monitor: str | None = None
-    seed: int = 0
-    out: Path | None = None
-    metrics: Path | None = None
-    plot: Path | None = None
-    json_out: bool = False
-    transform: Callable | None = None  # fit's per-mini-batch input transform (augmentation)
-
-
-def parse_monitor(text: str | None):
-    """'val-cost,gradients' -> ('val-cost', 'gradients'); None keeps fit's default."""
-    from cvtool.nn.model import MONITORS
-
-    if text is None:
-        return None
-    if text.strip() == "all":
-        return MONITORS
-    return tuple(p.strip() for p in text.split(",") if p.strip())
-
-
-def prepare_data(dataset: str, train_size: int | None, validation: str, seed: int):
-    """(Dataset, (x_train, y_train), (x_val, y_val) or None), validation carved from train."""
-    from cvtool.data.datasets import load_dataset, parse_validation, stratified_split
-
-    ds = load_dataset(dataset)
-    x, y = ds.x_train, ds.y_train
-    if train_size is not None:
-        if not 1 <= train_size <= len(x):
-            raise CvtoolError(
-                f"The 'train-size' parameter must be in 1..{len(x)} for {ds.name}. "
-                f"Got {train_size} instead."
-            )
-        x, y = x[:train_size], y[:train_size]
-    val = parse_validation(validation)
-    if not val:
-        return ds, (x, y), None
-    train_idx, val_idx = stratified_split(y, val, seed)
-    return ds, (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx])
-
-
 def _row_text(record: dict) -> tuple[str, str]:
     """(header, row) for one epoch record, aligned columns."""
     cols = [("epoch", "epoch", "{:>5d}")]
@@ -162,18 +102,30 @@ def _row_text(record: dict) -> tuple[str, str]:
     return head, body
 
 
-class Reporter:
-    """fit's callback: progress bar (stderr tty only), a row per epoch, checkpoints."""
+def layer_table(model, title: str = "Network (layer-calc)"):
+    """The one layer table (the summary walker's rows), as a Rich table."""
+    from cvtool.render import make_table
+    from cvtool.summary import parse_columns, summary_table
 
-    def __init__(self, checkpoint: Path | None):
+    rows = model.summary()
+    headers, body = summary_table(
+        {"rows": rows, "input_shape": model.input_shape}, parse_columns("layer,type,output,params")
+    )
+    total = sum(r["params"] for r in rows)
+    return make_table(headers, body, title=title, footer=["", "", "total", total])
+
+
+class Reporter:
+    """fit's callback for a terminal: header and layer table, progress bar, a row per epoch."""
+
+    def __init__(self, command: str, json_out: bool):
         from cvtool import render
 
-        self.checkpoint = checkpoint
+        self.command, self.json_out = command, json_out
         self.console = render.stderr()
         self.progress = render.progress() if sys.stderr.isatty() else None
         self.task = None
         self.header_done = False
-        self.checkpoints = 0
 
     def __enter__(self):
         if self.progress is not None:
@@ -185,7 +137,17 @@ class Reporter:
             self.progress.stop()
         return False
 
-    def on_train_begin(self, model, info) -> None: ...
+    def on_train_begin(self, model, info) -> None:
+        # Called once every option was accepted: nothing reaches stdout before that.
+        if self.json_out:
+            return
+        from cvtool import backend, render
+
+        render.header(self.command, dataset=model.meta.get("dataset"),
+                      backend=backend.backend_name(model.xp), dtype=str(model.dtype),
+                      train=info["n_train"], validation=info["n_val"],
+                      params=model.count_params())  # fmt: skip
+        render.render({}, json_out=False, tables=[layer_table(model)], summary={})
 
     def on_epoch_begin(self, epoch: int, steps: int) -> None:
         if self.progress is not None:
@@ -203,156 +165,30 @@ class Reporter:
             self.console.print(head, markup=False, highlight=False)
             self.header_done = True
         self.console.print(body + ("  *" if improved else ""), markup=False, highlight=False)
-        if improved and self.checkpoint is not None:
-            model.save(self.checkpoint)
-            self.checkpoints += 1
 
 
-def flat_records(records: list[dict]) -> list[dict]:
-    """Per-epoch rows with gradient norms as 'grad_norm:LAYER' columns."""
-    rows = []
-    for r in records:
-        row = {k: v for k, v in r.items() if k != "grad_norms"}
-        for name, v in r.get("grad_norms", {}).items():
-            row[f"grad_norm:{name}"] = v
-        rows.append(row)
-    return rows
+def render_result(command: str, result, json_out: bool) -> None:
+    """The trainers' output: one JSON document, or the result and epoch tables; exit 130
+    after a Ctrl-C."""
+    from cvtool import render
 
-
-def write_metrics(path: Path, records: list[dict]) -> None:
-    """Per-epoch metrics as CSV (one row per epoch) or JSON (a list), by extension."""
-    import csv
-    import io
-    import json
-
-    from cvtool.fileio import atomic_write_text
-
-    _check_metrics(path)
-    rows = flat_records(records)
-    if path.suffix.lower() == ".json":
-        atomic_write_text(path, json.dumps({"epochs": rows}, indent=2) + "\n")
-    else:
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(path, buf.getvalue())
-
-
-def _check_metrics(path: Path) -> None:
-    if path.suffix.lower() not in (".csv", ".json"):
-        raise CvtoolError(f"--metrics must end in .csv or .json. Got {str(path)!r}.")
-
-
-def _check_outputs(opts: TrainOptions) -> None:
-    # Fail before training, not after an hour of it.
-    if opts.out is not None and opts.out.suffix != ".npz":
-        raise CvtoolError(f"--out must end in .npz. Got {str(opts.out)!r}; e.g. --out model.npz.")
-    if opts.metrics is not None:
-        _check_metrics(opts.metrics)
-    if opts.plot is not None and opts.plot.suffix.lower() != ".png":
-        raise CvtoolError(f"--plot must end in .png. Got {str(opts.plot)!r}.")
-
-
-def run_training(command: str, model, ds, train, val, opts: TrainOptions, *, xp, dtype) -> None:
-    """Train `model` on `train`, evaluate on ds's test split once, report.
-
-    An unbuilt `model` is built here (`xp`, `dtype`, seed ``opts.seed``); a
-    built one (e.g. from ``cnn.finetune_model``) is trained as it is.
-    """
-    from cvtool import backend, render
-    from cvtool.cli._common import fail
-    from cvtool.nn.optim import get_optimizer
-
-    _check_outputs(opts)
-    opt = get_optimizer(opts.optimizer, opts.eta, opts.lmbda)
-    if model.xp is None:
-        model.build(xp, dtype, seed=opts.seed)
-    model.class_names = tuple(ds.class_names)
-    k = model.output_shape[-1]
-    if len(model.output_shape) != 1 or k < ds.num_classes:
-        raise CvtoolError(
-            f"The network's output {model.output_shape} must be ({ds.num_classes},): one unit per "
-            f"class of {ds.name}. Change the last layer's size."
-        )
-    if not opts.json_out:
-        render.header(command, dataset=ds.name, backend=backend.backend_name(xp),
-                      dtype=str(model.dtype), train=len(train[0]),
-                      validation=0 if val is None else len(val[0]),
-                      params=model.count_params())  # fmt: skip
-    with Reporter(opts.out) as reporter:
-        hist = model.fit(
-            train[0], train[1], epochs=opts.epochs, batch_size=opts.mini_batch, optimizer=opt,
-            loss=opts.cost, validation=val, early_stop=opts.early_stop,
-            eta_schedule=opts.eta_schedule, monitor=parse_monitor(opts.monitor),
-            callback=reporter, seed=opts.seed, transform=opts.transform,
-        )  # fmt: skip
-    if hist.stopped == "nan":
-        if opts.metrics is not None:  # the diverging epochs are worth keeping
-            write_metrics(opts.metrics, hist.records)
-        last = hist.records[-1]
-        kept = f"; the best model so far is in {opts.out}" if reporter.checkpoints else ""
-        fail(
-            f"the cost became NaN or infinite at epoch {last['epoch']}: eta {last['eta']:g} is "
-            f"too large for this network; try --eta {last['eta'] / 10:g}{kept}."
-        )
-    test = None
-    if len(ds.x_test):
-        test = model.evaluate(ds.x_test, ds.y_test, opts.cost)  # the one look at the test split
-        model.meta["metrics"] = {"test_accuracy": test["accuracy"], "test_cost": test["cost"]}
-    model.meta["dataset"] = ds.name
-    if opts.out is not None:
-        model.save(opts.out)
-    if opts.metrics is not None:
-        write_metrics(opts.metrics, hist.records)
-    if opts.plot is not None:
-        from cvtool.plots import plot_history
-
-        plot_history(hist.records, opts.plot, title=f"{command} on {ds.name}")
-    _render(command, model, ds, hist, test, opts, xp)
-    if hist.stopped == "interrupted":
-        raise typer.Exit(130)
-
-
-def _render(command, model, ds, hist, test, opts, xp) -> None:
-    from cvtool import backend, render
-
-    seconds = [r["train_seconds"] for r in hist.records]
-    doc = {
-        "command": command, "dataset": ds.name, "backend": backend.backend_name(xp),
-        "dtype": str(model.dtype), "spec": model.spec_text, "params": model.count_params(),
-        "layers": model.summary(), "config": model.meta.get("training", {}),
-        "epochs_run": len(hist.records), "stopped": hist.stopped,
-        "best_epoch": hist.best_epoch, "restored_best": hist.restored_best,
-        "train_seconds_per_epoch": statistics.median(seconds) if seconds else None,
-        "test_accuracy": None if test is None else test["accuracy"],
-        "test_cost": None if test is None else test["cost"],
-        "n_test": 0 if test is None else test["n"],
-        "model": None if opts.out is None else str(opts.out),
-        "history": flat_records(hist.records),
-    }  # fmt: skip
-    if opts.json_out:
+    doc = {"command": command, **result.to_dict()}
+    if json_out:
         render.render(doc, json_out=True)
-        return
-    summary = {k: doc[k] for k in ("epochs_run", "stopped", "best_epoch",
-                                   "train_seconds_per_epoch", "test_accuracy", "test_cost",
-                                   "n_test", "model")}  # fmt: skip
-    if test is not None:
-        summary["note"] = "test split evaluated once, after training"
-    rows = doc["history"]
-    step = max(1, -(-len(rows) // 25))
-    shown = [r for i, r in enumerate(rows) if i % step == 0 or i == len(rows) - 1]
-    cols = [c for c in ("epoch", "train_cost", "train_accuracy", "val_cost", "val_accuracy",
-                        "eta", "seconds") if rows and c in rows[0]]  # fmt: skip
-    title = "Epochs" if step == 1 else f"Epochs (every {step}th shown; all in --json/--metrics)"
-    tables = [
-        render.make_table(
-            ["Layer", "Type", "Output shape", "Params"],
-            [[r["name"], r["type"], str(r["output_shape"]), r["params"]] for r in doc["layers"]],
-            title="Model",
-            footer=["", "", "total", doc["params"]],
-        ),
-        render.make_table(cols, [[r.get(c) for c in cols] for r in shown], title=title),
-    ]
-    render.render(doc, json_out=False, title=f"{command}: result", tables=tables, summary=summary)
+    else:
+        keys = ("epochs_run", "stopped", "best_epoch", "train_seconds_per_epoch",
+                "test_accuracy", "test_cost", "n_test", "model")  # fmt: skip
+        summary = {k: doc[k] for k in keys}
+        if result.test is not None:
+            summary["note"] = "test split evaluated once, after training"
+        rows = doc["history"]
+        step = max(1, -(-len(rows) // 25))
+        shown = [r for i, r in enumerate(rows) if i % step == 0 or i == len(rows) - 1]
+        cols = [c for c in ("epoch", "train_cost", "train_accuracy", "val_cost", "val_accuracy",
+                            "eta", "seconds") if rows and c in rows[0]]  # fmt: skip
+        title = "Epochs" if step == 1 else f"Epochs (every {step}th shown; all in --json/--metrics)"
+        table = render.make_table(cols, [[r.get(c) for c in cols] for r in shown], title=title)
+        render.render(doc, json_out=False, title=f"{command}: result", tables=[table],
+                      summary=summary)  # fmt: skip
+    if result.interrupted:
+        raise typer.Exit(130)

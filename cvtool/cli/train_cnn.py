@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -63,20 +62,6 @@ AugmentOpt = Annotated[
     ),
 ]
 NoFlipOpt = Annotated[bool, typer.Option("--no-flip", help="With --augment: no horizontal flips.")]
-DEFAULT_PRESET = "nielsen-ch6"
-
-
-def _print_summary(text: str) -> None:
-    """The layer-calc table of the network about to be trained (human mode, stdout)."""
-    from cvtool.nn.spec import parse_spec
-    from cvtool.render import make_table, render
-    from cvtool.summary import parse_columns, summarize, summary_table
-
-    summary = summarize(parse_spec(text), floor=True)
-    headers, rows = summary_table(summary, parse_columns("layer,type,output,params"))
-    total = summary["totals"]["params"]
-    table = make_table(headers, rows, title="Network (layer-calc)", footer=["", "", "total", total])
-    render({}, json_out=False, tables=[table], summary={})
 
 
 def train_cnn_cmd(
@@ -117,36 +102,24 @@ def train_cnn_cmd(
     """
     with user_errors():
         from cvtool import backend as B
-        from cvtool.errors import CvtoolError
+        from cvtool.data.datasets import load_dataset
         from cvtool.nn import cnn
+        from cvtool.nn.train import train
 
-        xp = B.get_xp(backend)
-        dt = B.resolve_dtype(dtype)
-        finetune = init_from is not None
-        if not finetune and (freeze or replace_head is not None):
-            raise CvtoolError("--freeze and --replace-head need --init-from MODEL.")
-        if finetune and (arch is not None or preset is not None):
-            raise CvtoolError("--init-from takes the saved model's network; drop --arch/--preset.")
-        if eta is None:
-            eta = cnn.default_eta(optimizer, finetune)
-        opts = T.TrainOptions(eta=eta, epochs=epochs, mini_batch=batch, lmbda=lmbda,
-                              optimizer=optimizer, cost=cost, early_stop=early_stop,
-                              eta_schedule=eta_schedule, monitor=monitor, seed=seed,
-                              out=out, metrics=metrics, plot=plot, json_out=json_out)  # fmt: skip
-        ds, train, val = T.prepare_data(dataset, train_size, validation, seed)
-        if finetune:
-            model = cnn.finetune_model(init_from, freeze=freeze, replace_head=replace_head,
-                                       xp=xp, dtype=dt, seed=seed)  # fmt: skip
-        else:
-            text = cnn.spec_text(arch, preset, DEFAULT_PRESET)
-            model = cnn.cnn_model(text, ds.image_shape, init=init)
+        xp, dt = B.get_xp(backend), B.resolve_dtype(dtype)
+        ds = load_dataset(dataset)
+        model = cnn.make_model(arch, preset, ds.image_shape, init=init, init_from=init_from,
+                               freeze=freeze, replace_head=replace_head, xp=xp, dtype=dt,
+                               seed=seed)  # fmt: skip
+        transform = None
         if augment:
-            opts.transform, model.meta["augment"] = cnn.augmentation(
-                seed, hflip=0.0 if no_flip else 0.5
-            )
-        if not json_out:
-            _print_summary(model.spec_text)
-        from cvtool.nn.conv import training_threads
-
-        with training_threads() if B.backend_name(xp) == "numpy" else contextlib.nullcontext():
-            T.run_training("train-cnn", model, ds, train, val, opts, xp=xp, dtype=dt)
+            transform, model.meta["augment"] = cnn.augmentation(seed, hflip=0.0 if no_flip else 0.5)
+        with T.Reporter("train-cnn", json_out) as reporter:
+            result = train(model, ds, epochs=epochs, batch_size=batch, optimizer=optimizer,
+                           eta=eta, lmbda=lmbda, cost=cost, validation=validation,
+                           train_size=train_size, early_stop=early_stop,
+                           eta_schedule=eta_schedule, monitor=monitor, seed=seed,
+                           transform=transform, out=out, metrics=metrics, plot=plot,
+                           callbacks=[reporter], xp=xp, dtype=dt,
+                           title=f"train-cnn on {ds.name}")  # fmt: skip
+    T.render_result("train-cnn", result, json_out)

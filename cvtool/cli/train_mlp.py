@@ -27,29 +27,6 @@ ActivationOpt = Annotated[
 ]
 
 
-def model_from_layers(layers: str, activation: str, cost: str, init: str, input_size: int):
-    """A Sequential from '784,30,10' (sizes) or a spec text; not built yet."""
-    from cvtool.errors import CvtoolError
-    from cvtool.nn import spec as S
-    from cvtool.nn.losses import get_loss
-    from cvtool.nn.model import Sequential
-
-    text = S.PRESETS.get(layers, layers)
-    if ":" not in text and any(p.strip().isdigit() for p in text.split(",")):  # 784,30,10
-        specs = S.layers_from_sizes(text, activation)
-        if specs[0]["shape"] != (input_size,):
-            raise CvtoolError(
-                f"The first --layers size must be the input size {input_size}. "
-                f"Got {specs[0]['shape'][0]} in {layers!r}."
-            )
-        out_act = get_loss(cost).fused or activation  # the cost's matching output activation
-        last = specs[-1]
-        specs[-1] = S.LayerSpec("dense", {**last.args, "activation": out_act},
-                                f"dense:{last['units']}:{out_act}")  # fmt: skip
-        return Sequential.from_spec(specs, init=init)
-    return Sequential.from_spec(S.parse_spec(text), (input_size,), init=init)
-
-
 def train_mlp_cmd(
     layers: LayersOpt = "784,30,10",
     activation: ActivationOpt = "sigmoid",
@@ -82,16 +59,20 @@ def train_mlp_cmd(
     """
     with user_errors():
         from cvtool import backend as B
-
-        xp = B.get_xp(backend)
-        dt = B.resolve_dtype(dtype)
-        opts = T.TrainOptions(eta=eta, epochs=epochs, mini_batch=mini_batch, lmbda=lmbda,
-                              optimizer=optimizer, cost=cost, early_stop=early_stop,
-                              eta_schedule=eta_schedule, monitor=monitor, seed=seed,
-                              out=out, metrics=metrics, plot=plot, json_out=json_out)  # fmt: skip
-        ds, train, val = T.prepare_data(dataset, train_size, validation, seed)
+        from cvtool.data.datasets import load_dataset
+        from cvtool.nn.cnn import mlp_model
+        from cvtool.nn.train import train
         from cvtool.shapes import flatten_output
 
+        xp, dt = B.get_xp(backend), B.resolve_dtype(dtype)
+        ds = load_dataset(dataset)
         (input_size,) = flatten_output(ds.image_shape)
-        model = model_from_layers(layers, activation, cost, init, input_size)
-        T.run_training("train-mlp", model, ds, train, val, opts, xp=xp, dtype=dt)
+        model = mlp_model(layers, input_size, activation=activation, cost=cost, init=init)
+        with T.Reporter("train-mlp", json_out) as reporter:
+            result = train(model, ds, epochs=epochs, batch_size=mini_batch, optimizer=optimizer,
+                           eta=eta, lmbda=lmbda, cost=cost, validation=validation,
+                           train_size=train_size, early_stop=early_stop,
+                           eta_schedule=eta_schedule, monitor=monitor, seed=seed, out=out,
+                           metrics=metrics, plot=plot, callbacks=[reporter], xp=xp, dtype=dt,
+                           title=f"train-mlp on {ds.name}")  # fmt: skip
+    T.render_result("train-mlp", result, json_out)

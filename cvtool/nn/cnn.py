@@ -1,5 +1,7 @@
-"""The library side of ``train-cnn``: models from specs or presets, fine-tuning, augmentation.
+"""Models for the trainers: from specs, presets or Nielsen's sizes; fine-tuning, augmentation.
 
+- :func:`mlp_model` builds an (unbuilt) Sequential from Nielsen's layer sizes
+  (``784,30,10``, the output activation matching the cost) or from a spec;
 - :func:`cnn_model` builds an (unbuilt) :class:`~cvtool.nn.model.Sequential` from
   an architecture spec or one of the presets in :data:`cvtool.nn.spec.PRESETS`.
 - :func:`finetune_model` reuses a saved model: it returns a built model with
@@ -28,6 +30,7 @@ from cvtool.shapes import flatten_output
 # Default learning rates per optimiser; fine-tuning uses a tenth of them.
 DEFAULT_ETA = {"adam": 1e-3, "momentum": 0.01, "sgd": 0.1}
 FINETUNE_FACTOR = 0.1
+DEFAULT_PRESET = "nielsen-ch6"
 
 
 def default_eta(optimizer: str, finetune: bool = False) -> float:
@@ -81,6 +84,58 @@ def cnn_model(text: str, input_shape: tuple[int, ...], init: str | None = None):
         specs = [S.LayerSpec("input", {"shape": tuple(input_shape)}, f"input:{shape}"), *specs]
     text = ", ".join(s.text for s in specs)
     return Sequential.from_spec(specs, init=init, spec_text=text)
+
+
+def mlp_model(layers: str, input_size: int, *, activation: str = "sigmoid",
+              cost: str = "cross-entropy", init: str | None = None):  # fmt: skip
+    """An unbuilt Sequential from Nielsen's sizes ('784,30,10') or a spec text / preset.
+
+    Parameters
+    ----------
+    layers : '784,30,10' (sizes: hidden layers use `activation`, the output
+        layer the cost's matching activation: sigmoid for cross-entropy,
+        softmax for log-likelihood, else `activation`), or a spec, preset or '@file'.
+    input_size : values per example of the data (784 for 28x28 images); the
+        first size must equal it.
+    """
+    from cvtool.nn.losses import get_loss
+    from cvtool.nn.model import Sequential
+
+    text = S.PRESETS.get(layers, layers)
+    if ":" not in text and any(p.strip().isdigit() for p in text.split(",")):  # 784,30,10
+        specs = S.layers_from_sizes(text, activation)
+        if specs[0]["shape"] != (input_size,):
+            raise CvtoolError(
+                f"The first --layers size must be the input size {input_size}. "
+                f"Got {specs[0]['shape'][0]} in {layers!r}."
+            )
+        out_act = get_loss(cost).fused or activation  # the cost's matching output activation
+        last = specs[-1]
+        specs[-1] = S.LayerSpec("dense", {**last.args, "activation": out_act},
+                                f"dense:{last['units']}:{out_act}")  # fmt: skip
+        return Sequential.from_spec(specs, init=init)
+    return Sequential.from_spec(S.parse_spec(text), (input_size,), init=init)
+
+
+def make_model(arch: str | None = None, preset: str | None = None, image_shape=(28, 28, 1), *,
+               init: str | None = None, init_from=None, freeze: int = 0,
+               replace_head: int | None = None, xp=None, dtype="float32",
+               seed: int | None = 0):  # fmt: skip
+    """train-cnn's model: from --arch or --preset (default nielsen-ch6), or fine-tuned.
+
+    With `init_from` (a saved model) the result is :func:`finetune_model`'s
+    (built, weights copied, `freeze` layers frozen, head replaced); otherwise an
+    unbuilt :func:`cnn_model` for images of `image_shape`. Option combinations
+    that make no sense are refused here.
+    """
+    if init_from is None:
+        if freeze or replace_head is not None:
+            raise CvtoolError("--freeze and --replace-head need --init-from MODEL.")
+        return cnn_model(spec_text(arch, preset, DEFAULT_PRESET), image_shape, init=init)
+    if arch is not None or preset is not None:
+        raise CvtoolError("--init-from takes the saved model's network; drop --arch/--preset.")
+    return finetune_model(init_from, freeze=freeze, replace_head=replace_head, xp=xp,
+                          dtype=dtype, seed=seed)  # fmt: skip
 
 
 def _head_index(specs: list) -> int:

@@ -101,16 +101,19 @@ class Sequential:
         return names
 
     def summary(self) -> list[dict]:
-        """Rows (name, type, output shape, weights, biases, params, trainable), no data needed."""
-        rows, shape = [], self.input_shape
-        for name, layer in zip(self.layer_names(), self.layers, strict=True):
-            w, b = layer.param_count(shape)
-            shape = layer.output_shape(shape)
-            label = type(layer).__name__
-            if isinstance(layer, L.Activation):
-                label += f"({layer.name})"
-            rows.append({"name": name, "type": label, "output_shape": shape, "weights": w,
-                         "biases": b, "params": w + b, "trainable": layer.trainable})  # fmt: skip
+        """Layer rows from the one summary walker (``cvtool.summary.summarize``, as
+        ``layer-calc net`` prints them) for the model's spec; no data needed.
+
+        A frozen layer's parameters count as non-trainable.
+        """
+        from cvtool.nn.spec import parse_spec
+        from cvtool.summary import summarize
+
+        rows = summarize(parse_spec(self.spec_text), self.input_shape, floor=True)["rows"]
+        frozen = iter(not layer.trainable for layer in self.param_layers)
+        for row in rows:
+            if row["weights"] + row["biases"] and next(frozen, False):
+                row["non_trainable"], row["trainable"] = row["params"], 0
         return rows
 
     def count_params(self) -> int:
@@ -143,12 +146,6 @@ class Sequential:
         for layer in self.layers:
             x = layer.forward(x, training)
         return x
-
-    def backward(self, dout, stop: int = 0):
-        """Backpropagate dC/d(output) through layers[stop:] (top down)."""
-        for layer in reversed(self.layers[stop:]):
-            dout = layer.backward(dout)
-        return dout
 
     def prepare(self, x):
         """Inputs as floats of the model's dtype on its device, shaped (N, *input_shape).

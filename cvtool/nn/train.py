@@ -1,0 +1,326 @@
+"""The one training call every trainer uses: :func:`train`.
+
+``train(model, dataset, ...)`` does what ``cvtool train-mlp`` and
+``cvtool train-cnn`` do, as library code a Python user can call:
+
+1. checks every option and output path before any work (nothing is trained
+   and nothing is printed when one is wrong);
+2. carves the validation split from the training set (seeded, stratified;
+   never from the test set), optionally after keeping the first
+   ``train_size`` images;
+3. builds the model (unless it comes built, e.g. for fine-tuning) and checks
+   that its output has one unit per class;
+4. fits it with the callbacks given, plus :class:`ModelCheckpoint` when
+   ``out`` is given (the model is saved, atomically, each time validation
+   accuracy improves, as Keras' ``ModelCheckpoint(save_best_only=True)``);
+   the BLAS/thread policy of :func:`cvtool.nn._parallel.training_threads`
+   applies, the same for every trainer;
+5. applies the NaN policy: a cost that becomes NaN or infinite stops the run
+   with a :class:`~cvtool.errors.CvtoolError` that suggests a smaller eta,
+   after the history so far was written to ``metrics``;
+6. evaluates the test split once, at the end (Ctrl-C during ``fit`` stops it
+   cleanly: the best weights so far are restored, evaluated and saved, and the
+   result says ``stopped == 'interrupted'``);
+7. writes the model (``out``), the per-epoch history (``metrics``, CSV or
+   JSON) and the learning curves (``plot``, PNG), and returns a
+   :class:`TrainResult`.
+
+The library prints nothing: progress reaches the caller through callbacks.
+Left out: learning-rate warm-up, mixed precision, multi-GPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cvtool import backend
+from cvtool.errors import CvtoolError, check_choice
+from cvtool.fileio import atomic_write_text
+from cvtool.nn.fit import MONITORS, Callback, History
+
+METRICS_SUFFIXES = (".csv", ".json")
+
+
+class CallbackList(Callback):
+    """Several callbacks called in order, as one."""
+
+    def __init__(self, callbacks):
+        self.callbacks = [c for c in callbacks if c is not None]
+
+    def on_train_begin(self, model, info):
+        for c in self.callbacks:
+            c.on_train_begin(model, info)
+
+    def on_epoch_begin(self, epoch, steps):
+        for c in self.callbacks:
+            c.on_epoch_begin(epoch, steps)
+
+    def on_progress(self, epoch, done, steps):
+        for c in self.callbacks:
+            c.on_progress(epoch, done, steps)
+
+    def on_epoch_end(self, record, model, improved):
+        for c in self.callbacks:
+            c.on_epoch_end(record, model, improved)
+
+
+class ModelCheckpoint(Callback):
+    """Save the model to `path` (atomically) each time the monitored metric improves."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.saved = 0
+
+    def on_epoch_end(self, record, model, improved):
+        if improved:
+            model.save(self.path)
+            self.saved += 1
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the trained model and everything said about the run."""
+
+    model: object
+    dataset: str
+    history: History
+    n_train: int
+    n_val: int
+    test: dict | None = None
+    checkpoints: int = 0
+    out: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def stopped(self) -> str:
+        return self.history.stopped
+
+    @property
+    def interrupted(self) -> bool:
+        return self.history.stopped == "interrupted"
+
+    def rows(self) -> list[dict]:
+        """Per-epoch records with gradient norms as 'grad_norm:LAYER' columns."""
+        return flat_records(self.history.records)
+
+    def to_dict(self) -> dict:
+        """The run as plain data (the trainers' ``--json`` document, less the command)."""
+        model, hist, test = self.model, self.history, self.test
+        seconds = [r["train_seconds"] for r in hist.records]
+        return {
+            "dataset": self.dataset,
+            "backend": backend.backend_name(model.xp),
+            "dtype": str(model.dtype),
+            "spec": model.spec_text,
+            "params": model.count_params(),
+            "layers": model.summary(),
+            "config": model.meta.get("training", {}),
+            "train": self.n_train,
+            "validation": self.n_val,
+            "epochs_run": len(hist.records),
+            "stopped": hist.stopped,
+            "best_epoch": hist.best_epoch,
+            "restored_best": hist.restored_best,
+            "train_seconds_per_epoch": statistics.median(seconds) if seconds else None,
+            "test_accuracy": None if test is None else test["accuracy"],
+            "test_cost": None if test is None else test["cost"],
+            "n_test": 0 if test is None else test["n"],
+            "model": None if self.out is None else str(self.out),
+            "history": self.rows(),
+            **self.extra,
+        }
+
+
+def flat_records(records: list[dict]) -> list[dict]:
+    """Per-epoch rows with gradient norms as 'grad_norm:LAYER' columns."""
+    rows = []
+    for r in records:
+        row = {k: v for k, v in r.items() if k != "grad_norms"}
+        for name, v in r.get("grad_norms", {}).items():
+            row[f"grad_norm:{name}"] = v
+        rows.append(row)
+    return rows
+
+
+def write_history(path, records: list[dict]) -> None:
+    """Per-epoch metrics as CSV (one row per epoch) or JSON ({"epochs": [...]}), by suffix."""
+    path = Path(path)
+    check_choice("metrics suffix", path.suffix.lower(), METRICS_SUFFIXES)
+    rows = flat_records(records)
+    if path.suffix.lower() == ".json":
+        atomic_write_text(path, json.dumps({"epochs": rows}, indent=2) + "\n")
+        return
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+def check_outputs(out=None, metrics=None, plot=None) -> None:
+    """Refuse output names that cannot be written as asked, before any training."""
+    if out is not None and Path(out).suffix != ".npz":
+        raise CvtoolError(f"--out must end in .npz. Got {str(out)!r}; e.g. --out model.npz.")
+    if metrics is not None and Path(metrics).suffix.lower() not in METRICS_SUFFIXES:
+        raise CvtoolError(f"--metrics must end in .csv or .json. Got {str(metrics)!r}.")
+    if plot is not None and Path(plot).suffix.lower() != ".png":
+        raise CvtoolError(f"--plot must end in .png. Got {str(plot)!r}.")
+
+
+def parse_monitor(monitor) -> tuple | None:
+    """'val-cost,gradients' or a sequence -> a tuple of names; 'all' -> every monitor."""
+    if monitor is None or isinstance(monitor, tuple | list):
+        return None if monitor is None else tuple(monitor)
+    if monitor.strip() == "all":
+        return MONITORS
+    return tuple(p.strip() for p in monitor.split(",") if p.strip())
+
+
+def split_data(ds, train_size: int | None = None, validation=0, seed: int | None = 0):
+    """((x_train, y_train), (x_val, y_val) or None): validation carved from the training set.
+
+    Parameters
+    ----------
+    ds : Dataset
+    train_size : keep only the first N training images first (None: all).
+    validation : a count (1000), a fraction (0.1), 0/None for none, or that as text.
+    seed : seeds the stratified split.
+    """
+    from cvtool.data.datasets import parse_validation, stratified_split
+    from cvtool.errors import check_int
+
+    x, y = ds.x_train, ds.y_train
+    if train_size is not None:
+        check_int("train-size", train_size, low=1, high=len(x), hint=f"({ds.name})")
+        x, y = x[:train_size], y[:train_size]
+    val = parse_validation(None if validation is None else str(validation))
+    if not val:
+        return (x, y), None
+    train_idx, val_idx = stratified_split(y, val, seed)
+    return (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx])
+
+
+def train(
+    model,
+    dataset,
+    *,
+    epochs: int = 30,
+    batch_size: int = 10,
+    optimizer="sgd",
+    eta: float | None = None,
+    lmbda: float = 0.0,
+    cost: str = "cross-entropy",
+    validation=0,
+    train_size: int | None = None,
+    early_stop: int = 0,
+    eta_schedule: int = 0,
+    monitor=None,
+    seed: int | None = 0,
+    transform=None,
+    out=None,
+    metrics=None,
+    plot=None,
+    callbacks=(),
+    xp=None,
+    dtype="float32",
+    title: str = "",
+) -> TrainResult:
+    """Train `model` on `dataset`, test it once, write what was asked; see the module text.
+
+    Parameters
+    ----------
+    model : Sequential, built or not (an unbuilt one is built on `xp` in
+        `dtype` with `seed`).
+    dataset : a Dataset, or a dataset name or path for ``load_dataset``.
+    epochs, batch_size, lmbda, early_stop, eta_schedule, seed, transform :
+        as in :func:`cvtool.nn.fit.fit`.
+    optimizer : 'sgd', 'momentum', 'adam' or an ``optim.Optimizer``.
+    eta : learning rate (None: the optimiser's default, ``cnn.DEFAULT_ETA``, a tenth
+        of it for a fine-tuned model).
+    cost : cost name (quadratic, cross-entropy, log-likelihood).
+    validation : validation split: count, fraction, 0 for none.
+    train_size : use only the first N training images.
+    monitor : names from ``fit.MONITORS``, a comma list, 'all' or None.
+    out, metrics, plot : model file (.npz, checkpointed at each improvement),
+        history (.csv/.json) and learning curves (.png), or None.
+    callbacks : ``fit`` callbacks (progress, reporting), called in order.
+    xp, dtype : backend module and float type for an unbuilt model.
+    title : the plot's title.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    CvtoolError
+        Bad options or outputs (before any work), a network whose output does
+        not fit the classes, or a cost that became NaN/infinite.
+    """
+    from cvtool.data.datasets import Dataset, load_dataset
+    from cvtool.nn.cnn import default_eta
+    from cvtool.nn.conv import training_threads
+    from cvtool.nn.optim import get_optimizer
+
+    check_outputs(out, metrics, plot)
+    ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    if isinstance(optimizer, str):
+        if eta is None:  # a tenth of the default when fine-tuning a saved model
+            eta = default_eta(optimizer, finetune="finetuned_from" in model.meta)
+        opt = get_optimizer(optimizer, eta, lmbda)
+    else:
+        opt = optimizer
+    train_xy, val_xy = split_data(ds, train_size, validation, seed)
+    if model.xp is None:
+        model.build(xp, dtype, seed=seed)
+    model.class_names = tuple(ds.class_names)
+    k = model.output_shape[-1]
+    if len(model.output_shape) != 1 or k < ds.num_classes:
+        raise CvtoolError(
+            f"The network's output {model.output_shape} must be ({ds.num_classes},): one unit per "
+            f"class of {ds.name}. Change the last layer's size."
+        )
+    model.meta["dataset"] = ds.name
+    checkpoint = ModelCheckpoint(out) if out is not None else None
+    numpy = backend.backend_name(model.xp) == "numpy"
+    with training_threads() if numpy else contextlib.nullcontext():
+        hist = model.fit(
+            train_xy[0], train_xy[1], epochs=epochs, batch_size=batch_size, optimizer=opt,
+            loss=cost, validation=val_xy, early_stop=early_stop, eta_schedule=eta_schedule,
+            monitor=parse_monitor(monitor), callback=CallbackList([*callbacks, checkpoint]),
+            seed=seed, transform=transform,
+        )  # fmt: skip
+        if hist.stopped == "nan":
+            if metrics is not None:  # the diverging epochs are worth keeping
+                write_history(metrics, hist.records)
+            last = hist.records[-1]
+            kept = f"; the best model so far is in {out}" if checkpoint and checkpoint.saved else ""
+            raise CvtoolError(
+                f"the cost became NaN or infinite at epoch {last['epoch']}: eta {last['eta']:g} "
+                f"is too large for this network; try --eta {last['eta'] / 10:g}{kept}."
+            )
+        test = None
+        if len(ds.x_test):
+            test = model.evaluate(ds.x_test, ds.y_test, cost)  # the one look at the test split
+            model.meta["metrics"] = {"test_accuracy": test["accuracy"], "test_cost": test["cost"]}
+    if out is not None:
+        model.save(out)
+    if metrics is not None:
+        write_history(metrics, hist.records)
+    if plot is not None:
+        from cvtool.plots import plot_history
+
+        plot_history(hist.records, plot, title=title or f"training on {ds.name}")
+    return TrainResult(
+        model=model, dataset=ds.name, history=hist, n_train=len(train_xy[0]),
+        n_val=0 if val_xy is None else len(val_xy[0]), test=test,
+        checkpoints=checkpoint.saved if checkpoint else 0,
+        out=None if out is None else Path(out),
+    )  # fmt: skip
