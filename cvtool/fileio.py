@@ -1,14 +1,31 @@
-"""Atomic writes (nothing the user had is lost when a write fails half-way), and
-the one "input file must exist" check the readers share.
+"""Files in and out: atomic, symlink-safe writes; '-' and streams; output checks.
 
-Every file cvtool writes goes to a temporary name in the same folder first
-and is renamed over the target only once complete (``os.replace`` is atomic on
-POSIX and Windows within one file system).
+The rules every command follows (docs/files.md says them for users):
+
+- **Atomic**: a regular file is written to a temporary name in the folder of
+  its final place and renamed over it only once complete (``os.replace``), so
+  a failed or interrupted write leaves what was there before.
+- **Symlinks are kept**: writing to a symlink updates its target (atomically,
+  in the target's folder); the link itself is never replaced.
+- **Streams are written directly**: ``-`` is stdout, and an existing path that
+  is not a regular file (a FIFO, ``/dev/stdout``, a character device, a
+  process substitution) is opened and written once, never renamed over.
+- **Inputs**: ``-`` is stdin; FIFOs and ``/dev/fd/N`` are read once, without
+  seeking (:func:`read_bytes` reads them whole).
+- **Checked first**: :func:`check_output` refuses, before any work, an output
+  whose folder is missing, is not a folder or cannot be written, a path that
+  is a folder, and an existing regular file unless ``overwrite`` (``--force``)
+  is given. :func:`check_outputs` also refuses two outputs on stdout.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
+import stat
+import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,26 +41,147 @@ def existing_file(path: str | os.PathLike, what: str = "File") -> Path:
     return path
 
 
+STDIO = "-"
+
+
+def is_stdio(path) -> bool:
+    """True for '-' (stdin or stdout)."""
+    return str(path) == STDIO
+
+
+def _is_stream(path: Path) -> bool:
+    """An existing path that is not a regular file or a folder (FIFO, device, /dev/stdout)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def _final(path: Path) -> Path:
+    """Where a write to `path` lands: a symlink's target (followed to the end), else path."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def _is_stdout(path) -> bool:
+    if is_stdio(path):
+        return True
+    try:
+        return os.path.samefile(path, "/dev/stdout")
+    except OSError:
+        return False
+
+
+def check_output(path, *, overwrite: bool = False, what: str = "output") -> Path | str:
+    """`path` if a result can be written there; a one-line CvtoolError if not.
+
+    Run it before any work starts. '-' and existing streams always pass; a
+    regular file that exists passes only with `overwrite`; its folder must
+    exist (it is not created) and take a new file.
+    """
+    if is_stdio(path):
+        return STDIO
+    path = Path(path)
+    if _is_stream(path):
+        return path
+    final = _final(path)
+    if final.is_dir():
+        raise CvtoolError(f"The {what} {str(path)!r} is a folder; give a file name.")
+    if final.exists() and not overwrite:
+        raise CvtoolError(
+            f"The {what} {str(path)!r} exists; add --force to replace it, or choose another name."
+        )
+    parent = final.parent
+    if not parent.exists():
+        raise CvtoolError(f"The {what}'s folder {str(parent)!r} does not exist; create it first.")
+    if not parent.is_dir():
+        raise CvtoolError(f"The {what}'s folder {str(parent)!r} is not a folder.")
+    try:  # the honest test (as root, permission bits say nothing): can a file be made here?
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as exc:
+        raise CvtoolError(
+            f"The {what}'s folder {str(parent)!r} cannot be written ({exc.strerror})."
+        ) from None
+    return path
+
+
+def check_outputs(*paths) -> None:
+    """Refuse two outputs that both go to stdout ('-' or /dev/stdout); None entries are skipped."""
+    to_stdout = [str(p) for p in paths if p is not None and _is_stdout(p)]
+    if len(to_stdout) > 1:
+        raise CvtoolError(
+            f"Only one output can go to stdout; {' and '.join(map(repr, to_stdout))} both do."
+        )
+
+
+def read_bytes(path) -> bytes:
+    """The whole content of a file, '-' (stdin) or a stream, read once without seeking."""
+    if is_stdio(path):
+        return sys.stdin.buffer.read()
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise CvtoolError(f"File not found: {path}") from None
+    except IsADirectoryError:
+        raise CvtoolError(f"{path} is a folder, not a file.") from None
+    except OSError as exc:
+        raise CvtoolError(f"Cannot read {path}: {exc.strerror}.") from None
+
+
+def read_text(path) -> str:
+    """Like :func:`read_bytes`, decoded as UTF-8 (a clear error for binary data)."""
+    try:
+        return read_bytes(path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise CvtoolError(f"{path} is not a UTF-8 text file.") from None
+
+
+def seekable(path) -> io.BytesIO | Path:
+    """A path for readers that seek (np.load, zip): regular files as they are,
+    '-' and streams read once into memory."""
+    if is_stdio(path) or _is_stream(Path(path)):
+        return io.BytesIO(read_bytes(path))
+    return Path(path)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` if the block succeeds.
+    """Yield a temporary path to write; on success it becomes `path` (see the module rules).
 
     The temporary name keeps the suffix, so writers that choose a format by
-    extension (Pillow, np.savez, matplotlib) still see the right one.
+    extension (Pillow, np.savez, matplotlib) still see the right one. For '-'
+    and streams the finished bytes are copied to stdout or the stream; for a
+    symlink the target is replaced and the link kept. Nothing is created when
+    the block fails.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{''.join(path.suffixes)}")
+    if is_stdio(path) or _is_stream(Path(path)):
+        with tempfile.TemporaryDirectory(prefix="cvtool-") as folder:
+            tmp = Path(folder) / f"out{''.join(Path(str(path)).suffixes)}"
+            yield tmp
+            with open(tmp, "rb") as src:
+                if is_stdio(path):
+                    sys.stdout.flush()
+                    shutil.copyfileobj(src, sys.stdout.buffer)
+                    sys.stdout.buffer.flush()
+                else:
+                    with open(path, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+        return
+    final = _final(Path(path))
+    tmp = final.with_name(f".{final.stem}.tmp-{os.getpid()}{''.join(final.suffixes)}")
     try:
         yield tmp
-        os.replace(tmp, path)
+        if final.exists():  # keep the permissions the user gave the file
+            shutil.copymode(final, tmp)
+        os.replace(tmp, final)
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
-    """Write bytes to `path` atomically."""
+    """Write bytes to `path` by the module's rules ('-' is stdout)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         fh.write(payload)
         fh.flush()
@@ -51,5 +189,5 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write text (UTF-8) to `path` atomically."""
+    """Write text (UTF-8) to `path` by the module's rules ('-' is stdout)."""
     atomic_write_bytes(path, text.encode("utf-8"))

@@ -100,6 +100,7 @@ def download(
         a checksum mismatch. `dest` is then untouched and no temporary file remains.
     """
     dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)  # the cache folder is cvtool's own
     request = urllib.request.Request(url, headers={"User-Agent": "cvtool"})
     digest = hashlib.md5(usedforsecurity=False)
     received = 0

@@ -144,6 +144,7 @@ def write_idx_folder(dataset, folder: str | os.PathLike) -> list[Path]:
     from cvtool.data.datasets import IDX_FILES
 
     folder = Path(folder)
+    folder.mkdir(exist_ok=True)  # the output is this folder; its parent must exist
     written = []
     for key, fname in IDX_FILES.items():
         array = np.asarray(getattr(dataset, key))
