@@ -370,3 +370,32 @@ def test_sigmoid_tanh_fallback_matches_expit(monkeypatch):
     monkeypatch.setattr(activations, "_EXPIT", [None])
     slow = activations.Sigmoid().forward(z)
     assert np.allclose(fast, slow, rtol=1e-12, atol=1e-15)
+
+
+def test_running_train_metrics_are_the_epochs_own_outputs_and_exact_ones_a_full_pass():
+    """Default: the mean cost/accuracy of the outputs the steps produced (no extra
+    pass); exact_train_metrics: a full pass with the end-of-epoch weights."""
+    from cvtool.data.datasets import load_dataset
+    from cvtool.nn.losses import get_loss
+
+    ds = load_dataset("mnist-sample")
+    x, y = ds.x_train[:300], ds.y_train[:300]
+
+    def run(exact):
+        model = Sequential.from_spec(parse_spec("input:784, dense:10:softmax")).build(np, "float64")
+        hist = model.fit(x, y, epochs=1, batch_size=300, loss="log-likelihood", shuffle=False,
+                         exact_train_metrics=exact, optimizer=SGD(0.1))  # fmt: skip
+        return model, hist.records[0]
+
+    # one step per epoch: the running figures are those of the weights before the step
+    before = Sequential.from_spec(parse_spec("input:784, dense:10:softmax")).build(np, "float64")
+    a = before.forward(before.prepare(x))
+    Y = before.one_hot(y)
+    _, running = run(False)
+    assert running["train_cost"] == pytest.approx(get_loss("log-likelihood").fn(a, Y), rel=1e-12)
+    assert running["train_accuracy"] == pytest.approx(float((a.argmax(1) == y).mean()))
+    model, exact = run(True)
+    after = model.forward(model.prepare(x))
+    assert exact["train_cost"] == pytest.approx(get_loss("log-likelihood").fn(after, Y), rel=1e-12)
+    assert exact["train_cost"] < running["train_cost"]  # the step lowered the cost
+    assert model.meta["training"]["train_metrics"] == "exact pass"

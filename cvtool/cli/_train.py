@@ -71,6 +71,15 @@ MonitorOpt = Annotated[
         show_default=False,
     ),
 ]
+ExactOpt = Annotated[
+    bool,
+    typer.Option(
+        "--exact-train-metrics",
+        help="Measure training cost/accuracy with a full pass after each epoch (Nielsen's "
+        "monitor_training_accuracy) instead of the free running average of the epoch's "
+        "mini-batches (Keras).",
+    ),
+]
 OutOpt = Annotated[
     Path | None,
     typer.Option("--out", help="Save the model here (.npz; checkpointed at each improvement)."),
@@ -146,7 +155,8 @@ class Reporter:
         render.header(self.command, dataset=model.meta.get("dataset"),
                       backend=backend.backend_name(model.xp), dtype=str(model.dtype),
                       train=info["n_train"], validation=info["n_val"],
-                      params=model.count_params())  # fmt: skip
+                      params=model.count_params(),
+                      train_metrics=info["train_metrics"])  # fmt: skip
         render.render({}, json_out=False, tables=[layer_table(model)], summary={})
 
     def on_epoch_begin(self, epoch: int, steps: int) -> None:

@@ -46,6 +46,7 @@ def train_mlp_cmd(
     backend: BackendOpt = None,
     dtype: DtypeOpt = "float32",
     monitor: T.MonitorOpt = None,
+    exact_train_metrics: T.ExactOpt = False,
     out: T.OutOpt = None,
     metrics: T.MetricsOpt = None,
     plot: T.PlotOpt = None,
@@ -72,7 +73,8 @@ def train_mlp_cmd(
             result = train(model, ds, epochs=epochs, batch_size=mini_batch, optimizer=optimizer,
                            eta=eta, lmbda=lmbda, cost=cost, validation=validation,
                            train_size=train_size, early_stop=early_stop,
-                           eta_schedule=eta_schedule, monitor=monitor, seed=seed, out=out,
+                           eta_schedule=eta_schedule, monitor=monitor,
+                           exact_train_metrics=exact_train_metrics, seed=seed, out=out,
                            metrics=metrics, plot=plot, callbacks=[reporter], xp=xp, dtype=dt,
                            title=f"train-mlp on {ds.name}")  # fmt: skip
     T.render_result("train-mlp", result, json_out)

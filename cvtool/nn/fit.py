@@ -8,6 +8,15 @@ that matches the cost (sigmoid + cross-entropy, softmax + log-likelihood) the
 output error is ``a - y`` and the activation's own backward is skipped; SGD's
 eta rides on that error (one multiply per step instead of one per array).
 
+Training cost and accuracy are, by default, running averages over the
+epoch's mini-batches, as Keras reports them: each step's outputs are kept
+(one small copy) and scored once at the epoch's end, so they cost no extra
+forward pass; they describe the network as it changed during the epoch, with
+dropout and augmentation active. ``exact_train_metrics=True`` measures them
+instead with a full extra pass over the training set after the epoch, as
+Nielsen's ``monitor_training_accuracy`` does. The L2 term is added with the
+weights at the epoch's end in both cases.
+
 After each epoch it computes the monitored costs and accuracies, and stops on
 a NaN/infinite cost, after ``early_stop`` epochs without improvement, when the
 plateau schedule has brought eta below eta0/128, or on Ctrl-C; in each of
@@ -89,6 +98,7 @@ def fit(
     seed: int | None = 0,
     shuffle: bool = True,
     transform=None,
+    exact_train_metrics: bool = False,
 ) -> History:
     """Train with mini-batch gradient descent.
 
@@ -115,6 +125,8 @@ def fit(
         return an array of the same shape (e.g. random augmentation). It may
         overwrite its argument (a reused buffer). Monitored metrics, validation
         and prediction see the inputs untransformed.
+    exact_train_metrics : measure the training cost and accuracy with a full
+        pass after each epoch instead of as running averages (module text).
 
     Returns
     -------
@@ -161,9 +173,11 @@ def fit(
     tail = model.layers[first:top][::-1]
     grad_probe = min(n, 1000)
 
+    running = not exact_train_metrics and ("train-cost" in monitor or "train-accuracy" in monitor)
     model.meta["training"] = {
         "cost": loss_cls.name, "epochs": epochs, "batch_size": batch_size,
         "n_train": n, "n_val": 0 if xv is None else len(xv), "seed": seed,
+        "train_metrics": "running average" if not exact_train_metrics else "exact pass",
         "early_stop": early_stop, "eta_schedule": eta_schedule, **opt.config(),
     }  # fmt: skip
     cb.on_train_begin(model, dict(model.meta["training"], monitor=list(monitor)))
@@ -176,6 +190,7 @@ def fit(
     xbuf = xp.empty((batch_size, *model.input_shape), dtype=model.dtype)
     ybuf = xp.empty((batch_size, Y.shape[1]), dtype=model.dtype)
     dbuf = xp.empty_like(ybuf)
+    abuf = xp.empty((n, Y.shape[1]), dtype=model.dtype) if running else None  # step outputs
     # SGD's eta rides on the output error (backprop is linear in it): one multiply
     # of an (m, K) array per step instead of one per parameter array.
     prescaled = opt.prescale != 1.0
@@ -206,6 +221,8 @@ def fit(
                     if transform is not None:
                         xb = transform(xb)
                     a = forward(xb, True)
+                    if running:
+                        abuf[s * batch_size : (s + 1) * batch_size] = a
                     d = xp.subtract(a, yb, out=dbuf) if fused else loss_cls.grad(a, yb)
                     d *= scale
                 else:  # the last, smaller mini-batch
@@ -213,6 +230,8 @@ def fit(
                     if transform is not None:
                         xb = transform(xb)
                     a = forward(xb, True)
+                    if running:
+                        abuf[s * batch_size :] = a
                     d = (a - yb) if fused else loss_cls.grad(a, yb)
                     d *= scale * batch_size / len(idx)
                 for layer in tail:
@@ -222,7 +241,10 @@ def fit(
                     cb.on_progress(epoch, s + 1, steps)
             backend.synchronize(xp)
             record = {"epoch": epoch, "eta": opt.eta, "train_seconds": time.perf_counter() - t0}
-            _monitor(model, record, monitor, x, Y, xv, Yv, loss_cls, opt.lmbda, n, grad_probe)
+            if running:  # the epoch's outputs against the targets in the order they were seen
+                _running(model, record, monitor, abuf, ytake(order, axis=0), loss_cls, opt.lmbda, n)
+            _monitor(model, record, monitor, x, Y, xv, Yv, loss_cls, opt.lmbda, n, grad_probe,
+                     exact_train=not running)  # fmt: skip
             record["seconds"] = time.perf_counter() - t0
             hist.records.append(record)
             if not _finite(record) or not _params_finite(model):
@@ -258,8 +280,19 @@ def fit(
     return hist
 
 
-def _monitor(model, record, monitor, x, Y, xv, Yv, loss_cls, lmbda, n, grad_probe) -> None:
-    if "train-cost" in monitor or "train-accuracy" in monitor:
+def _running(model, record, monitor, a, Y, loss_cls, lmbda, n) -> None:
+    """Training cost and accuracy from the outputs the epoch's steps produced."""
+    from cvtool.nn.losses import l2_penalty
+
+    if "train-cost" in monitor:
+        record["train_cost"] = loss_cls.fn(a, Y) + l2_penalty(model._weights(), lmbda, n)
+    if "train-accuracy" in monitor:
+        record["train_accuracy"] = float((a.argmax(axis=1) == Y.argmax(axis=1)).mean())
+
+
+def _monitor(model, record, monitor, x, Y, xv, Yv, loss_cls, lmbda, n, grad_probe,
+             exact_train=True) -> None:  # fmt: skip
+    if exact_train and ("train-cost" in monitor or "train-accuracy" in monitor):
         cost, acc = model._measure(x, Y, loss_cls, lmbda, n)
         if "train-cost" in monitor:
             record["train_cost"] = cost

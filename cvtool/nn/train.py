@@ -224,6 +224,7 @@ def train(
     monitor=None,
     seed: int | None = 0,
     transform=None,
+    exact_train_metrics: bool = False,
     out=None,
     metrics=None,
     plot=None,
@@ -239,8 +240,8 @@ def train(
     model : Sequential, built or not (an unbuilt one is built on `xp` in
         `dtype` with `seed`).
     dataset : a Dataset, or a dataset name or path for ``load_dataset``.
-    epochs, batch_size, lmbda, early_stop, eta_schedule, seed, transform :
-        as in :func:`cvtool.nn.fit.fit`.
+    epochs, batch_size, lmbda, early_stop, eta_schedule, seed, transform,
+    exact_train_metrics : as in :func:`cvtool.nn.fit.fit`.
     optimizer : 'sgd', 'momentum', 'adam' or an ``optim.Optimizer``.
     eta : learning rate (None: the optimiser's default, ``cnn.DEFAULT_ETA``, a tenth
         of it for a fine-tuned model).
@@ -295,7 +296,7 @@ def train(
             train_xy[0], train_xy[1], epochs=epochs, batch_size=batch_size, optimizer=opt,
             loss=cost, validation=val_xy, early_stop=early_stop, eta_schedule=eta_schedule,
             monitor=parse_monitor(monitor), callback=CallbackList([*callbacks, checkpoint]),
-            seed=seed, transform=transform,
+            seed=seed, transform=transform, exact_train_metrics=exact_train_metrics,
         )  # fmt: skip
         if hist.stopped == "nan":
             if metrics is not None:  # the diverging epochs are worth keeping
