@@ -283,3 +283,29 @@ def test_cli_bad_inputs(cli, saved, tmp_path):
     assert ".onnx" in one_error_line(cli("export", saved, tmp_path / "a.npz"))
     assert "opset" in one_error_line(cli("export", saved, tmp_path / "a.onnx", "--opset", "99"))
     assert not (tmp_path / "a.onnx").exists()
+
+
+def test_predict_pipeline_same_for_npz_and_onnx(saved, tmp_path, mnist):
+    """What ``cvtool predict`` does with a model (read_inputs, predict_proba, predictions)
+    gives the same rows for the .npz and its export, through load_model."""
+    from PIL import Image
+
+    from cvtool.nn.export import load_model
+    from cvtool.nn.inference import predictions, read_inputs
+
+    out = tmp_path / "m.onnx"
+    export_onnx(Sequential.load(saved), out)
+    Image.fromarray(mnist.x_test[0]).save(tmp_path / "a.png")
+    np.save(tmp_path / "b.npy", mnist.x_test[1:4])
+    rows = {}
+    for path in (saved, out):
+        model = load_model(path)
+        x, names = read_inputs([tmp_path / "a.png", tmp_path / "b.npy"], model.input_shape)
+        rows[path.suffix] = (names, predictions(model.predict_proba(x), model.class_names, 3))
+    assert type(load_model(out)).__name__ == "OnnxModel"
+    (names_npz, npz), (names_onnx, onx) = rows[".npz"], rows[".onnx"]
+    assert names_npz == names_onnx and len(npz) == 4
+    for a, b in zip(npz, onx, strict=True):
+        assert (a["class"], a["name"]) == (b["class"], b["name"])
+        assert [t["class"] for t in a["top"]] == [t["class"] for t in b["top"]]
+        np.testing.assert_allclose(b["probabilities"], a["probabilities"], atol=TOL)

@@ -24,7 +24,8 @@ input layout and shape, the preprocessing rule (uint8 pixels divided by 255)
 and the spec. ``load_onnx(path)`` returns an :class:`OnnxModel` with the
 interface ``predict`` uses on a Sequential (``input_shape``, ``output_shape``,
 ``class_names``, ``predict_proba``, ``predict``), run by ONNX Runtime on the
-CPU. ``onnx`` and ``onnxruntime`` are imported inside the functions that need
+CPU; ``load_model(path)`` picks it for a .onnx path and ``Sequential.load``
+otherwise. ``onnx`` and ``onnxruntime`` are imported inside the functions that need
 them (the ``cvtool[onnx]`` extra), so importing cvtool never does.
 
 Left out: float16/int8 export, NCHW graph inputs, training graphs, importing
@@ -42,7 +43,7 @@ import numpy as np
 from cvtool.errors import CvtoolError, check_int
 
 DEFAULT_OPSET = 17
-MIN_OPSET = 13  # Softmax on one axis (13), Identity-free graph, LpPool with pads
+MIN_OPSET = 13  # Softmax over one axis (not "flatten to 2-D") since opset 13
 INSTALL_HINT = 'pip install "cvtool[onnx]"'
 META_PREFIX = "cvtool."
 PREPROCESS = "uint8 pixels are divided by 255; floats are used as they are"
@@ -438,3 +439,18 @@ def load_onnx(path, *, threads: int | None = None) -> OnnxModel:
         first = " ".join(str(exc).split())[:200]
         raise CvtoolError(f"{path} is not an ONNX model ONNX Runtime can run: {first}") from None
     return OnnxModel(session, path)
+
+
+def load_model(path, *, backend_name: str | None = None):
+    """A model to predict with: an .onnx file as an :class:`OnnxModel`, anything else
+    through ``Sequential.load`` (on `backend_name`).
+
+    Both offer ``input_shape``, ``output_shape``, ``class_names``, ``predict_proba``
+    and ``predict``, which is all ``cvtool predict`` uses. ONNX files always run on
+    ONNX Runtime's CPU provider (`backend_name` does not apply to them).
+    """
+    if Path(path).suffix.lower() == ".onnx":
+        return load_onnx(path)
+    from cvtool.nn.model import Sequential
+
+    return Sequential.load(path, backend_name=backend_name)
