@@ -115,7 +115,7 @@ def test_trained_model_matches(tmp_path, mnist):
     assert (got.argmax(axis=1) == mnist.y_test).mean() > 0.3  # it learnt something
 
 
-@pytest.mark.parametrize("opset", [13, 17, 18, 21])
+@pytest.mark.parametrize("opset", [13, 17, 18, 19])  # 19: the newest onnx 1.14 / ORT 1.16 know
 def test_opsets(opset, tmp_path, mnist):
     model = build(EVERY_LAYER, seed=2)
     expected, got = roundtrip(model, tmp_path / "m.onnx", mnist.x_test[:200], opset=opset)
@@ -255,7 +255,7 @@ def test_cli_export_json_and_runs(cli, saved, tmp_path, mnist):
 def test_cli_export_human_output_and_opset(cli, saved, tmp_path):
     result = cli("export", saved, tmp_path / "m.onnx", "--opset", "13")
     assert result.exit_code == 0, result.stderr
-    assert "Nx28x28x1" in result.stdout and "LpPool" not in result.stdout
+    assert "Nx28x28x1" in result.stdout and "MaxPool" in result.stdout
     assert onnx.load(str(tmp_path / "m.onnx")).opset_import[0].version == 13
 
 
