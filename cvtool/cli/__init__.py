@@ -18,6 +18,7 @@ from cvtool import __version__
 from cvtool.cli import (
     augment,
     data,
+    export,
     iou,
     knn,
     layer_calc,
@@ -139,6 +140,7 @@ app.command("augment")(augment.augment_cmd)
 app.add_typer(data.app, name="data")
 app.command("evaluate")(models.evaluate_cmd)
 app.command("predict")(models.predict_cmd)
+app.command("export")(export.export_cmd)
 app.add_typer(show.app, name="show")
 app.command("perceptron", help=perceptron.HELP)(perceptron.perceptron_cmd)
 
