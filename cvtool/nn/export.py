@@ -301,15 +301,14 @@ def export_onnx(model, path, *, opset: int = DEFAULT_OPSET, overwrite: bool = Fa
 
 
 def check_output(path, *, overwrite: bool = False) -> Path:
-    """`path` as a Path if an ONNX file may be written there (checked before any work)."""
+    """`path` as a Path if an ONNX file may be written there (checked before any work):
+    a name ending in .onnx, then the one output rule of ``cvtool.fileio.check_output``."""
+    from cvtool import fileio
+
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise CvtoolError(f"ONNX files end in .onnx. Got {str(path)!r}; e.g. model.onnx.")
-    if path.is_dir():
-        raise CvtoolError(f"{path} is a folder; give a file name ending in .onnx.")
-    if path.exists() and not overwrite:
-        raise CvtoolError(f"{path} exists; choose another output or overwrite it (--force).")
-    return path
+    return fileio.check_output(path, overwrite=overwrite, what="ONNX output")
 
 
 def export_file(model_path, out, *, opset: int = DEFAULT_OPSET, overwrite: bool = False) -> dict:
