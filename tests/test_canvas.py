@@ -373,3 +373,20 @@ def test_reader_missing_folder_and_split(tmp_path, written):
         read_canvas_set(tmp_path / "nope")
     with pytest.raises(CvtoolError, match="'split'"):
         read_canvas_set(written, "val")
+
+
+def test_docstring_examples():
+    import doctest
+
+    from cvtool.data import canvas, canvas_io
+
+    for mod in (canvas, canvas_io):
+        result = doctest.testmod(mod, extraglobs={"np": np})
+        assert result.failed == 0
+    assert doctest.testmod(canvas_io, extraglobs={"np": np}).attempted >= 2
+
+
+def test_info_is_json_and_names_the_options(splits):
+    info = json.loads(json.dumps(splits[0].info))
+    assert info["source"] == "mnist-sample" and info["split"] == "train" and info["seed"] == 3
+    assert info["size"] == [64, 64] and info["max_objects"] == 4
