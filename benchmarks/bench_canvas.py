@@ -5,8 +5,8 @@ The workload (issues 14 and 15): --n (default 2,000) 64x64 grey canvases with
 same canvases written as images/ + masks/ PNGs and COCO JSON with RLE masks.
 Rows:
 
-- generate        ``CanvasGenerator().sample(n)`` (the fresh-canvas stream a trainer draws per epoch)
-- generate+write  ``make_canvas_splits(n, 0)`` then ``write_canvas_set`` (what a make-canvas command does)
+- generate        ``CanvasGenerator().sample(n)``: the fresh canvases a trainer draws per epoch
+- generate+write  ``make_canvas_splits(n, 0)``, then ``write_canvas_set``: a make-canvas command
 - read            ``read_canvas_set(root, 'train')`` of that folder (boxes, classes, label maps)
 
 No anchor library makes such canvases; the numbers are absolute. Each row is

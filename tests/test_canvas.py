@@ -140,8 +140,16 @@ def test_stream_is_fresh_and_batch_independent(mnist):
 
 @pytest.mark.parametrize(("max_iou", "max_cover"), [(0.0, 0.0), (0.3, 0.4), (0.5, 1.0)])
 def test_overlap_rule(mnist, max_iou, max_cover):
-    cs = make_canvases(30, source=mnist, seed=2, max_iou=max_iou, max_cover=max_cover,
-                       min_objects=3, max_objects=3, size=56)  # fmt: skip
+    cs = make_canvases(
+        30,
+        source=mnist,
+        seed=2,
+        max_iou=max_iou,
+        max_cover=max_cover,
+        min_objects=3,
+        max_objects=3,
+        size=56,
+    )
     for boxes in cs.boxes:
         for i in range(len(boxes)):
             for j in range(i):
@@ -154,8 +162,17 @@ def test_overlap_rule(mnist, max_iou, max_cover):
 
 
 def test_options_shape_the_output(mnist):
-    cs = make_canvases(12, source=mnist, seed=0, size=(40, 56), channels=3, min_objects=0,
-                       max_objects=2, clutter=3, max_scale=1.2)  # fmt: skip
+    cs = make_canvases(
+        12,
+        source=mnist,
+        seed=0,
+        size=(40, 56),
+        channels=3,
+        min_objects=0,
+        max_objects=2,
+        clutter=3,
+        max_scale=1.2,
+    )
     assert cs.images.shape == (12, 40, 56, 3) and cs.label_maps.shape == (12, 40, 56)
     counts = [len(b) for b in cs.boxes]
     assert min(counts) == 0 and max(counts) <= 2
@@ -198,8 +215,14 @@ def test_bad_sources():
     )
     with pytest.raises(CvtoolError, match="no test images"):
         CanvasGenerator(empty, split="test")
-    colour = Dataset("c", np.zeros((4, 28, 28, 3), np.uint8), np.zeros(4, np.int64),
-                     np.zeros((4, 28, 28, 3), np.uint8), np.zeros(4, np.int64), ("a",))  # fmt: skip
+    colour = Dataset(
+        "c",
+        np.zeros((4, 28, 28, 3), np.uint8),
+        np.zeros(4, np.int64),
+        np.zeros((4, 28, 28, 3), np.uint8),
+        np.zeros(4, np.int64),
+        ("a",),
+    )
     with pytest.raises(CvtoolError, match="grey"):
         CanvasGenerator(colour)
     with pytest.raises(CvtoolError, match="'threshold'"):
@@ -240,8 +263,12 @@ def written(tmp_path_factory, splits):
 
 def test_layout_and_same_bytes(tmp_path, written, mnist):
     names = _files(written)
-    assert {"annotations/train.json", "annotations/test.json", "images/train/00001.png",
-            "masks/test/00012.png"} <= set(names)  # fmt: skip
+    assert {
+        "annotations/train.json",
+        "annotations/test.json",
+        "images/train/00001.png",
+        "masks/test/00012.png",
+    } <= set(names)
     again = make_canvas_splits(24, 12, source=mnist, seed=3)
     write_canvas_set(tmp_path / "b", train=again[0], test=again[1])
     assert _files(tmp_path / "b") == names
@@ -260,7 +287,9 @@ def test_pycocotools_reads_the_json(written, splits):
         for i, image_id in enumerate(cs.image_ids.tolist()):
             anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
             assert len(anns) == len(cs.boxes[i])
-            for a, box, label, mask in zip(anns, cs.boxes[i], cs.labels[i], cs.masks[i], strict=True):  # fmt: skip
+            for a, box, label, mask in zip(
+                anns, cs.boxes[i], cs.labels[i], cs.masks[i], strict=True
+            ):
                 got = coco.annToMask(a).astype(bool)
                 np.testing.assert_array_equal(got, mask)
                 assert a["area"] == got.sum() and a["iscrowd"] == 0
@@ -282,8 +311,9 @@ def test_read_round_trip(written, splits):
 
 
 def test_colour_and_empty_canvases_round_trip(tmp_path):
-    cs = make_canvases(6, source=_fake_source(), seed=0, channels=3, min_objects=0,
-                       max_objects=1, threshold=100)  # fmt: skip
+    cs = make_canvases(
+        6, source=_fake_source(), seed=0, channels=3, min_objects=0, max_objects=1, threshold=100
+    )
     write_canvas_set(tmp_path / "s", test=cs)
     back = read_canvas_set(tmp_path / "s", "test")
     np.testing.assert_array_equal(back.images, cs.images)

@@ -54,6 +54,10 @@ _REDRAWS = 10  # redraws of an object that fits nowhere, then a restart of the c
 _RESTARTS = 10
 _TRIAL_CANVASES = 8  # canvases of max_objects laid out up front to accept the options
 _CLUTTER_SIDES = (6, 14)  # fragment side in source pixels, inclusive
+_OPTION_KEYS = (
+    "split channels min_objects max_objects min_scale max_scale max_iou max_cover threshold "
+    "clutter noise max_tries seed"
+).split()
 
 
 @dataclass
@@ -153,20 +157,37 @@ class CanvasGenerator:
         On any option that cannot work, before a canvas is drawn.
     """
 
-    def __init__(self, source: Dataset | str = "mnist-sample", *, split: str = "train",
-                 size: int | tuple[int, int] = 64, channels: int = 1, min_objects: int = 1,
-                 max_objects: int = 4, min_scale: float = 0.6, max_scale: float = 1.4,
-                 max_iou: float = 0.2, max_cover: float = 0.5, threshold: int = 128,
-                 clutter: int = 0, noise: float = 0.0, max_tries: int = 100,
-                 seed: int | None = 0):  # fmt: skip
+    def __init__(
+        self,
+        source: Dataset | str = "mnist-sample",
+        *,
+        split: str = "train",
+        size: int | tuple[int, int] = 64,
+        channels: int = 1,
+        min_objects: int = 1,
+        max_objects: int = 4,
+        min_scale: float = 0.6,
+        max_scale: float = 1.4,
+        max_iou: float = 0.2,
+        max_cover: float = 0.5,
+        threshold: int = 128,
+        clutter: int = 0,
+        noise: float = 0.0,
+        max_tries: int = 100,
+        seed: int | None = 0,
+    ):
         self.split = check_choice("split", split, SPLITS)
         hw = (size, size) if isinstance(size, int) and not isinstance(size, bool) else size
         if not isinstance(hw, tuple | list) or len(hw) != 2:
-            raise CvtoolError(f"The 'size' parameter must be an int or (height, width). Got {size!r} instead.")  # fmt: skip
+            raise CvtoolError(
+                f"The 'size' parameter must be an int or (height, width). Got {size!r} instead."
+            )
         self.height, self.width = (check_int("size", v, low=1, high=4096) for v in hw)
         self.channels = check_choice("channels", channels, (1, 3))
         self.min_objects = check_int("min_objects", min_objects, low=0, high=1000)
-        self.max_objects = check_int("max_objects", max_objects, low=max(1, self.min_objects), high=1000)  # fmt: skip
+        self.max_objects = check_int(
+            "max_objects", max_objects, low=max(1, self.min_objects), high=1000
+        )
         self.min_scale = check_number("min_scale", min_scale, low=0, low_open=True)
         self.max_scale = check_number("max_scale", max_scale, low=self.min_scale)
         self.max_iou = check_number("max_iou", max_iou, low=0, high=1)
@@ -186,7 +207,9 @@ class CanvasGenerator:
         self._x = x[..., 0] if x.ndim == 4 else x  # (N, h, w)
         self._y = np.asarray(y, dtype=np.int64)
         self._check_sizes()
-        self._rng = np.random.default_rng(None if seed is None else [seed, SPLITS.index(self.split)])  # fmt: skip
+        self._rng = np.random.default_rng(
+            None if seed is None else [seed, SPLITS.index(self.split)]
+        )
         self._check_fit()
 
     def _check_source(self, name, x, y) -> None:
@@ -236,9 +259,7 @@ class CanvasGenerator:
     @property
     def params(self) -> dict:
         """The options, JSON-able (what the writer stores as the COCO ``info``)."""
-        keys = ("split", "channels", "min_objects", "max_objects", "min_scale", "max_scale",
-                "max_iou", "max_cover", "threshold", "clutter", "noise", "max_tries", "seed")  # fmt: skip
-        out = {k: getattr(self, k) for k in keys}
+        out = {k: getattr(self, k) for k in _OPTION_KEYS}
         out.update(source=self.source_name, size=[self.height, self.width])
         return out
 
@@ -271,8 +292,9 @@ class CanvasGenerator:
         ys = rng.integers(0, self.height - th + 1, size=self.max_tries)
         if not placed:
             return int(xs[0]), int(ys[0])
-        cand = np.stack([xs + box[0], ys + box[1], np.full_like(xs, box[2]),
-                         np.full_like(xs, box[3])], axis=1).astype(np.float64)  # fmt: skip
+        cand = np.stack(
+            [xs + box[0], ys + box[1], np.full_like(xs, box[2]), np.full_like(xs, box[3])], axis=1
+        ).astype(np.float64)
         iou, cover = _box_overlap(cand, np.asarray(placed, dtype=np.float64))
         ok = ((iou <= self.max_iou + 1e-12) & (cover <= self.max_cover + 1e-12)).all(axis=1)
         if not ok.any():
@@ -341,7 +363,9 @@ class CanvasGenerator:
         image = np.zeros((H, W, C), np.float64)
         for frag, (x, y) in self._clutter(boxes, rng):
             fh, fw = frag.shape
-            np.maximum(image[y : y + fh, x : x + fw], frag[:, :, None], out=image[y : y + fh, x : x + fw])  # fmt: skip
+            np.maximum(
+                image[y : y + fh, x : x + fw], frag[:, :, None], out=image[y : y + fh, x : x + fw]
+            )
         label_map = np.zeros((H, W), np.uint8)
         masks = np.zeros((k, H, W), bool)
         for j, ((tile, mask, _, label, _), (x, y)) in enumerate(objects):
@@ -353,9 +377,14 @@ class CanvasGenerator:
         if self.noise > 0:
             image += rng.normal(0.0, 255.0 * self.noise, size=image.shape)
         image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
-        return (image, label_map, np.asarray(boxes, np.float64).reshape(k, 4),
-                np.asarray([o[0][3] for o in objects], np.int64), masks,
-                np.asarray([o[0][4] for o in objects], np.int64))  # fmt: skip
+        return (
+            image,
+            label_map,
+            np.asarray(boxes, np.float64).reshape(k, 4),
+            np.asarray([o[0][3] for o in objects], np.int64),
+            masks,
+            np.asarray([o[0][4] for o in objects], np.int64),
+        )
 
     def sample(self, n: int) -> CanvasSet:
         """The next `n` canvases of the stream.
@@ -388,8 +417,14 @@ class CanvasGenerator:
         )
 
 
-def make_canvases(n: int = 1000, *, source: Dataset | str = "mnist-sample",
-                  split: str = "train", seed: int | None = 0, **options) -> CanvasSet:  # fmt: skip
+def make_canvases(
+    n: int = 1000,
+    *,
+    source: Dataset | str = "mnist-sample",
+    split: str = "train",
+    seed: int | None = 0,
+    **options,
+) -> CanvasSet:
     """`n` canvases with digits, like scikit-learn's ``make_blobs``.
 
     The first ``sample(n)`` of ``CanvasGenerator(source, split=split, seed=seed,
@@ -406,9 +441,14 @@ def make_canvases(n: int = 1000, *, source: Dataset | str = "mnist-sample",
     return gen.sample(n)
 
 
-def make_canvas_splits(n_train: int = 2000, n_test: int = 500, *,
-                       source: Dataset | str = "mnist-sample", seed: int | None = 0,
-                       **options) -> tuple[CanvasSet, CanvasSet]:  # fmt: skip
+def make_canvas_splits(
+    n_train: int = 2000,
+    n_test: int = 500,
+    *,
+    source: Dataset | str = "mnist-sample",
+    seed: int | None = 0,
+    **options,
+) -> tuple[CanvasSet, CanvasSet]:
     """A training and a test set drawn from the source's train and test splits.
 
     Both are checked before either is drawn. Returns ``(train, test)``.

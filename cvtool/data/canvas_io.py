@@ -121,21 +121,44 @@ def coco_document(canvases: CanvasSet, width: int = 5) -> dict:
     H, W = canvases.images.shape[1:3]
     images, anns = [], []
     for i, image_id in enumerate(canvases.image_ids.tolist()):
-        images.append({"id": image_id, "file_name": f"{image_id:0{width}d}.png",
-                       "width": int(W), "height": int(H)})  # fmt: skip
-        for box, label, mask in zip(canvases.boxes[i], canvases.labels[i], canvases.masks[i],
-                                    strict=True):  # fmt: skip
-            anns.append({"id": len(anns) + 1, "image_id": image_id,
-                         "category_id": int(label) + 1, "bbox": [float(v) for v in box],
-                         "area": int(np.count_nonzero(mask)), "iscrowd": 0,
-                         "segmentation": mask_to_rle(mask)})  # fmt: skip
+        images.append(
+            {
+                "id": image_id,
+                "file_name": f"{image_id:0{width}d}.png",
+                "width": int(W),
+                "height": int(H),
+            }
+        )
+        for box, label, mask in zip(
+            canvases.boxes[i], canvases.labels[i], canvases.masks[i], strict=True
+        ):
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": image_id,
+                    "category_id": int(label) + 1,
+                    "bbox": [float(v) for v in box],
+                    "area": int(np.count_nonzero(mask)),
+                    "iscrowd": 0,
+                    "segmentation": mask_to_rle(mask),
+                }
+            )
     cats = [{"id": c + 1, "name": n} for c, n in enumerate(canvases.class_names)]
-    return {"info": {"description": "cvtool canvases", "generator": canvases.info},
-            "images": images, "annotations": anns, "categories": cats}  # fmt: skip
+    return {
+        "info": {"description": "cvtool canvases", "generator": canvases.info},
+        "images": images,
+        "annotations": anns,
+        "categories": cats,
+    }
 
 
-def write_canvas_set(out_dir: str | os.PathLike, *, train: CanvasSet | None = None,
-                     test: CanvasSet | None = None, overwrite: bool = False) -> list[Path]:  # fmt: skip
+def write_canvas_set(
+    out_dir: str | os.PathLike,
+    *,
+    train: CanvasSet | None = None,
+    test: CanvasSet | None = None,
+    overwrite: bool = False,
+) -> list[Path]:
     """Write canvas sets as images, label-map PNGs and COCO JSON (layout: module docstring).
 
     Parameters
@@ -163,8 +186,9 @@ def write_canvas_set(out_dir: str | os.PathLike, *, train: CanvasSet | None = No
             doc = coco_document(cs, width)
             for sub in ("images", "masks"):
                 (tmp / sub / name).mkdir(parents=True)
-            for entry, image, label_map in zip(doc["images"], cs.images, cs.label_maps,
-                                               strict=True):  # fmt: skip
+            for entry, image, label_map in zip(
+                doc["images"], cs.images, cs.label_maps, strict=True
+            ):
                 grey = image[:, :, 0] if image.shape[2] == 1 else image  # (H, W, 1) -> (H, W)
                 (tmp / "images" / name / entry["file_name"]).write_bytes(_png_bytes(grey))
                 (tmp / "masks" / name / entry["file_name"]).write_bytes(_png_bytes(label_map))
@@ -194,7 +218,9 @@ def _read_png(path: Path, what: str, label: bool = False) -> np.ndarray:
             im.load()
             if label:
                 if im.mode not in ("L", "P", "1"):
-                    raise CvtoolError(f"{path}: a label map must be one 8-bit channel (L or P), not {im.mode}.")  # fmt: skip
+                    raise CvtoolError(
+                        f"{path}: a label map must be one 8-bit channel (L or P), not {im.mode}."
+                    )
                 return np.asarray(im if im.mode != "1" else im.convert("L"), dtype=np.uint8)
             grey = im.mode in ("1", "L", "LA", "I", "I;16")
             return np.asarray(im.convert("L" if grey else "RGB"), dtype=np.uint8)
@@ -238,8 +264,9 @@ def _int_field(entry, key, where):
     return value
 
 
-def read_canvas_set(root: str | os.PathLike, split: str = "train", *,
-                    with_masks: bool = False) -> CanvasSet:  # fmt: skip
+def read_canvas_set(
+    root: str | os.PathLike, split: str = "train", *, with_masks: bool = False
+) -> CanvasSet:
     """Read one split of a canvas folder (layout: module docstring) into arrays.
 
     Parameters
@@ -274,7 +301,9 @@ def read_canvas_set(root: str | os.PathLike, split: str = "train", *,
     images, anns, cats = _coco_parts(doc, path)
     cat_ids = sorted(_int_field(c, "id", f"{path}: category") for c in cats)
     if cat_ids != list(range(1, len(cats) + 1)):
-        raise CvtoolError(f"{path}: category ids must be 1..{len(cats)} (class + 1). Got {cat_ids}.")  # fmt: skip
+        raise CvtoolError(
+            f"{path}: category ids must be 1..{len(cats)} (class + 1). Got {cat_ids}."
+        )
     names = {c["id"]: str(c.get("name", c["id"])) for c in cats}
     class_names = tuple(names[i] for i in cat_ids)
     ids = [_int_field(im, "id", f"{path}: image") for im in images]
@@ -285,18 +314,28 @@ def read_canvas_set(root: str | os.PathLike, split: str = "train", *,
     for a in anns:
         image_id = _int_field(a, "image_id", f"{path}: annotation {a.get('id')!r}")
         if image_id not in per_image:
-            raise CvtoolError(f"{path}: annotation {a.get('id')!r} refers to image id {image_id}, "
-                              "which is not in 'images'.")  # fmt: skip
+            raise CvtoolError(
+                f"{path}: annotation {a.get('id')!r} refers to image id {image_id}, "
+                "which is not in 'images'."
+            )
         cat = _int_field(a, "category_id", f"{path}: annotation {a.get('id')!r}")
         if cat not in names:
-            raise CvtoolError(f"{path}: annotation {a.get('id')!r} has category_id {cat}, "
-                              f"not one of 1..{len(cats)}.")  # fmt: skip
+            raise CvtoolError(
+                f"{path}: annotation {a.get('id')!r} has category_id {cat}, "
+                f"not one of 1..{len(cats)}."
+            )
         box = a.get("bbox")
-        if not (isinstance(box, list) and len(box) == 4
-                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)
-                and box[2] >= 0 and box[3] >= 0):  # fmt: skip
-            raise CvtoolError(f"{path}: annotation {a.get('id')!r} has bbox {box!r}; "
-                              "expected [x, y, w, h] with w, h >= 0.")  # fmt: skip
+        if not (
+            isinstance(box, list)
+            and len(box) == 4
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)
+            and box[2] >= 0
+            and box[3] >= 0
+        ):
+            raise CvtoolError(
+                f"{path}: annotation {a.get('id')!r} has bbox {box!r}; "
+                "expected [x, y, w, h] with w, h >= 0."
+            )
         per_image[image_id].append(a)
     pics, maps, boxes, labels, masks = [], [], [], [], []
     for im in images:
@@ -311,16 +350,20 @@ def read_canvas_set(root: str | os.PathLike, split: str = "train", *,
                 f"but its image is {pic.shape[1]}x{pic.shape[0]}."
             )
         if (im.get("width"), im.get("height")) != (pic.shape[1], pic.shape[0]):
-            raise CvtoolError(f"{path}: image {im['id']} is listed as {im.get('width')}x"
-                              f"{im.get('height')} but {name} is {pic.shape[1]}x{pic.shape[0]}.")  # fmt: skip
+            raise CvtoolError(
+                f"{path}: image {im['id']} is listed as {im.get('width')}x"
+                f"{im.get('height')} but {name} is {pic.shape[1]}x{pic.shape[0]}."
+            )
         if int(label_map.max(initial=0)) > len(cats):
             raise CvtoolError(
                 f"{root / 'masks' / split / name} has label {int(label_map.max())}, outside "
                 f"0..{len(cats)} (background + {len(cats)} categories)."
             )
         if pics and pic.shape != pics[0].shape:
-            raise CvtoolError(f"Images differ in size or channels: {name} is {pic.shape}, "
-                              f"the first is {pics[0].shape} (cvtool does not resize).")  # fmt: skip
+            raise CvtoolError(
+                f"Images differ in size or channels: {name} is {pic.shape}, "
+                f"the first is {pics[0].shape} (cvtool does not resize)."
+            )
         own = per_image[im["id"]]
         pics.append(pic)
         maps.append(label_map)
@@ -329,7 +372,11 @@ def read_canvas_set(root: str | os.PathLike, split: str = "train", *,
         if with_masks:
             masks.append(_instance_masks(own, pic.shape[:2], path))
     H, W = pics[0].shape[:2] if pics else (0, 0)
-    stack = np.stack([p if p.ndim == 3 else p[:, :, None] for p in pics]) if pics else np.zeros((0, 0, 0, 1), np.uint8)  # fmt: skip
+    stack = (
+        np.stack([p if p.ndim == 3 else p[:, :, None] for p in pics])
+        if pics
+        else np.zeros((0, 0, 0, 1), np.uint8)
+    )
     return CanvasSet(
         images=stack,
         label_maps=np.stack(maps) if maps else np.zeros((0, H, W), np.uint8),
@@ -348,11 +395,15 @@ def _instance_masks(anns, hw, path) -> np.ndarray:
     for j, a in enumerate(anns):
         seg = a.get("segmentation")
         if not isinstance(seg, dict) or "counts" not in seg or "size" not in seg:
-            raise CvtoolError(f"{path}: annotation {a.get('id')!r} has no RLE 'segmentation' "
-                              "(polygons are not read).")  # fmt: skip
+            raise CvtoolError(
+                f"{path}: annotation {a.get('id')!r} has no RLE 'segmentation' "
+                "(polygons are not read)."
+            )
         if [int(v) for v in seg["size"]] != list(hw):
-            raise CvtoolError(f"{path}: annotation {a.get('id')!r} has a {seg['size']} mask "
-                              f"for a {list(hw)} image.")  # fmt: skip
+            raise CvtoolError(
+                f"{path}: annotation {a.get('id')!r} has a {seg['size']} mask "
+                f"for a {list(hw)} image."
+            )
         try:
             out[j] = rle_to_mask(seg)
         except CvtoolError as exc:
