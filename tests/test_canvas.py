@@ -420,3 +420,26 @@ def test_info_is_json_and_names_the_options(splits):
     info = json.loads(json.dumps(splits[0].info))
     assert info["source"] == "mnist-sample" and info["split"] == "train" and info["seed"] == 3
     assert info["size"] == [64, 64] and info["max_objects"] == 4
+
+
+def test_ground_truth_scores_itself_perfectly(tmp_path, written):
+    """The JSON feeds `cvtool iou map` and COCOeval (bbox and segm): truth as detections -> AP 1."""
+    from cvtool.boxes.report import evaluate_files
+
+    gt_path = written / "annotations" / "test.json"
+    doc = json.loads(gt_path.read_text())
+    dets = [
+        {k: a[k] for k in ("image_id", "category_id", "bbox", "segmentation")} | {"score": 1.0}
+        for a in doc["annotations"]
+    ]
+    (tmp_path / "dets.json").write_text(json.dumps(dets))
+    summary = evaluate_files(gt_path, tmp_path / "dets.json")["summary"]
+    assert summary["AP @[IoU=.50:.95 | area=all | maxDets=100]"] == 1.0
+    coco_mod = pytest.importorskip("pycocotools.coco")
+    cocoeval = pytest.importorskip("pycocotools.cocoeval")
+    gt = coco_mod.COCO(str(gt_path))
+    ev = cocoeval.COCOeval(gt, gt.loadRes(str(tmp_path / "dets.json")), "segm")
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    assert ev.stats[0] == 1.0
