@@ -15,9 +15,10 @@ at a random position. Ground truth per object:
 Objects are composited with a per-pixel maximum, so crossing strokes stay
 visible in the image and instance masks may overlap. The per-pixel label map
 (uint8) is 0 for background and ``class + 1`` for an object's mask; where masks
-overlap, the later object wins ("later on top"). Optional clutter (unlabelled
-fragments of other source images, kept clear of the objects' boxes) and
-Gaussian noise come last.
+overlap, the later object wins ("later on top"). Optional clutter: unlabelled
+square fragments of other source images (4 px up to half the smallest scaled
+source image, so smaller than any digit), kept clear of the objects' boxes and
+background in the label map. Optional Gaussian noise comes last.
 
 Overlap rule: a new object's box must have IoU <= ``max_iou`` with every
 earlier box, and cover at most ``max_cover`` of the smaller box of each pair
@@ -53,7 +54,7 @@ SPLITS = ("train", "test")
 _REDRAWS = 10  # redraws of an object that fits nowhere, then a restart of the canvas
 _RESTARTS = 10
 _TRIAL_CANVASES = 8  # canvases of max_objects laid out up front to accept the options
-_CLUTTER_SIDES = (6, 14)  # fragment side in source pixels, inclusive
+_CLUTTER_MIN_SIDE = 4  # fragment side in pixels; the largest is half the smallest object's tile
 _OPTION_KEYS = (
     "split channels min_objects max_objects min_scale max_scale max_iou max_cover threshold "
     "clutter noise max_tries seed"
@@ -321,18 +322,26 @@ class CanvasGenerator:
                 return objects
         return None
 
+    def _colour(self, rng) -> np.ndarray:
+        """(C,) ink colour: 1 for grey; for RGB a random hue with its brightest channel at 1."""
+        if self.channels == 1:
+            return np.ones(1)
+        c = rng.uniform(0.35, 1.0, size=3)
+        return c / c.max()
+
     def _clutter(self, placed, rng):
-        """Up to `clutter` (fragment, (x, y)) pairs clear of every box in `placed`."""
+        """Up to `clutter` (fragment (h, w, C), (x, y)) pairs clear of every box in `placed`."""
         out = []
         for _ in range(int(rng.integers(0, self.clutter + 1))):
             src = self._x[int(rng.integers(len(self._x)))]
-            f = int(rng.integers(_CLUTTER_SIDES[0], _CLUTTER_SIDES[1] + 1))
+            top = max(_CLUTTER_MIN_SIDE, round(0.5 * min(src.shape) * self.min_scale))
+            f = int(rng.integers(_CLUTTER_MIN_SIDE, top + 1))
             fh, fw = min(f, src.shape[0], self.height), min(f, src.shape[1], self.width)
             ink = np.flatnonzero(src >= self.threshold)
             cy, cx = divmod(int(ink[rng.integers(len(ink))]), src.shape[1]) if ink.size else (0, 0)
             y0 = int(np.clip(cy - fh // 2, 0, src.shape[0] - fh))
             x0 = int(np.clip(cx - fw // 2, 0, src.shape[1] - fw))
-            frag = src[y0 : y0 + fh, x0 : x0 + fw]
+            frag = np.rint(src[y0 : y0 + fh, x0 : x0 + fw, None] * self._colour(rng))
             xs = rng.integers(0, self.width - fw + 1, size=self.max_tries)
             ys = rng.integers(0, self.height - fh + 1, size=self.max_tries)
             if placed:
@@ -357,15 +366,12 @@ class CanvasGenerator:
                 f"Could not lay out {k} objects on a canvas after {_RESTARTS} restarts; lower "
                 "max_objects or max_scale, or raise max_iou."
             )
-        colours = rng.uniform(0.35, 1.0, size=(k, 3)) if C == 3 else np.ones((k, 1))
-        colours = colours / colours.max(axis=1, keepdims=True)  # brightest channel at full ink
+        colours = [self._colour(rng) for _ in range(k)]
         boxes = [(x + b[0], y + b[1], b[2], b[3]) for (_, _, b, _, _), (x, y) in objects]
         image = np.zeros((H, W, C), np.float64)
         for frag, (x, y) in self._clutter(boxes, rng):
-            fh, fw = frag.shape
-            np.maximum(
-                image[y : y + fh, x : x + fw], frag[:, :, None], out=image[y : y + fh, x : x + fw]
-            )
+            region = image[y : y + frag.shape[0], x : x + frag.shape[1]]
+            np.maximum(region, frag, out=region)
         label_map = np.zeros((H, W), np.uint8)
         masks = np.zeros((k, H, W), bool)
         for j, ((tile, mask, _, label, _), (x, y)) in enumerate(objects):
