@@ -450,3 +450,18 @@ def test_ground_truth_scores_itself_perfectly(tmp_path, written):
     ev.accumulate()
     ev.summarize()
     assert ev.stats[0] == 1.0
+
+
+def test_source_indices_keep_streams_apart(mnist):
+    from cvtool.data.datasets import stratified_split
+
+    fit_idx, val_idx = stratified_split(mnist.y_train, 0.2, seed=0)
+    fit = CanvasGenerator(mnist, source_indices=fit_idx, seed=0).sample(20)
+    val = CanvasGenerator(mnist, source_indices=val_idx, seed=1).sample(10)
+    used_fit, used_val = np.concatenate(fit.source_index), np.concatenate(val.source_index)
+    assert np.isin(used_fit, fit_idx).all() and np.isin(used_val, val_idx).all()
+    np.testing.assert_array_equal(mnist.y_train[used_val], np.concatenate(val.labels))
+    assert fit.info["source_images"] == len(fit_idx)
+    for bad in ([], [4000], [[1, 2]], [0.5]):
+        with pytest.raises(CvtoolError, match="'source_indices'"):
+            CanvasGenerator(mnist, source_indices=bad)

@@ -36,6 +36,8 @@ Splits: ``split='train'`` pastes only the source's training images and
 across splits and the test canvases do not depend on how many training
 canvases were drawn. Same options and seed, same arrays; the stream is drawn
 canvas by canvas, so ``sample(3)`` then ``sample(2)`` equals ``sample(5)``.
+A validation stream carved from the training split takes ``source_indices``
+(e.g. from ``stratified_split``) so that it shares no digit image with training.
 
 Writing to disk and reading back live in :mod:`cvtool.data.canvas_io`.
 Left out: rotation, aspect-ratio jitter, textured backgrounds, colour sources.
@@ -150,6 +152,10 @@ class CanvasGenerator:
         Standard deviation of Gaussian noise, as a fraction of 255.
     max_tries : int, default 100
         Random positions tried per object draw.
+    source_indices : array of int, optional
+        Use only these images of the source split, e.g. the two halves of
+        ``stratified_split`` for a training and a validation stream that share
+        no digit image. ``source_index`` in the output still counts in the whole split.
     seed : int or None, default 0
 
     Raises
@@ -175,6 +181,7 @@ class CanvasGenerator:
         clutter: int = 0,
         noise: float = 0.0,
         max_tries: int = 100,
+        source_indices=None,
         seed: int | None = 0,
     ):
         self.split = check_choice("split", split, SPLITS)
@@ -205,8 +212,11 @@ class CanvasGenerator:
         self.class_names = tuple(ds.class_names) or tuple(str(i) for i in range(ds.num_classes))
         x, y = getattr(ds, f"x_{self.split}"), getattr(ds, f"y_{self.split}")
         self._check_source(ds.name, x, y)
+        self._index = self._check_indices(source_indices, len(x))
         self._x = x[..., 0] if x.ndim == 4 else x  # (N, h, w)
         self._y = np.asarray(y, dtype=np.int64)
+        if source_indices is not None:
+            self._x, self._y = self._x[self._index], self._y[self._index]
         self._check_sizes()
         self._rng = np.random.default_rng(
             None if seed is None else [seed, SPLITS.index(self.split)]
@@ -228,6 +238,23 @@ class CanvasGenerator:
                 f"The 'threshold' parameter must be <= the brightest source pixel "
                 f"({int(x.max())}). Got {self.threshold} instead."
             )
+
+    def _check_indices(self, indices, n) -> np.ndarray:
+        if indices is None:
+            return np.arange(n)
+        idx = np.asarray(indices)
+        if (
+            idx.ndim != 1
+            or idx.size == 0
+            or idx.dtype.kind not in "iu"
+            or idx.min() < 0
+            or idx.max() >= n
+        ):
+            raise CvtoolError(
+                f"The 'source_indices' parameter must be a non-empty 1-D array of ints in "
+                f"0..{n - 1} (the {self.split} split). Got {idx.size} values of {idx.dtype}."
+            )
+        return idx.astype(np.int64)
 
     def _check_sizes(self) -> None:
         h, w = self._x.shape[1:]
@@ -261,7 +288,9 @@ class CanvasGenerator:
     def params(self) -> dict:
         """The options, JSON-able (what the writer stores as the COCO ``info``)."""
         out = {k: getattr(self, k) for k in _OPTION_KEYS}
-        out.update(source=self.source_name, size=[self.height, self.width])
+        out.update(
+            source=self.source_name, size=[self.height, self.width], source_images=len(self._index)
+        )
         return out
 
     # -- drawing ----------------------------------------------------------------------------
@@ -280,7 +309,7 @@ class CanvasGenerator:
                 x0, y0, bw, bh = _tight_box(tile > 0)
                 tile = tile[y0 : y0 + bh, x0 : x0 + bw]
                 mask = mask[y0 : y0 + bh, x0 : x0 + bw]
-                return tile, mask, _tight_box(mask), int(self._y[i]), i
+                return tile, mask, _tight_box(mask), int(self._y[i]), int(self._index[i])
         raise CvtoolError(
             f"The 'threshold' parameter must leave some pixels of most source images; "
             f"{_REDRAWS} drawn images had none >= {self.threshold}."
