@@ -368,6 +368,11 @@ def _duplicate_id(doc):
     return doc
 
 
+def _not_an_object(doc):
+    doc["annotations"].append(5)
+    return doc
+
+
 def _bad_category(doc):
     doc["categories"][0]["id"] = 0
     return doc
@@ -380,6 +385,7 @@ def _bad_category(doc):
         (lambda r: (r / "annotations/train.json").write_text("{oops"), "not valid JSON"),
         (lambda r: _edit_json(r, _unlisted_image), "not in 'images'"),
         (lambda r: _edit_json(r, _duplicate_id), "more than once"),
+        (lambda r: _edit_json(r, _not_an_object), "must be an object"),
         (lambda r: _edit_json(r, _bad_category), "category ids must be 1..10"),
         (lambda r: (r / "masks/train/00002.png").unlink(), "Mask of image 00002.png not found"),
         (lambda r: (r / "images/train/00002.png").unlink(), "Image not found"),

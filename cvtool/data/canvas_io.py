@@ -312,6 +312,8 @@ def read_canvas_set(
         raise CvtoolError(f"{path}: image id {dup} is listed more than once.")
     per_image = {i: [] for i in ids}
     for a in anns:
+        if not isinstance(a, dict):
+            raise CvtoolError(f"{path}: every annotation must be an object. Got {a!r}.")
         image_id = _int_field(a, "image_id", f"{path}: annotation {a.get('id')!r}")
         if image_id not in per_image:
             raise CvtoolError(
