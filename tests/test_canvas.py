@@ -471,3 +471,38 @@ def test_source_indices_keep_streams_apart(mnist):
     for bad in ([], [4000], [[1, 2]], [0.5]):
         with pytest.raises(CvtoolError, match="'source_indices'"):
             CanvasGenerator(mnist, source_indices=bad)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    size=st.tuples(st.integers(24, 72), st.integers(24, 72)),
+    objects=st.tuples(st.integers(0, 3), st.integers(1, 5)),
+    scales=st.tuples(st.floats(0.4, 1.2), st.floats(0.0, 0.6)),
+    max_iou=st.sampled_from([0.0, 0.2, 1.0]),
+    channels=st.sampled_from([1, 3]),
+    seed=st.integers(0, 2**31),
+)
+def test_invariants_hold_or_options_are_refused(
+    mnist, size, objects, scales, max_iou, channels, seed
+):
+    """Any options either give canvases that keep every promise, or a one-line CvtoolError."""
+    lo, hi = min(objects), max(objects)
+    try:
+        gen = CanvasGenerator(mnist, size=size, min_objects=lo, max_objects=max(hi, 1),
+                              min_scale=scales[0], max_scale=scales[0] + scales[1],
+                              max_iou=max_iou, channels=channels, seed=seed)  # fmt: skip
+    except CvtoolError as exc:
+        assert "\n" not in str(exc)
+        return
+    cs = gen.sample(3)
+    assert cs.images.shape == (3, *size, channels)
+    for image, lm, boxes, labels, masks in zip(
+        cs.images, cs.label_maps, cs.boxes, cs.labels, cs.masks, strict=True
+    ):
+        assert lo <= len(boxes) <= max(hi, 1)
+        expect = np.zeros_like(lm)
+        for box, y, m in zip(boxes, labels, masks, strict=True):
+            assert _tight(m) == box.tolist()
+            assert (image.max(axis=2)[m] >= 128).all()
+            expect[m] = y + 1
+        np.testing.assert_array_equal(lm, expect)
