@@ -180,6 +180,7 @@ def write_canvas_set(
     tmp = root.with_name(f".{root.name}.tmp-{os.getpid()}")
     old = root.with_name(f".{root.name}.old-{os.getpid()}")
     written = []
+    shutil.rmtree(tmp, ignore_errors=True)  # left by a crashed run with the same pid
     try:
         for name, cs in splits.items():
             width = max(5, len(str(int(cs.image_ids.max(initial=0)))))
