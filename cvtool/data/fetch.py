@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cvtool.data.datasets import cache_dir
+from cvtool.data.idx import load_idx_dir
 from cvtool.errors import CvtoolError
 from cvtool.fileio import atomic_path
 
@@ -165,8 +167,6 @@ def fetch_dataset(
     One :class:`Fetched` per file, in the order train images, train labels,
     test images, test labels.
     """
-    from cvtool.data.datasets import cache_dir, load_idx_dir
-
     if name not in SOURCES:
         hint = " (it ships inside cvtool)" if name == "mnist-sample" else ""
         raise CvtoolError(

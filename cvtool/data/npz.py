@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cvtool.data.datasets import Dataset, check_dataset, default_class_names
+from cvtool.data.core import Dataset, check_dataset, default_class_names
 from cvtool.errors import CvtoolError
 from cvtool.fileio import atomic_path, existing_file
 
