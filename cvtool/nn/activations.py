@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from cvtool.backend import array_module
-from cvtool.errors import CvtoolError
+from cvtool.errors import check_choice
+from cvtool.nn._parallel import run_rows
 
 _EXPIT: list = []  # [scipy.special.expit or None], filled on first use (import costs 0.2 s)
 
@@ -33,8 +34,6 @@ def _expit():
 
 def _rows(fn, x) -> None:
     """fn(start, stop) over the rows of the NumPy batch x, split across cores when x is large."""
-    from cvtool.nn.conv import run_rows  # conv imports layers, which imports this module
-
     run_rows(fn, len(x), x.size)
 
 
@@ -159,10 +158,4 @@ def get_activation(name: str):
     CvtoolError
         For an unknown name.
     """
-    try:
-        return ACTIVATIONS[name]()
-    except KeyError:
-        raise CvtoolError(
-            f"The 'activation' parameter must be one of {', '.join(ACTIVATIONS)}. "
-            f"Got {name!r} instead."
-        ) from None
+    return ACTIVATIONS[check_choice("activation", name, ACTIVATIONS)]()

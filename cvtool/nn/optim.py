@@ -26,7 +26,7 @@ import numpy as np
 
 from cvtool.backend import array_module
 from cvtool.errors import CvtoolError
-from cvtool.nn.conv import run_rows
+from cvtool.nn._parallel import run_rows
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 
