@@ -23,7 +23,8 @@ layers live in :mod:`cvtool.nn.conv`. Left out: batch normalisation.
 from __future__ import annotations
 
 from cvtool import shapes
-from cvtool.errors import CvtoolError
+from cvtool.backend import device_rng
+from cvtool.errors import CvtoolError, check_int, check_number
 from cvtool.nn import activations
 from cvtool.nn.init import check_init, init_biases, init_weights
 
@@ -85,9 +86,8 @@ class Dense(Layer):
 
     def __init__(self, units: int, bias: bool = True, init: str = "default"):
         super().__init__()
-        if not isinstance(units, int) or units < 1:
-            raise CvtoolError(f"The 'units' parameter must be an int >= 1. Got {units!r} instead.")
-        self.units, self.bias, self.init = units, bool(bias), check_init(init)
+        self.units = check_int("units", units, low=1)
+        self.bias, self.init = bool(bias), check_init(init)
         self.x = None
 
     @classmethod
@@ -209,9 +209,7 @@ class Dropout(Layer):
 
     def __init__(self, rate: float):
         super().__init__()
-        if not isinstance(rate, int | float) or not 0 <= rate < 1:
-            raise CvtoolError(f"The 'rate' parameter must be in [0, 1). Got {rate!r} instead.")
-        self.rate = float(rate)
+        self.rate = check_number("rate", rate, low=0, high=1, high_open=True)
 
     @classmethod
     def from_spec(cls, spec):
@@ -221,8 +219,6 @@ class Dropout(Layer):
         return {"rate": self.rate}
 
     def build(self, in_shape, xp, dtype, rng) -> None:
-        from cvtool.backend import device_rng
-
         super().build(in_shape, xp, dtype, rng)
         self.rng = device_rng(int(rng.integers(2**63)), xp)
 
