@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -222,16 +224,16 @@ def test_evaluate_chooses_and_uses_test_once():
     "kwargs, message",
     [
         ({"k": 0}, "'k' parameter must be an int >= 1"),
-        ({"k": 11}, "<= the number of training images (10)"),
+        ({"k": 11}, "'k' parameter must be an int in 1..10. Got 11 instead. There are 10 training"),
         ({"metric": "l3"}, "'metric' parameter must be one of"),
-        ({"memory_mb": 0}, "'memory' parameter must be > 0"),
+        ({"memory_mb": 0}, "'memory' parameter must be a number > 0"),
         ({"engine": "fast"}, "'engine' parameter must be one of"),
     ],
 )
 def test_bad_parameters(kwargs, message):
     args = {"k": 1, "metric": "l2", **kwargs}
     x = np.zeros((10, 4), np.uint8)
-    with pytest.raises(CvtoolError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(CvtoolError, match=re.escape(message)):
         knn.kneighbors(x, x[:2], args.pop("k"), args.pop("metric"), **args)
 
 

@@ -35,6 +35,7 @@ wherever scikit-learn's answer is defined):
 Left out: approximate search, kd-trees, radius neighbours, regression.
 """
 
+from cvtool.errors import check_choice  # re-exported: cli/knn.py calls knn.check_choice
 from cvtool.knn.eval import (
     choose,
     evaluate,
@@ -51,7 +52,6 @@ from cvtool.knn.search import (
     METRICS,
     MIN_ROWS,
     WEIGHTS,
-    check_choice,
     check_k,
     flatten,
     kneighbors,

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from cvtool.errors import CvtoolError
+from cvtool.errors import CvtoolError, check_choice, check_int, check_number
 from cvtool.knn import kernels as kk
 
 METRICS = ("l1", "l2", "cosine")
@@ -40,21 +40,10 @@ def flatten(x) -> np.ndarray:
 
 def check_k(k: int, n_train: int) -> int:
     """k as an int in [1, n_train]."""
-    if isinstance(k, bool) or int(k) != k or k < 1:
-        raise CvtoolError(f"The 'k' parameter must be an int >= 1. Got {k!r} instead.")
+    k = check_int("k", k, low=1)
     if k > n_train:
-        raise CvtoolError(
-            f"The 'k' parameter must be <= the number of training images ({n_train}). Got {k}."
-        )
-    return int(k)
-
-
-def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise CvtoolError(
-            f"The '{name}' parameter must be one of {', '.join(allowed)}. Got {value!r} instead."
-        )
-    return value
+        check_int("k", k, low=1, high=n_train, hint=f"There are {n_train} training images.")
+    return k
 
 
 def resolve_engine(engine: str, metric: str, xp) -> str:
@@ -122,8 +111,7 @@ def kneighbors(
     """
     xp = np if xp is None else xp
     check_choice("metric", metric, METRICS)
-    if not memory_mb > 0:
-        raise CvtoolError(f"The 'memory' parameter must be > 0 (MB). Got {memory_mb!r} instead.")
+    check_number("memory", memory_mb, low=0, low_open=True, hint="In MB.")
     B, A = flatten(x_train), flatten(x_test)
     if A.shape[1] != B.shape[1]:
         raise CvtoolError(
