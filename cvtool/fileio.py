@@ -1,5 +1,5 @@
-"""Atomic writes (nothing the user had is lost when a write fails half-way), and
-the one "input file must exist" check the readers share.
+"""Atomic writes: nothing the user had is lost when a write fails half-way.
+(The "input file must exist" check is ``cvtool.errors.check_path``.)
 
 Every file cvtool writes goes to a temporary name in the same folder first
 and is renamed over the target only once complete (``os.replace`` is atomic on
@@ -12,16 +12,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from cvtool.errors import CvtoolError
-
-
-def existing_file(path: str | os.PathLike, what: str = "File") -> Path:
-    """`path` as a Path; a CvtoolError "<what> not found: <path>" when it is no file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CvtoolError(f"{what} not found: {path}")
-    return path
 
 
 @contextmanager

@@ -27,9 +27,9 @@ from cvtool.augment.params import (
     nielsen_params,
     sample_params,
 )
-from cvtool.augment.warp import check_choice, warp_affine
+from cvtool.augment.warp import warp_affine
 from cvtool.backend import array_module, to_numpy
-from cvtool.errors import CvtoolError
+from cvtool.errors import CvtoolError, check_choice
 
 PRESETS = ("nielsen-expand",)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from cvtool.data.core import IDX_FILES, Dataset, check_dataset, default_class_names
-from cvtool.errors import CvtoolError
-from cvtool.fileio import atomic_write_bytes, existing_file
+from cvtool.errors import CvtoolError, check_path
+from cvtool.fileio import atomic_write_bytes
 
 # IDX type code -> big-endian NumPy dtype
 _TYPES = {
@@ -33,7 +33,7 @@ _CODES = {dt.newbyteorder("="): code for code, dt in _TYPES.items()}
 
 def _open(path: Path):
     """Open an IDX file for binary reading, through gzip when it starts with the gzip magic."""
-    existing_file(path)
+    check_path(path)
     with open(path, "rb") as fh:
         gz = fh.read(2) == b"\x1f\x8b"
     return (gzip.open if gz else open)(path, "rb")
