@@ -167,11 +167,8 @@ def fetch_dataset(
     One :class:`Fetched` per file, in the order train images, train labels,
     test images, test labels.
     """
-    if name not in SOURCES:
-        hint = " (it ships inside cvtool)" if name == "mnist-sample" else ""
-        raise CvtoolError(
-            f"The 'name' parameter must be one of {', '.join(SOURCES)}. Got {name!r}{hint}."
-        )
+    hint = "It ships inside cvtool." if name == "mnist-sample" else ""
+    check_choice("name", name, SOURCES, hint=hint)
     source = SOURCES[name]
     sums = dict(source["md5"]) if checksums is None else dict(checksums)
     base = (url_base or source["url_base"]).rstrip("/") + "/"

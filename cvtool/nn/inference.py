@@ -17,7 +17,7 @@ import numpy as np
 
 from cvtool import backend
 from cvtool.data.formats import read_any
-from cvtool.errors import CvtoolError, check_int
+from cvtool.errors import CvtoolError, check_int, check_path
 from cvtool.nn.layers import Dense
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -46,8 +46,7 @@ def read_inputs(paths: list, input_shape: tuple[int, ...]) -> tuple[np.ndarray, 
     per = int(np.prod(input_shape))
     arrays, names = [], []
     for p in map(Path, paths):
-        if not p.exists():
-            raise CvtoolError(f"Input not found: {p}")
+        check_path(p, "Input", kind="any")
         if p.suffix.lower() in IMAGE_SUFFIXES:
             im = _read_image(p, channels)
             if im.size != per:
