@@ -28,7 +28,7 @@ from pathlib import Path
 
 from cvtool.data.datasets import cache_dir
 from cvtool.data.idx import load_idx_dir
-from cvtool.errors import CvtoolError
+from cvtool.errors import CvtoolError, check_choice
 from cvtool.fileio import atomic_path
 
 # (name -> download base URL, {file: md5})
