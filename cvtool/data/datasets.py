@@ -31,7 +31,7 @@ from cvtool.data.core import (  # noqa: F401  (re-exported: the names lived here
 )
 from cvtool.data.formats import read_any
 from cvtool.data.idx import load_idx_dir
-from cvtool.errors import CvtoolError
+from cvtool.errors import CvtoolError, check_number
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -145,10 +145,8 @@ def stratified_split(
     """
     n = len(y)
     if isinstance(validation, float) and not validation.is_integer():
-        if not 0 < validation < 1:
-            raise CvtoolError(
-                f"The 'validation' parameter must be a fraction in (0, 1) or a count. Got {validation}."
-            )
+        check_number("validation", validation, low=0, high=1, low_open=True, high_open=True,
+                     hint="Or give a count of images.")  # fmt: skip
         n_val = int(round(validation * n))
     else:
         n_val = int(validation)
