@@ -71,6 +71,8 @@ def _plan(metric, B, n_pad, xp, engine, budget):
             return kk.L2Exact(B, n_pad, xp)
         return kk.L2Float(B, n_pad, xp)
     if metric == "cosine":
+        if B.dtype == np.uint8 and B.shape[1] <= kk.MAX_COSINE_FEATURES:
+            return kk.CosineExact(B, n_pad, xp)
         return kk.Cosine(B, n_pad, xp)
     return kk.L1(B, n_pad, xp, engine, budget)
 
