@@ -58,7 +58,7 @@ def warp_affine(
     """
     check_choice("interpolation", interpolation, INTERPOLATIONS)
     check_choice("fill", fill, FILL_MODES)
-    xp = xp or array_module(x)
+    xp = array_module(x) if xp is None else xp
     x = xp.asarray(x)
     if x.ndim not in (3, 4) or x.shape[0] != len(inverse):
         raise CvtoolError(

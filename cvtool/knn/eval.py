@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cvtool.backend import to_numpy
+from cvtool.backend import array_module, to_numpy
 from cvtool.data.datasets import Dataset, load_dataset, stratified_split
 from cvtool.errors import CvtoolError, check_choice, check_int
 from cvtool.fileio import atomic_write_text
@@ -97,7 +97,7 @@ def evaluate(
     'predictions' (T,), 'nearest' (T,) distance to the nearest neighbour,
     'seconds' and 'peak_rss_mb'.
     """
-    xp = np if xp is None else xp
+    xp = array_module(x_train) if xp is None else xp
     t0 = time.perf_counter()
     ks, metrics = [int(k) for k in ks], list(metrics)
     if not ks or not metrics:

@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from cvtool.backend import array_module, to_numpy
 from cvtool.errors import CvtoolError, check_choice, check_int, check_number
 from cvtool.knn import kernels as kk
 
@@ -26,8 +27,12 @@ MIN_ROWS = 64  # keep at least this many test rows per block (efficient matrix p
 
 
 def flatten(x) -> np.ndarray:
-    """(N, ...) images to (N, D) rows; uint8 stays uint8, everything else float64."""
-    x = np.asarray(x)
+    """(N, ...) images to (N, D) host rows; uint8 stays uint8, everything else float64.
+
+    Device arrays come to the host here: checks and the test chunks are cut on
+    the host, and each plan moves what it needs to its ``xp``.
+    """
+    x = to_numpy(x)
     if x.ndim < 2:
         raise CvtoolError(f"Images must have shape (N, ...) with N rows. Got shape {x.shape}.")
     x = x.reshape(len(x), -1)
@@ -91,7 +96,7 @@ def kneighbors(
     metric : 'l1', 'l2' or 'cosine'.
     memory_mb : budget for the working buffers (the prepared training matrix
         is extra: N * D * 4 bytes for L2, 8 for cosine, 1 for uint8 L1).
-    xp : array module (numpy or cupy); default numpy.
+    xp : array module (numpy or cupy) to compute with; default that of x_train.
     engine : 'auto' | 'numpy' | 'numba' (the compiled L1 kernel).
 
     Returns
@@ -111,7 +116,7 @@ def kneighbors(
     >>> d.tolist(), i.tolist()
     ([[0.0, 5.0]], [[1, 0]])
     """
-    xp = np if xp is None else xp
+    xp = array_module(x_train) if xp is None else xp
     check_choice("metric", metric, METRICS)
     check_number("memory", memory_mb, low=0, low_open=True, hint="In MB.")
     B, A = flatten(x_train), flatten(x_test)
@@ -187,7 +192,7 @@ def vote(labels, dist, weights: str, n_classes: int, xp=None):
     >>> vote(np.array([[2, 1, 1, 2]]), np.array([[1.0, 2, 3, 4]]), "distance", 3).tolist()
     [2]
     """
-    xp = np if xp is None else xp
+    xp = array_module(dist) if xp is None else xp
     check_choice("weights", weights, WEIGHTS)
     if weights == "uniform":
         scores = [xp.sum(labels == c, axis=1) for c in range(n_classes)]
