@@ -12,8 +12,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 import cvtool
 
 ROOT = Path(cvtool.__file__).resolve().parent
@@ -126,7 +124,6 @@ def test_the_graph_covers_the_package():
     assert "cvtool.nn.layers" in graph["cvtool.nn.conv"]
 
 
-@pytest.mark.parametrize("package", ["cvtool"])
-def test_no_import_cycles(package):
+def test_no_import_cycles():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
