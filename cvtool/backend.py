@@ -18,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from cvtool.errors import CvtoolError
+from cvtool.errors import CvtoolError, check_choice
 
 BACKENDS = ("numpy", "cupy", "auto")
 DTYPES = ("float32", "float64")
@@ -58,10 +58,7 @@ def resolve_backend(name: str | None = None) -> str:
     if name is None:
         name = os.environ.get(ENV_VAR) or "auto"
     name = name.strip().lower()
-    if name not in BACKENDS:
-        raise CvtoolError(
-            f"The 'backend' parameter must be one of {', '.join(BACKENDS)}. Got {name!r} instead."
-        )
+    check_choice("backend", name, BACKENDS)
     if name == "auto":
         return "cupy" if gpu_available() else "numpy"
     if name == "cupy" and not gpu_available():
@@ -106,11 +103,7 @@ def synchronize(xp) -> None:
 
 def resolve_dtype(name: str):
     """np.float32 or np.float64 from its name."""
-    if name not in DTYPES:
-        raise CvtoolError(
-            f"The 'dtype' parameter must be one of {', '.join(DTYPES)}. Got {name!r} instead."
-        )
-    return np.dtype(name)
+    return np.dtype(check_choice("dtype", name, DTYPES))
 
 
 def host_rng(seed: int | None) -> np.random.Generator:

@@ -19,6 +19,7 @@ Pure standard library: ``layer-calc`` imports this before NumPy.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -57,12 +58,14 @@ def _range_rule(kind: str, low, high) -> str:
 
 def check_int(name: str, value, *, low: int | None = None, high: int | None = None,
               hint: str = "") -> int:  # fmt: skip
-    """`value` if it is an int (not a bool) with low <= value <= high.
+    """`value` as an int if it is an integer (not a bool) with low <= value <= high.
+
+    NumPy integers count (``numbers.Integral``); floats do not, even 3.0.
 
     >>> check_int("k", 3, low=1)
     3
     """
-    ok = isinstance(value, int) and not isinstance(value, bool)
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
     if ok and low is not None and value < low or ok and high is not None and value > high:
         ok = False
     if not ok:

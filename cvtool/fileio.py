@@ -16,6 +16,8 @@ The rules every command follows (docs/files.md says them for users):
   whose folder is missing, is not a folder or cannot be written, a path that
   is a folder, and an existing regular file unless ``overwrite`` (``--force``)
   is given. :func:`check_outputs` also refuses two outputs on stdout.
+
+(The "input file must exist" check is ``cvtool.errors.check_path``.)
 """
 
 from __future__ import annotations
@@ -31,15 +33,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cvtool.errors import CvtoolError
-
-
-def existing_file(path: str | os.PathLike, what: str = "File") -> Path:
-    """`path` as a Path; a CvtoolError "<what> not found: <path>" when it is no file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CvtoolError(f"{what} not found: {path}")
-    return path
-
 
 STDIO = "-"
 

@@ -28,7 +28,7 @@ Left out: grouped/depthwise convolution, asymmetric padding, ceil-mode pooling.
 
 from __future__ import annotations
 
-from cvtool.errors import CvtoolError
+from cvtool.errors import CvtoolError, check_choice
 
 
 def effective_kernel(kernel: int, dilation: int = 1) -> int:
@@ -253,11 +253,7 @@ def dtype_bytes(dtype: str) -> int:
     >>> dtype_bytes("float32")
     4
     """
-    if dtype not in DTYPE_BYTES:
-        raise CvtoolError(
-            f"The 'dtype' parameter must be one of {', '.join(DTYPE_BYTES)}. Got {dtype!r} instead."
-        )
-    return DTYPE_BYTES[dtype]
+    return DTYPE_BYTES[check_choice("dtype", dtype, DTYPE_BYTES)]
 
 
 def numel(shape: tuple[int, ...]) -> int:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from cvtool import shapes
 from cvtool.backend import to_numpy
 from cvtool.errors import CvtoolError
-from cvtool.nn import conv
+from cvtool.nn import _parallel, conv
 from cvtool.nn.spec import parse_spec
 
 torch = pytest.importorskip("torch")
@@ -245,16 +245,16 @@ def test_one_channel_chunked_threaded_conv_matches_torch(stride, padding, monkey
 
 
 def test_split_elementwise_work_gives_the_same_numbers(monkeypatch):
-    """ReLU and Adam on arrays above conv.SPLIT_SIZE run in pieces on threads: same bits."""
+    """ReLU and Adam on arrays above _parallel.SPLIT_SIZE run in pieces on threads: same bits."""
     from cvtool.nn.activations import ReLU
     from cvtool.nn.optim import Adam
 
     monkeypatch.setenv("CVTOOL_THREADS", "2")
     rng = np.random.default_rng(0)
     z = rng.standard_normal((64, 48, 48)).astype(np.float32)  # 147456 elements
-    assert z.size >= conv.SPLIT_SIZE
+    assert z.size >= _parallel.SPLIT_SIZE
     pieces = []
-    conv.run_rows(lambda s, e: pieces.append((s, e)), len(z), z.size)
+    _parallel.run_rows(lambda s, e: pieces.append((s, e)), len(z), z.size)
     assert sorted(pieces) == [(0, 32), (32, 64)]
     a, dz = np.empty_like(z), np.empty_like(z)
     np.testing.assert_array_equal(ReLU().forward(z, out=a), np.maximum(z, 0))

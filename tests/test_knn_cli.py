@@ -71,7 +71,10 @@ def test_train_test_files_and_folds(cli, tmp_path):
         (["-k", "0"], "'k' parameter must be an int >= 1"),
         (["-k", "3,x"], "'k' parameter"),
         (["--metric", "l3"], "'metric' parameter must be one of"),
-        (["-k", "5000", "--metric", "l2"], "<= the number of training images (4000)"),
+        (
+            ["-k", "5000", "--metric", "l2"],
+            "must be an int in 1..4000. Got 5000 instead. There are 4000",
+        ),
         (["--train", "/no/such/file.npz"], "/no/such/file.npz"),
         (["--weights", "cubic"], "'weights' parameter"),
         (["--validation", "1.5"], "'validation' parameter"),

@@ -11,6 +11,7 @@ Left out: the test split, which is never augmented (it measures the model).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +28,11 @@ from cvtool.augment.params import (
     nielsen_params,
     sample_params,
 )
-from cvtool.augment.warp import check_choice, warp_affine
-from cvtool.backend import array_module, to_numpy
-from cvtool.errors import CvtoolError
+from cvtool.augment.warp import warp_affine
+from cvtool.backend import array_module, synchronize, to_numpy
+from cvtool.data.core import Dataset
+from cvtool.errors import CvtoolError, check_choice
+from cvtool.fileio import atomic_path
 
 PRESETS = ("nielsen-expand",)
 
@@ -39,7 +42,7 @@ PRESETS = ("nielsen-expand",)
 
 def apply_params(x, params, *, interpolation="bilinear", fill="constant", cval=0.0, xp=None):
     """Augment x (N, H, W[, C]) with one parameter set per image (dict of (N,) arrays)."""
-    xp = xp or array_module(x)
+    xp = array_module(x) if xp is None else xp
     _, inverse = affine_matrices(params, tuple(x.shape[1:]))
     return warp_affine(x, inverse, interpolation=interpolation, fill=fill, cval=cval, xp=xp)
 
@@ -96,7 +99,7 @@ def nielsen_expand(x, xp=None):
     vacated row or column zero. Returns (x_out, source (5N,)).
     """
     source, params = nielsen_params(len(x))
-    xp = xp or array_module(x)
+    xp = array_module(x) if xp is None else xp
     x_rep = xp.asarray(x)[xp.asarray(source)]
     return apply_params(
         x_rep, params, interpolation="nearest", fill="constant", cval=0, xp=xp
@@ -166,11 +169,6 @@ def augment_dataset(
     with the generator ``np.random.default_rng(seed)``. Boxes (indices into the
     training images) follow their images.
     """
-    import time
-
-    from cvtool.backend import synchronize
-    from cvtool.data.datasets import Dataset
-
     n = len(ds.x_train)
     if replay is not None:
         source, params, recorded = replay
@@ -260,9 +258,7 @@ def preview_grid(
 
 def write_preview(path: str | Path, picture: np.ndarray) -> None:
     """Save an RGB uint8 picture with Pillow (format from the extension), atomically."""
-    from PIL import Image
-
-    from cvtool.fileio import atomic_path
+    from PIL import Image  # Pillow is slow to import and only needed here
 
     try:
         with atomic_path(path) as tmp:

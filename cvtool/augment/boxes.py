@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cvtool.errors import CvtoolError
-from cvtool.fileio import atomic_write_text, existing_file
+from cvtool.errors import CvtoolError, check_path
+from cvtool.fileio import atomic_write_text
 
 BOX_COLUMNS = ("image", "x1", "y1", "x2", "y2", "label")  # the header of a boxes CSV
 
@@ -120,7 +120,7 @@ def read_boxes(path: str | Path, n_images: int | None = None) -> Boxes:
         Missing file, wrong header, a value that is not a number, x2 < x1 or
         y2 < y1, or an image index outside [0, n_images).
     """
-    path = existing_file(path, "Boxes file")
+    path = check_path(path, "Boxes file")
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     want = list(BOX_COLUMNS)

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cvtool.augment.warp import FILL_MODES, INTERPOLATIONS, check_choice
-from cvtool.errors import CvtoolError
-from cvtool.fileio import atomic_write_text, existing_file
+from cvtool.augment.warp import FILL_MODES, INTERPOLATIONS
+from cvtool.errors import CvtoolError, check_choice, check_int, check_number, check_path
+from cvtool.fileio import atomic_write_text
 
 PARAM_NAMES = (
     "hflip", "vflip", "rotation", "zoom", "stretch_x", "stretch_y", "shear",
@@ -73,18 +73,11 @@ def as_range(name: str, value, kind: str = "symmetric") -> tuple[float, float]:
                 f"The '{name}' parameter must be a range of factors > 0. Got {value!r}."
             )
         return lo, hi
-    v = float(value)
     if kind == "scale":
-        if not 0 <= v < 1:
-            raise CvtoolError(
-                f"The '{name}' parameter must be a spread in [0, 1) (giving 1-d..1+d) "
-                f"or a 'low,high' pair. Got {value!r} instead."
-            )
+        v = check_number(name, value, low=0, high=1, high_open=True,
+                         hint="A spread d gives 1-d..1+d; or give a 'low,high' pair.")  # fmt: skip
         return 1.0 - v, 1.0 + v
-    if not (math.isfinite(v) and v >= 0):
-        raise CvtoolError(
-            f"The '{name}' parameter must be a number >= 0 (giving -v..v) or 'low,high'. Got {value!r}."
-        )
+    v = check_number(name, value, low=0, hint="A number v gives -v..v; or give 'low,high'.")
     return (-v if v else 0.0), v
 
 
@@ -92,10 +85,11 @@ def as_probability(name: str, value) -> float:
     """A flip probability: True -> 0.5, False -> 0, else a number in [0, 1]."""
     if value is True or value is False:
         return 0.5 if value else 0.0
-    p = float(value)
-    if not 0 <= p <= 1:
-        raise CvtoolError(f"The '{name}' parameter must be a probability in [0, 1]. Got {value!r}.")
-    return p
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        pass  # check_number names the bad value
+    return check_number(name, value, low=0, high=1, hint="It is a probability.")
 
 
 @dataclass(frozen=True)
@@ -138,6 +132,7 @@ def make_ranges(
     ``translate_unit='fraction'`` it is a fraction of the width / height and
     ``image_shape`` (H, W[, C]) is required.
     """
+    check_choice("translate_unit", translate_unit, ("px", "fraction"))
     tx = ty = as_range("translate", translate)
     if translate_unit == "fraction":
         if image_shape is None:
@@ -146,10 +141,6 @@ def make_ranges(
             raise CvtoolError(f"The 'translate' fraction must lie in [-1, 1]. Got {translate!r}.")
         h, w = image_shape[:2]
         tx, ty = (tx[0] * w, tx[1] * w), (ty[0] * h, ty[1] * h)
-    elif translate_unit != "px":
-        raise CvtoolError(
-            f"The 'translate_unit' parameter must be 'px' or 'fraction'. Got {translate_unit!r}."
-        )
     return Ranges(
         hflip=as_probability("hflip", hflip),
         vflip=as_probability("vflip", vflip),
@@ -207,10 +198,8 @@ def expand_params(
     Returns (source (M,), params of (M,)) grouped per source image:
     [original,] copy 1, ..., copy k; M = n * (copies + keep_original).
     """
-    if copies < 0 or (copies == 0 and not keep_original):
-        raise CvtoolError(
-            f"The 'copies' parameter must be >= 1 (or 0 with keep_original). Got {copies}."
-        )
+    check_int("copies", copies, low=0 if keep_original else 1,
+              hint="" if keep_original else "0 is allowed with keep_original.")  # fmt: skip
     k = copies + int(keep_original)
     sampled = sample_params(n * copies, ranges, rng)
     params = identity_params(n * k)
@@ -315,7 +304,7 @@ def read_params(
         Missing file, a line that is not a JSON object with every parameter, or
         a source index outside [0, n_source).
     """
-    path = existing_file(path, "Parameters file")
+    path = check_path(path, "Parameters file")
     rows, settings = [], None
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():

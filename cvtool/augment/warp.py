@@ -16,18 +16,11 @@ from __future__ import annotations
 import numpy as np
 
 from cvtool.backend import array_module, to_numpy
-from cvtool.errors import CvtoolError
+from cvtool.errors import CvtoolError, check_choice
 
 INTERPOLATIONS = ("bilinear", "nearest")
 FILL_MODES = ("constant", "nearest", "reflect", "wrap")
 _PAD_MODE = {"constant": "constant", "nearest": "edge", "reflect": "symmetric", "wrap": "wrap"}
-
-
-def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise CvtoolError(
-            f"The '{name}' parameter must be one of {', '.join(choices)}. Got {value!r} instead."
-        )
 
 
 def warp_affine(
@@ -65,7 +58,7 @@ def warp_affine(
     """
     check_choice("interpolation", interpolation, INTERPOLATIONS)
     check_choice("fill", fill, FILL_MODES)
-    xp = xp or array_module(x)
+    xp = array_module(x) if xp is None else xp
     x = xp.asarray(x)
     if x.ndim not in (3, 4) or x.shape[0] != len(inverse):
         raise CvtoolError(

@@ -10,18 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from cvtool.backend import array_module, to_numpy
-from cvtool.errors import CvtoolError
+from cvtool.errors import CvtoolError, check_choice
 
 FORMATS = ("xywh", "xyxy", "cxcywh")
 
 
 def check_format(fmt: str) -> str:
     """Return ``fmt`` if it is a known box format, else raise CvtoolError."""
-    if fmt not in FORMATS:
-        raise CvtoolError(
-            f"The 'format' parameter must be one of {', '.join(FORMATS)}. Got {fmt!r} instead."
-        )
-    return fmt
+    return check_choice("format", fmt, FORMATS)
 
 
 def validate(boxes, fmt: str = "xywh", name: str = "boxes", offset: float = 0.0):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from cvtool.backend import array_module, to_numpy
-from cvtool.errors import CvtoolError
+from cvtool.errors import CvtoolError, check_int
 
 MEAN_IOU_NOTE = (
     "Mean IoU averages one overlap ratio per class. Detection mAP ('cvtool iou map') is "
@@ -56,8 +56,7 @@ def _num_classes(pairs, num_classes, ignore_index) -> int:
             t = t[t != ignore_index] if ignore_index is not None else t
             hi = max(hi, int(p.max()) if p.size else 0, int(t.max()) if t.size else 0)
         num_classes = hi + 1
-    if num_classes < 1:
-        raise CvtoolError(f"The 'num_classes' parameter must be >= 1. Got {num_classes} instead.")
+    check_int("num_classes", num_classes, low=1)
     return num_classes
 
 

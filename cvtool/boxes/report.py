@@ -13,7 +13,7 @@ import numpy as np
 from cvtool.boxes import io as boxes_io
 from cvtool.boxes.coco import STAT_NAMES, coco_evaluate
 from cvtool.boxes.voc import voc_evaluate
-from cvtool.errors import CvtoolError
+from cvtool.errors import CvtoolError, check_choice, check_number
 
 MODES = ("coco", "voc07", "voc12")
 STAT_LABELS = (
@@ -46,12 +46,8 @@ def evaluate_files(gt_path, dets_path, *, mode="coco", fmt="xywh", iou_threshold
         ``table_rows``, ``warnings`` (list of str), ``images``, ``detections``,
         ``per_class``, ``curves`` (label, recall, precision) for plotting.
     """
-    if mode not in MODES:
-        raise CvtoolError(
-            f"The 'mode' parameter must be one of {', '.join(MODES)}. Got {mode!r} instead."
-        )
-    if not 0.0 < iou_threshold <= 1.0:
-        raise CvtoolError(f"The 'iou' parameter must be in (0, 1]. Got {iou_threshold} instead.")
+    check_choice("mode", mode, MODES)
+    check_number("iou", iou_threshold, low=0, high=1, low_open=True)
     gt = boxes_io.load_ground_truth(gt_path, fmt)
     if len(gt.image_ids) == 0:
         raise CvtoolError(f"The ground truth '{gt_path}' has no images.")

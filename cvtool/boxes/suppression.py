@@ -13,7 +13,7 @@ import numpy as np
 
 from cvtool.backend import array_module, to_numpy
 from cvtool.boxes.core import box_iou
-from cvtool.errors import CvtoolError
+from cvtool.errors import CvtoolError, check_int, check_number
 
 
 def nms_per_image(
@@ -75,12 +75,9 @@ def nms(
     numpy.ndarray of int64, shape (K,)
         Indices of the kept boxes, by decreasing score.
     """
-    if not 0.0 <= float(iou_threshold) <= 1.0:
-        raise CvtoolError(
-            f"The 'iou_threshold' parameter must be in [0, 1]. Got {iou_threshold} instead."
-        )
-    if top_k is not None and int(top_k) < 1:
-        raise CvtoolError(f"The 'top_k' parameter must be an int >= 1. Got {top_k} instead.")
+    check_number("iou_threshold", iou_threshold, low=0, high=1)
+    if top_k is not None:
+        check_int("top_k", top_k, low=1)
     s = to_numpy(scores).astype(np.float64).reshape(-1)
     if s.shape[0] != boxes.shape[0]:
         raise CvtoolError(

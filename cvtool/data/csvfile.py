@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cvtool.data.datasets import Dataset, check_dataset, default_class_names
-from cvtool.errors import CvtoolError
-from cvtool.fileio import atomic_write_text, existing_file
+from cvtool.data.core import Dataset, check_dataset, default_class_names
+from cvtool.errors import CvtoolError, check_path
+from cvtool.fileio import atomic_write_text
 
 _SHAPE_NAME = re.compile(r"^\s*(\d+)x(\d+)(?:x(\d+))?\s*$")
 
@@ -66,7 +66,7 @@ def partner_path(path: Path) -> Path:
 
 
 def _read_rows(path: Path) -> tuple[list[str] | None, np.ndarray]:
-    existing_file(path)
+    check_path(path)
     try:
         with open(path, encoding="utf-8") as fh:
             first = fh.readline()

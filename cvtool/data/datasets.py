@@ -8,58 +8,32 @@
   (/usr/share/datasets/fashion-mnist) or from the cache after ``cvtool data fetch``;
 - ``mnist``: 60000 + 10000, from the cache after ``cvtool data fetch``.
 
-A path is read by the format readers in ``cvtool.data.formats``.
+A path is read by the format readers in ``cvtool.data.formats``. The container
+:class:`Dataset` and its checks live in ``cvtool.data.core`` (importable from here too).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from cvtool.errors import CvtoolError
+from cvtool.data.core import (  # noqa: F401  (re-exported: the names lived here before)
+    DIGITS,
+    FASHION_CLASSES,
+    IDX_FILES,
+    Dataset,
+    check_dataset,
+    default_class_names,
+    label_count,
+    to_float,
+)
+from cvtool.data.formats import read_any
+from cvtool.data.idx import load_idx_dir
+from cvtool.errors import CvtoolError, check_number
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-IDX_FILES = {
-    "x_train": "train-images-idx3-ubyte.gz",
-    "y_train": "train-labels-idx1-ubyte.gz",
-    "x_test": "t10k-images-idx3-ubyte.gz",
-    "y_test": "t10k-labels-idx1-ubyte.gz",
-}
-FASHION_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
-DIGITS = tuple(str(d) for d in range(10))
-
-
-@dataclass
-class Dataset:
-    """Images (uint8) and integer labels, split into train and test."""
-
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    class_names: tuple[str, ...] = field(default=())
-
-    @property
-    def image_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
-
-    @property
-    def num_classes(self) -> int:
-        if self.class_names:
-            return len(self.class_names)
-        return label_count(self.y_train, self.y_test)
-
-
-def label_count(*labels: np.ndarray) -> int:
-    """1 + the largest label in any of the (N,) arrays (0 when all are empty)."""
-    return max(int(y.max(initial=-1)) for y in labels) + 1
 
 
 def cache_dir() -> Path:
@@ -98,83 +72,6 @@ def find_dataset_dir(name: str) -> Path | None:
     return None
 
 
-def check_dataset(ds: Dataset, where: str | os.PathLike) -> Dataset:
-    """Check the invariants every reader promises; return `ds` unchanged.
-
-    Images uint8 (N, H, W) or (N, H, W, C) with the same image shape in both
-    splits, labels (N,) non-negative integers, as many labels as images, and a
-    non-empty training split.
-
-    Raises
-    ------
-    CvtoolError
-        Naming `where` and the broken rule.
-    """
-    for split in ("train", "test"):
-        x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
-        if x.ndim not in (3, 4) or y.ndim != 1:
-            raise CvtoolError(
-                f"{where}: {split} images must be (N, H, W[, C]) and labels (N,); "
-                f"got {x.shape} and {y.shape}."
-            )
-        if len(x) != len(y):
-            raise CvtoolError(f"{where}: {split} split has {len(x)} images but {len(y)} labels.")
-        if x.dtype != np.uint8:
-            raise CvtoolError(f"{where}: {split} images must be uint8 (0..255), got {x.dtype}.")
-        if y.size and y.min() < 0:
-            raise CvtoolError(f"{where}: {split} labels must be >= 0, got {int(y.min())}.")
-    if len(ds.x_train) == 0:
-        raise CvtoolError(f"{where}: the training split is empty.")
-    if len(ds.x_test) and ds.x_test.shape[1:] != ds.x_train.shape[1:]:
-        raise CvtoolError(
-            f"{where}: test images are {ds.x_test.shape[1:]} but train images "
-            f"{ds.x_train.shape[1:]}."
-        )
-    return ds
-
-
-def default_class_names(name: str, y_train: np.ndarray, y_test: np.ndarray) -> tuple[str, ...]:
-    """Fashion-MNIST names for a set named '*fashion*' with 10 classes, else '0', '1', ..."""
-    top = label_count(y_train, y_test)
-    if "fashion" in name.lower() and top <= 10:
-        return FASHION_CLASSES
-    return DIGITS if top <= 10 else tuple(str(d) for d in range(top))
-
-
-def load_idx_dir(folder: Path, name: str) -> Dataset:
-    """Read a folder of MNIST-named IDX files (each ``.gz`` or raw), checking images match labels.
-
-    The training pair is required; the test pair is optional (an empty test
-    split when both test files are absent).
-    """
-    from cvtool.data.idx import find_idx_file, read_idx
-
-    folder = Path(folder)
-    paths = {k: find_idx_file(folder, f) for k, f in IDX_FILES.items()}
-    for key in ("x_train", "y_train"):
-        if paths[key] is None:
-            raise CvtoolError(f"{folder}: missing IDX file {IDX_FILES[key]} (or without .gz).")
-    if (paths["x_test"] is None) != (paths["y_test"] is None):
-        missing = "x_test" if paths["x_test"] is None else "y_test"
-        raise CvtoolError(f"{folder}: missing IDX file {IDX_FILES[missing]} (or without .gz).")
-    arrays = {k: read_idx(p) for k, p in paths.items() if p is not None}
-    if paths["x_test"] is None:
-        x = arrays["x_train"]
-        arrays["x_test"] = np.empty((0, *x.shape[1:]), x.dtype)
-        arrays["y_test"] = np.empty(0, np.int64)
-    y_train = arrays["y_train"].astype(np.int64)
-    y_test = arrays["y_test"].astype(np.int64)
-    ds = Dataset(
-        name,
-        arrays["x_train"],
-        y_train,
-        arrays["x_test"],
-        y_test,
-        default_class_names(name, y_train, y_test),
-    )
-    return check_dataset(ds, folder)
-
-
 def load_dataset(name_or_path: str | os.PathLike) -> Dataset:
     """Load a named dataset or a dataset file/folder.
 
@@ -202,18 +99,7 @@ def load_dataset(name_or_path: str | os.PathLike) -> Dataset:
         raise CvtoolError(
             f"Unknown dataset {text!r}: not a known name ({', '.join(KNOWN)}) nor an existing path."
         )
-    from cvtool.data.formats import read_any
-
     return read_any(path)
-
-
-def to_float(x, dtype=np.float32, xp=np):
-    """uint8 images to floats in [0, 1] on xp's device."""
-    return (
-        xp.asarray(x, dtype=dtype) / dtype(255)
-        if x.dtype == np.uint8
-        else xp.asarray(x, dtype=dtype)
-    )
 
 
 def parse_validation(text: str | None, allow_zero: bool = True) -> int | float | None:
@@ -259,10 +145,8 @@ def stratified_split(
     """
     n = len(y)
     if isinstance(validation, float) and not validation.is_integer():
-        if not 0 < validation < 1:
-            raise CvtoolError(
-                f"The 'validation' parameter must be a fraction in (0, 1) or a count. Got {validation}."
-            )
+        check_number("validation", validation, low=0, high=1, low_open=True, high_open=True,
+                     hint="Or give a count of images.")  # fmt: skip
         n_val = int(round(validation * n))
     else:
         n_val = int(validation)

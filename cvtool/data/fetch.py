@@ -26,7 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cvtool.errors import CvtoolError
+from cvtool.data.datasets import cache_dir
+from cvtool.data.idx import load_idx_dir
+from cvtool.errors import CvtoolError, check_choice
 from cvtool.fileio import atomic_path
 
 # (name -> download base URL, {file: md5})
@@ -166,13 +168,8 @@ def fetch_dataset(
     One :class:`Fetched` per file, in the order train images, train labels,
     test images, test labels.
     """
-    from cvtool.data.datasets import cache_dir, load_idx_dir
-
-    if name not in SOURCES:
-        hint = " (it ships inside cvtool)" if name == "mnist-sample" else ""
-        raise CvtoolError(
-            f"The 'name' parameter must be one of {', '.join(SOURCES)}. Got {name!r}{hint}."
-        )
+    hint = "It ships inside cvtool." if name == "mnist-sample" else ""
+    check_choice("name", name, SOURCES, hint=hint)
     source = SOURCES[name]
     sums = dict(source["md5"]) if checksums is None else dict(checksums)
     base = (url_base or source["url_base"]).rstrip("/") + "/"

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cvtool.data.datasets import Dataset, check_dataset, label_count
+from cvtool.data.core import Dataset, check_dataset, label_count
 from cvtool.errors import CvtoolError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")

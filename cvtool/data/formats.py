@@ -22,7 +22,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cvtool.errors import CvtoolError
+from cvtool.data.core import IDX_FILES
+from cvtool.data.csvfile import read_csv, write_csv
+from cvtool.data.folder import read_folder, write_folder
+from cvtool.data.idx import find_idx_file, load_idx_dir, write_idx_folder
+from cvtool.data.npz import read_npz, write_npz
+from cvtool.errors import CvtoolError, check_choice
 
 FORMATS = ("idx", "npz", "folder", "csv")
 
@@ -35,9 +40,6 @@ def detect_format(path: str | os.PathLike) -> str:
     CvtoolError
         Missing path, or a file whose extension is not a dataset format.
     """
-    from cvtool.data.datasets import IDX_FILES
-    from cvtool.data.idx import find_idx_file
-
     path = Path(path)
     if path.is_dir():
         return "idx" if find_idx_file(path, IDX_FILES["x_train"]) else "folder"
@@ -72,21 +74,13 @@ def read_any(path: str | os.PathLike, shape: tuple[int, ...] | None = None, fmt:
     path = Path(path)
     fmt = detect_format(path) if fmt is None else _check_format(fmt)
     if fmt == "idx":
-        from cvtool.data.datasets import load_idx_dir
-
         if not path.is_dir():
             raise CvtoolError(f"Folder not found: {path}")
         return load_idx_dir(path, path.name)
     if fmt == "npz":
-        from cvtool.data.npz import read_npz
-
         return read_npz(path)
     if fmt == "csv":
-        from cvtool.data.csvfile import read_csv
-
         return read_csv(path, shape=shape)
-    from cvtool.data.folder import read_folder
-
     return read_folder(path)
 
 
@@ -134,25 +128,13 @@ def write_any(
     if fmt in ("idx", "folder") and path.exists() and not path.is_dir():
         raise CvtoolError(f"{path} exists and is not a folder; format {fmt} writes a folder.")
     if fmt == "idx":
-        from cvtool.data.idx import write_idx_folder
-
         return write_idx_folder(dataset, path)
     if fmt == "npz":
-        from cvtool.data.npz import write_npz
-
         return write_npz(dataset, path)
     if fmt == "csv":
-        from cvtool.data.csvfile import write_csv
-
         return write_csv(dataset, path)
-    from cvtool.data.folder import write_folder
-
     return write_folder(dataset, path)
 
 
 def _check_format(fmt: str) -> str:
-    if fmt not in FORMATS:
-        raise CvtoolError(
-            f"The 'format' parameter must be one of {', '.join(FORMATS)}. Got {fmt!r}."
-        )
-    return fmt
+    return check_choice("format", fmt, FORMATS)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cvtool.errors import CvtoolError
-from cvtool.fileio import atomic_write_bytes, existing_file
+from cvtool.data.core import IDX_FILES, Dataset, check_dataset, default_class_names
+from cvtool.errors import CvtoolError, check_path
+from cvtool.fileio import atomic_write_bytes
 
 # IDX type code -> big-endian NumPy dtype
 _TYPES = {
@@ -32,7 +33,7 @@ _CODES = {dt.newbyteorder("="): code for code, dt in _TYPES.items()}
 
 def _open(path: Path):
     """Open an IDX file for binary reading, through gzip when it starts with the gzip magic."""
-    existing_file(path)
+    check_path(path)
     with open(path, "rb") as fh:
         gz = fh.read(2) == b"\x1f\x8b"
     return (gzip.open if gz else open)(path, "rb")
@@ -141,8 +142,6 @@ def write_idx_folder(dataset, folder: str | os.PathLike) -> list[Path]:
     -------
     The paths written, in the order train images, train labels, test images, test labels.
     """
-    from cvtool.data.datasets import IDX_FILES
-
     folder = Path(folder)
     folder.mkdir(exist_ok=True)  # the output is this folder; its parent must exist
     written = []
@@ -153,3 +152,35 @@ def write_idx_folder(dataset, folder: str | os.PathLike) -> list[Path]:
         write_idx(folder / fname, array)
         written.append(folder / fname)
     return written
+
+
+def load_idx_dir(folder: Path, name: str) -> Dataset:
+    """Read a folder of MNIST-named IDX files (each ``.gz`` or raw), checking images match labels.
+
+    The training pair is required; the test pair is optional (an empty test
+    split when both test files are absent).
+    """
+    folder = Path(folder)
+    paths = {k: find_idx_file(folder, f) for k, f in IDX_FILES.items()}
+    for key in ("x_train", "y_train"):
+        if paths[key] is None:
+            raise CvtoolError(f"{folder}: missing IDX file {IDX_FILES[key]} (or without .gz).")
+    if (paths["x_test"] is None) != (paths["y_test"] is None):
+        missing = "x_test" if paths["x_test"] is None else "y_test"
+        raise CvtoolError(f"{folder}: missing IDX file {IDX_FILES[missing]} (or without .gz).")
+    arrays = {k: read_idx(p) for k, p in paths.items() if p is not None}
+    if paths["x_test"] is None:
+        x = arrays["x_train"]
+        arrays["x_test"] = np.empty((0, *x.shape[1:]), x.dtype)
+        arrays["y_test"] = np.empty(0, np.int64)
+    y_train = arrays["y_train"].astype(np.int64)
+    y_test = arrays["y_test"].astype(np.int64)
+    ds = Dataset(
+        name,
+        arrays["x_train"],
+        y_train,
+        arrays["x_test"],
+        y_test,
+        default_class_names(name, y_train, y_test),
+    )
+    return check_dataset(ds, folder)

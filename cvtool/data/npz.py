@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cvtool.data.datasets import Dataset, check_dataset, default_class_names
-from cvtool.errors import CvtoolError
-from cvtool.fileio import atomic_path, existing_file
+from cvtool.data.core import Dataset, check_dataset, default_class_names
+from cvtool.errors import CvtoolError, check_path
+from cvtool.fileio import atomic_path
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -50,7 +50,7 @@ def read_npz(path: str | os.PathLike) -> Dataset:
         Missing file, not an NPZ archive, a missing key, non-integer data,
         or label and image counts that differ.
     """
-    path = existing_file(path)
+    path = check_path(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}

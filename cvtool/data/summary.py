@@ -21,6 +21,8 @@ from cvtool.data.datasets import (
     find_dataset_dir,
     load_dataset,
 )
+from cvtool.data.formats import detect_format, read_any
+from cvtool.data.idx import read_idx_header
 
 # Published sizes of the named sets, used when the files are absent.
 EXPECTED = {
@@ -36,8 +38,6 @@ EXPECTED = {
 
 def catalog() -> list[dict]:
     """One dict per named dataset: name, present, path, train, test, image_shape, classes, MiB."""
-    from cvtool.data.idx import read_idx_header
-
     rows = []
     for name in KNOWN:
         folder = find_dataset_dir(name)
@@ -66,8 +66,6 @@ def catalog() -> list[dict]:
 
 def locate(name_or_path: str | os.PathLike) -> tuple[str, str]:
     """(format, location) of a named dataset or a path, for the report."""
-    from cvtool.data.formats import detect_format
-
     text = str(name_or_path)
     if text in KNOWN:
         folder = find_dataset_dir(text)
@@ -96,8 +94,6 @@ def describe(name_or_path: str | os.PathLike, shape: tuple[int, ...] | None = No
     num_classes, classes (per-class counts), balanced (every class the same
     size within each split), pixel_min, pixel_max.
     """
-    from cvtool.data.formats import read_any
-
     text = str(name_or_path)
     if text not in KNOWN and not Path(text).exists():
         load_dataset(text)  # raises the "unknown dataset" error with the known names

@@ -17,11 +17,14 @@ Rules (all equal to scikit-learn's ``KNeighborsClassifier(algorithm='brute')``
 wherever scikit-learn's answer is defined):
 
 - Distances are in the units of the input (0-255 pixels for uint8 images).
-  uint8 images are compared with exact integer arithmetic, so equal
-  distances are exactly equal.
+  uint8 images are compared with exact integer arithmetic, so mathematically
+  equal distances are bit-equal (cosine: up to 1459 values per image, through
+  the exact key -(a.b)^2 / (|a|^2 |b|^2); see ``kernels``).
 - Neighbours are ordered by (distance, training index): of equally distant
   training images the one with the smaller index is nearer, also at the k-th
-  place. (scikit-learn's brute force keeps the smaller index for L1 and L2;
+  place. With float images (and cosine on uint8 images of more than 1459
+  values) "equal" means equal after float64 rounding: mathematically equal
+  distances that round differently rank by their rounded values. (scikit-learn's brute force keeps the smaller index for L1 and L2;
   for cosine it uses ``argpartition``, whose choice among ties is unspecified.)
 - Uniform vote: the class with the most neighbours; a tie between classes
   goes to the smallest label (scikit-learn's mode does the same).
@@ -35,6 +38,7 @@ wherever scikit-learn's answer is defined):
 Left out: approximate search, kd-trees, radius neighbours, regression.
 """
 
+from cvtool.errors import check_choice  # re-exported: cli/knn.py calls knn.check_choice
 from cvtool.knn.eval import (
     choose,
     evaluate,
@@ -51,7 +55,6 @@ from cvtool.knn.search import (
     METRICS,
     MIN_ROWS,
     WEIGHTS,
-    check_choice,
     check_k,
     flatten,
     kneighbors,

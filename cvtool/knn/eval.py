@@ -17,16 +17,18 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from cvtool.backend import to_numpy
-from cvtool.errors import CvtoolError
+from cvtool.backend import array_module, to_numpy
+from cvtool.data.datasets import Dataset, load_dataset, stratified_split
+from cvtool.errors import CvtoolError, check_choice, check_int
+from cvtool.fileio import atomic_write_text
 from cvtool.knn.search import (
     DEFAULT_MEMORY_MB,
     METRICS,
     WEIGHTS,
-    check_choice,
     check_k,
     flatten,
     kneighbors,
@@ -37,8 +39,7 @@ from cvtool.knn.search import (
 def stratified_folds(y: np.ndarray, folds: int, seed: int | None = 0) -> list[tuple]:
     """Seeded stratified k-fold split: [(train_idx, val_idx)] * folds, sorted indices."""
     n = len(y)
-    if isinstance(folds, bool) or int(folds) != folds or not 2 <= folds <= n:
-        raise CvtoolError(f"The 'folds' parameter must be an int in [2, {n}]. Got {folds!r}.")
+    check_int("folds", folds, low=2, high=n)
     rng = np.random.default_rng(seed)
     fold = np.empty(n, np.int64)
     offset = 0
@@ -96,9 +97,7 @@ def evaluate(
     'predictions' (T,), 'nearest' (T,) distance to the nearest neighbour,
     'seconds' and 'peak_rss_mb'.
     """
-    from cvtool.data.datasets import stratified_split
-
-    xp = np if xp is None else xp
+    xp = array_module(x_train) if xp is None else xp
     t0 = time.perf_counter()
     ks, metrics = [int(k) for k in ks], list(metrics)
     if not ks or not metrics:
@@ -159,16 +158,12 @@ def evaluate(
 
 def check_output(path) -> None:
     """Fail early (before any distance is computed) when `path` cannot be a file."""
-    from pathlib import Path
-
     if Path(path).is_dir() or not Path(path).name:
         raise CvtoolError(f"The 'predictions' parameter must be a file path. Got a folder: {path}.")
 
 
 def write_predictions(path, truth, predicted, nearest) -> None:
     """CSV 'index,true,predicted,distance' (distance to the nearest neighbour), written atomically."""
-    from cvtool.fileio import atomic_write_text
-
     check_output(path)
     lines = ["index,true,predicted,distance"]
     lines += [
@@ -195,8 +190,7 @@ def parse_ints(text: str, name: str) -> list[int]:
             raise CvtoolError(
                 f"The '{name}' parameter must be an int >= 1 or a comma list of them. Got {part!r}."
             ) from None
-        if value < 1:
-            raise CvtoolError(f"The '{name}' parameter must be an int >= 1. Got {value} instead.")
+        check_int(name, value, low=1)
         if value not in out:
             out.append(value)
     return out
@@ -219,8 +213,6 @@ def load_data(dataset: str, train: str | None = None, test: str | None = None):
     file, or its only split when it has no test part; with --train alone the
     test split comes from the same file.
     """
-    from cvtool.data.datasets import Dataset, load_dataset
-
     if train is None and test is None:
         return dataset, load_dataset(dataset)
     if train is None:

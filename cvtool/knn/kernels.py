@@ -19,9 +19,16 @@ Exactness on uint8 images (the common case) is by construction, not by luck:
   not are recomputed in float64 (exact for integers below 2**53).
 - L1 sums ``|a - b|`` of bytes into int32 (numba kernel) or uint8 max-min
   then int32 sums (NumPy/CuPy), both exact.
-- Cosine uses float64 dot products of the raw pixels (exact integers), then
-  ``1 - a.b / (|a| |b|)`` with three correctly rounded operations, so equal
-  and scaled copies of a training image tie exactly.
+- Cosine on uint8 rows with at most 1459 features ranks by the key
+  ``-(a.b)^2 / (|a|^2 |b|^2)`` = -cos^2 (pixels are >= 0, so a.b >= 0 and
+  cos^2 orders like cos). Numerator and denominator are integers below 2**53
+  (255**2 * 1459 squared), exact in float64, and the key is one correctly
+  rounded division of them: mathematically equal cosines give bit-equal keys
+  (and so bit-equal distances ``1 - sqrt(-key)``), whatever the vectors, so
+  equal distances go to the smaller training index like L1 and L2. Float
+  inputs and longer rows use ``1 - a.b / (|a| |b|)`` in float64 (three
+  roundings): there mathematically equal distances may differ in the last bit
+  and then rank by that rounding, not by index.
 
 Top-k never sorts a whole row: the row is cut into blocks, the k-th smallest
 block minimum bounds the k-th smallest key from above, only blocks whose
@@ -37,6 +44,7 @@ import numpy as np
 
 F32_EXACT = float(2**24)  # keys below this are exact in the float32 L2 path
 MAX_EXACT_FEATURES = 1024  # 128 * 128 * 1024 == 2**24
+MAX_COSINE_FEATURES = 1459  # (255**2 * 1459)**2 < 2**53 <= (255**2 * 1460)**2
 
 
 def block_size(n: int) -> int:
@@ -216,8 +224,56 @@ class L2Float:
         return xp.sqrt(xp.maximum(state[1][:, None] + vals, 0.0))
 
 
+class CosineExact:
+    """Cosine on uint8 rows (<= MAX_COSINE_FEATURES): key -(a.b)^2 / (|a|^2 |b|^2), exact ties.
+
+    A zero row has similarity 0 (distance 1), as with :class:`Cosine`.
+    """
+
+    key_dtype = np.float64
+    entry_bytes = 16  # the block makes one temporary of its size
+    col_bytes = 0
+
+    def __init__(self, B, n_pad: int, xp):
+        n, D = B.shape
+        self.xp, self.n = xp, n
+        BT = xp.zeros((D, n_pad), dtype=xp.float64)
+        BT[:, :n] = xp.asarray(B, dtype=xp.float64).T
+        self.BT = BT
+        nb = xp.einsum("dj,dj->j", BT, BT)  # (n_pad,) |b|^2, exact integers
+        nb[nb == 0] = 1.0  # a zero row: a.b = 0, so the key is 0 (distance 1)
+        self.nb = nb
+
+    def rows(self, A):
+        xp = self.xp
+        A = xp.asarray(A, dtype=xp.float64)
+        na = xp.einsum("id,id->i", A, A)  # (t,) |a|^2, exact
+        na[na == 0] = 1.0
+        return A, na
+
+    def block(self, state, c0, c1, out):
+        xp = self.xp
+        A, na = state
+        xp.matmul(A, self.BT[:, c0:c1], out=out)  # a.b, exact integers
+        out *= out  # (a.b)^2 < 2**53: exact
+        out /= na[:, None] * self.nb[c0:c1]  # exact product; the one rounding is here
+        xp.negative(out, out=out)  # -cos^2 in [-1, 0]: smaller is nearer
+        if c1 > self.n:
+            out[:, max(0, self.n - c0) :] = np.inf
+        return out
+
+    def inexact_rows(self, state, kth_vals):
+        return None
+
+    def finish(self, state, vals):
+        return 1.0 - self.xp.sqrt(-vals)
+
+
 class Cosine:
-    """Cosine distance 1 - a.b / (|a| |b|) in float64; zero rows have similarity 0."""
+    """Cosine distance 1 - a.b / (|a| |b|) in float64; zero rows have similarity 0.
+
+    For float rows, or uint8 rows longer than MAX_COSINE_FEATURES.
+    """
 
     key_dtype = np.float64
     entry_bytes = 16  # the block makes one temporary of its size

@@ -15,7 +15,8 @@ import os
 
 import numpy as np
 
-from cvtool.errors import CvtoolError
+from cvtool.backend import array_module, to_numpy
+from cvtool.errors import CvtoolError, check_choice, check_int, check_number
 from cvtool.knn import kernels as kk
 
 METRICS = ("l1", "l2", "cosine")
@@ -26,8 +27,12 @@ MIN_ROWS = 64  # keep at least this many test rows per block (efficient matrix p
 
 
 def flatten(x) -> np.ndarray:
-    """(N, ...) images to (N, D) rows; uint8 stays uint8, everything else float64."""
-    x = np.asarray(x)
+    """(N, ...) images to (N, D) host rows; uint8 stays uint8, everything else float64.
+
+    Device arrays come to the host here: checks and the test chunks are cut on
+    the host, and each plan moves what it needs to its ``xp``.
+    """
+    x = to_numpy(x)
     if x.ndim < 2:
         raise CvtoolError(f"Images must have shape (N, ...) with N rows. Got shape {x.shape}.")
     x = x.reshape(len(x), -1)
@@ -40,21 +45,10 @@ def flatten(x) -> np.ndarray:
 
 def check_k(k: int, n_train: int) -> int:
     """k as an int in [1, n_train]."""
-    if isinstance(k, bool) or int(k) != k or k < 1:
-        raise CvtoolError(f"The 'k' parameter must be an int >= 1. Got {k!r} instead.")
+    k = check_int("k", k, low=1)
     if k > n_train:
-        raise CvtoolError(
-            f"The 'k' parameter must be <= the number of training images ({n_train}). Got {k}."
-        )
-    return int(k)
-
-
-def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise CvtoolError(
-            f"The '{name}' parameter must be one of {', '.join(allowed)}. Got {value!r} instead."
-        )
-    return value
+        check_int("k", k, low=1, high=n_train, hint=f"There are {n_train} training images.")
+    return k
 
 
 def resolve_engine(engine: str, metric: str, xp) -> str:
@@ -82,6 +76,8 @@ def _plan(metric, B, n_pad, xp, engine, budget):
             return kk.L2Exact(B, n_pad, xp)
         return kk.L2Float(B, n_pad, xp)
     if metric == "cosine":
+        if B.dtype == np.uint8 and B.shape[1] <= kk.MAX_COSINE_FEATURES:
+            return kk.CosineExact(B, n_pad, xp)
         return kk.Cosine(B, n_pad, xp)
     return kk.L1(B, n_pad, xp, engine, budget)
 
@@ -100,7 +96,7 @@ def kneighbors(
     metric : 'l1', 'l2' or 'cosine'.
     memory_mb : budget for the working buffers (the prepared training matrix
         is extra: N * D * 4 bytes for L2, 8 for cosine, 1 for uint8 L1).
-    xp : array module (numpy or cupy); default numpy.
+    xp : array module (numpy or cupy) to compute with; default that of x_train.
     engine : 'auto' | 'numpy' | 'numba' (the compiled L1 kernel).
 
     Returns
@@ -120,10 +116,9 @@ def kneighbors(
     >>> d.tolist(), i.tolist()
     ([[0.0, 5.0]], [[1, 0]])
     """
-    xp = np if xp is None else xp
+    xp = array_module(x_train) if xp is None else xp
     check_choice("metric", metric, METRICS)
-    if not memory_mb > 0:
-        raise CvtoolError(f"The 'memory' parameter must be > 0 (MB). Got {memory_mb!r} instead.")
+    check_number("memory", memory_mb, low=0, low_open=True, hint="In MB.")
     B, A = flatten(x_train), flatten(x_test)
     if A.shape[1] != B.shape[1]:
         raise CvtoolError(
@@ -197,7 +192,7 @@ def vote(labels, dist, weights: str, n_classes: int, xp=None):
     >>> vote(np.array([[2, 1, 1, 2]]), np.array([[1.0, 2, 3, 4]]), "distance", 3).tolist()
     [2]
     """
-    xp = np if xp is None else xp
+    xp = array_module(dist) if xp is None else xp
     check_choice("weights", weights, WEIGHTS)
     if weights == "uniform":
         scores = [xp.sum(labels == c, axis=1) for c in range(n_classes)]

@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from cvtool.backend import array_module
-from cvtool.errors import CvtoolError
+from cvtool.errors import check_choice
+from cvtool.nn._parallel import run_rows
 
 _EXPIT: list = []  # [scipy.special.expit or None], filled on first use (import costs 0.2 s)
 
@@ -33,24 +34,16 @@ def _expit():
 
 def _rows(fn, x) -> None:
     """fn(start, stop) over the rows of the NumPy batch x, split across cores when x is large."""
-    from cvtool.nn.conv import run_rows  # conv imports layers, which imports this module
-
     run_rows(fn, len(x), x.size)
 
 
-class _Base:
-    """``xp`` may be set to the array module up front (saves a lookup per call)."""
-
-    xp = None
-
-
-class Sigmoid(_Base):
+class Sigmoid:
     """sigma(z) = 1 / (1 + e^-z); sigma'(z) = a (1 - a)."""
 
     name = "sigmoid"
 
     def forward(self, z, out=None):
-        xp = self.xp or array_module(z)
+        xp = array_module(z)
         if xp is np:
             expit = _EXPIT[0] if _EXPIT else _expit()
             if expit is not None:  # one ufunc call instead of four (hot loop)
@@ -63,50 +56,50 @@ class Sigmoid(_Base):
         return out
 
     def backward(self, z, a, dout, out=None):
-        xp = self.xp or array_module(a)
+        xp = array_module(a)
         out = xp.subtract(1.0, a, out=out)  # 1 - a
         out *= a
         out *= dout
         return out
 
 
-class Tanh(_Base):
+class Tanh:
     """tanh(z); tanh'(z) = 1 - a^2."""
 
     name = "tanh"
 
     def forward(self, z, out=None):
-        return (self.xp or array_module(z)).tanh(z, out=out)
+        return array_module(z).tanh(z, out=out)
 
     def backward(self, z, a, dout, out=None):
-        xp = self.xp or array_module(a)
+        xp = array_module(a)
         out = xp.multiply(a, a, out=out)
         xp.subtract(1.0, out, out=out)
         out *= dout
         return out
 
 
-class ReLU(_Base):
+class ReLU:
     """max(0, z); derivative 1 where z > 0, else 0 (0 at the kink)."""
 
     name = "relu"
 
     def forward(self, z, out=None):
-        xp = self.xp or array_module(z)
+        xp = array_module(z)
         if out is None or xp is not np:
             return xp.maximum(z, 0, out=out)
         _rows(lambda s, e: xp.maximum(z[s:e], 0, out=out[s:e]), z)
         return out
 
     def backward(self, z, a, dout, out=None):
-        xp = self.xp or array_module(dout)
+        xp = array_module(dout)
         if out is None or xp is not np:
             return xp.multiply(dout, a > 0, out=out)
         _rows(lambda s, e: xp.multiply(dout[s:e], a[s:e] > 0, out=out[s:e]), dout)
         return out
 
 
-class Identity(_Base):
+class Identity:
     """z itself; derivative 1."""
 
     name = "identity"
@@ -124,7 +117,7 @@ class Identity(_Base):
         return out
 
 
-class Softmax(_Base):
+class Softmax:
     """softmax over the last axis; dz = a * (dout - sum(dout * a)) per row.
 
     The row maximum is subtracted before exponentiating, so large inputs do
@@ -134,14 +127,14 @@ class Softmax(_Base):
     name = "softmax"
 
     def forward(self, z, out=None):
-        xp = self.xp or array_module(z)
+        xp = array_module(z)
         out = xp.subtract(z, z.max(axis=-1, keepdims=True), out=out)
         xp.exp(out, out=out)
         out /= out.sum(axis=-1, keepdims=True)
         return out
 
     def backward(self, z, a, dout, out=None):
-        xp = self.xp or array_module(a)
+        xp = array_module(a)
         dot = (dout * a).sum(axis=-1, keepdims=True)  # (N, 1)
         out = xp.subtract(dout, dot, out=out)
         out *= a
@@ -159,10 +152,4 @@ def get_activation(name: str):
     CvtoolError
         For an unknown name.
     """
-    try:
-        return ACTIVATIONS[name]()
-    except KeyError:
-        raise CvtoolError(
-            f"The 'activation' parameter must be one of {', '.join(ACTIVATIONS)}. "
-            f"Got {name!r} instead."
-        ) from None
+    return ACTIVATIONS[check_choice("activation", name, ACTIVATIONS)]()

@@ -424,9 +424,9 @@ def load_onnx(path, *, threads: int | None = None) -> OnnxModel:
         onnxruntime not installed (says what to install), the file missing, or
         not an ONNX model ONNX Runtime can load.
     """
-    from cvtool.fileio import existing_file
+    from cvtool.errors import check_path
 
-    path = existing_file(path, "Model file")
+    path = check_path(path, "Model file")
     ort = _need("onnxruntime")
     opts = ort.SessionOptions()
     if threads is not None:

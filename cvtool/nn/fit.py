@@ -35,8 +35,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cvtool import backend
-from cvtool.errors import CvtoolError
+from cvtool.errors import CvtoolError, check_choice, check_int
 from cvtool.nn.losses import get_loss
+from cvtool.nn.optim import SGD
 
 MONITORS = ("train-cost", "train-accuracy", "val-cost", "val-accuracy", "gradients")
 
@@ -132,15 +133,13 @@ def fit(
     -------
     History
     """
-    from cvtool.nn.optim import SGD
-
     model._check_built()
     xp = model.xp
     cb = callback or Callback()
-    _check_int("epochs", epochs, 1)
-    _check_int("batch_size", batch_size, 1)
-    _check_int("early_stop", early_stop, 0)
-    _check_int("eta_schedule", eta_schedule, 0)
+    check_int("epochs", epochs, low=1)
+    check_int("batch_size", batch_size, low=1)
+    check_int("early_stop", early_stop, low=0)
+    check_int("eta_schedule", eta_schedule, low=0)
     if transform is not None and not callable(transform):
         raise CvtoolError(f"The 'transform' parameter must be callable. Got {transform!r}.")
     opt = optimizer or SGD(0.5)
@@ -325,11 +324,6 @@ def _set_params(model, saved: list) -> None:
             layer.params[k][...] = v
 
 
-def _check_int(name: str, value, low: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise CvtoolError(f"The '{name}' parameter must be an int >= {low}. Got {value!r} instead.")
-
-
 def _finite(record: dict) -> bool:
     return all(math.isfinite(v) for k, v in record.items() if k.endswith("_cost") and v is not None)
 
@@ -340,10 +334,7 @@ def _resolve_monitor(monitor, has_val: bool, early_stop: int, eta_schedule: int)
             "train-cost", "train-accuracy")  # fmt: skip
     monitor = tuple(monitor)
     for m in monitor:
-        if m not in MONITORS:
-            raise CvtoolError(
-                f"The 'monitor' parameter takes {', '.join(MONITORS)}. Got {m!r} instead."
-            )
+        check_choice("monitor", m, MONITORS)
     if any(m.startswith("val-") for m in monitor) and not has_val:
         raise CvtoolError("Monitoring validation metrics needs a validation split (--validation).")
     if early_stop or eta_schedule:

@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from cvtool import backend
-from cvtool.errors import CvtoolError
+from cvtool.data.formats import read_any
+from cvtool.errors import CvtoolError, check_int, check_path
+from cvtool.nn.layers import Dense
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
@@ -44,8 +46,7 @@ def read_inputs(paths: list, input_shape: tuple[int, ...]) -> tuple[np.ndarray, 
     per = int(np.prod(input_shape))
     arrays, names = [], []
     for p in map(Path, paths):
-        if not p.exists():
-            raise CvtoolError(f"Input not found: {p}")
+        check_path(p, "Input", kind="any")
         if p.suffix.lower() in IMAGE_SUFFIXES:
             im = _read_image(p, channels)
             if im.size != per:
@@ -66,8 +67,6 @@ def read_inputs(paths: list, input_shape: tuple[int, ...]) -> tuple[np.ndarray, 
             if x.size == per:
                 x = x.reshape(1, -1)
         else:
-            from cvtool.data.formats import read_any
-
             ds = read_any(p)
             x = ds.x_test if len(ds.x_test) else ds.x_train
         if x.ndim < 2 or int(np.prod(x.shape[1:])) != per:
@@ -126,10 +125,7 @@ def dense_templates(model, max_units: int = 100) -> tuple[np.ndarray, list[str],
     titles : K labels (class names when the layer is the output layer).
     info : layer name, units, image shape.
     """
-    from cvtool.nn.layers import Dense
-
-    if not isinstance(max_units, int) or max_units < 1:
-        raise CvtoolError(f"The 'max-units' parameter must be >= 1. Got {max_units!r}.")
+    check_int("max-units", max_units, low=1)
     names = model.layer_names()
     idx = next((i for i, layer in enumerate(model.layers) if isinstance(layer, Dense)), None)
     if idx is None:

@@ -17,18 +17,14 @@ import math
 
 import numpy as np
 
-from cvtool.errors import CvtoolError
+from cvtool.errors import check_choice
 
 INITS = ("default", "large", "he", "glorot")
 
 
 def check_init(name: str) -> str:
     """The name itself when known, else a CvtoolError listing the choices."""
-    if name not in INITS:
-        raise CvtoolError(
-            f"The 'init' parameter must be one of {', '.join(INITS)}. Got {name!r} instead."
-        )
-    return name
+    return check_choice("init", name, INITS)
 
 
 def init_weights(

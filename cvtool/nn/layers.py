@@ -16,14 +16,20 @@ training loop allocates nothing per mini-batch; outputs of a training-mode
 forward are therefore only valid until the next one. ``need_dx = False``
 (set by the model on the first layer) skips the input gradient nobody reads.
 
-Layers here: Dense, Activation, Flatten, Dropout. Conv2D and the pooling
-layers live in :mod:`cvtool.nn.conv`. Left out: batch normalisation.
+``build`` keeps its ``xp`` as ``self.xp`` for the layer's own state (params,
+grads, buffers); ``forward`` and ``backward`` take ``xp`` from their argument
+(``array_module``), as every library function does (docs/design.md).
+
+Layers here: Dense, Activation, Flatten, Dropout. Conv2D lives in
+:mod:`cvtool.nn.conv`, the pooling layers in :mod:`cvtool.nn.pool`. Left out:
+batch normalisation.
 """
 
 from __future__ import annotations
 
 from cvtool import shapes
-from cvtool.errors import CvtoolError
+from cvtool.backend import array_module, device_rng
+from cvtool.errors import CvtoolError, check_int, check_number
 from cvtool.nn import activations
 from cvtool.nn.init import check_init, init_biases, init_weights
 
@@ -85,9 +91,8 @@ class Dense(Layer):
 
     def __init__(self, units: int, bias: bool = True, init: str = "default"):
         super().__init__()
-        if not isinstance(units, int) or units < 1:
-            raise CvtoolError(f"The 'units' parameter must be an int >= 1. Got {units!r} instead.")
-        self.units, self.bias, self.init = units, bool(bias), check_init(init)
+        self.units = check_int("units", units, low=1)
+        self.bias, self.init = bool(bias), check_init(init)
         self.x = None
 
     @classmethod
@@ -124,7 +129,7 @@ class Dense(Layer):
         assert n_w + n_b == sum(int(v.size) for v in self.params.values()), "param count mismatch"
 
     def forward(self, x, training=False):
-        xp = self.xp
+        xp = array_module(x)
         self.x = x if training else None  # (N, D), for backward; inference keeps nothing
         if training:
             z = xp.matmul(x, self.params["W"], out=self.buffer("z", (x.shape[0], self.units)))
@@ -136,7 +141,7 @@ class Dense(Layer):
 
     def backward(self, dout):
         assert self.x is not None, "Dense.backward needs forward(x, training=True) first"
-        xp, W = self.xp, self.params["W"]
+        xp, W = array_module(dout), self.params["W"]
         xp.matmul(self.x.T, dout, out=self.grads["W"])  # (D, units)
         if self.bias:
             dout.sum(axis=0, out=self.grads["b"])
@@ -162,10 +167,6 @@ class Activation(Layer):
 
     def config(self) -> dict:
         return {"activation": self.name}
-
-    def build(self, in_shape, xp, dtype, rng) -> None:
-        super().build(in_shape, xp, dtype, rng)
-        self.fn.xp = xp
 
     def forward(self, x, training=False):
         if not training:  # inference keeps no references (they would pin memory)
@@ -209,9 +210,7 @@ class Dropout(Layer):
 
     def __init__(self, rate: float):
         super().__init__()
-        if not isinstance(rate, int | float) or not 0 <= rate < 1:
-            raise CvtoolError(f"The 'rate' parameter must be in [0, 1). Got {rate!r} instead.")
-        self.rate = float(rate)
+        self.rate = check_number("rate", rate, low=0, high=1, high_open=True)
 
     @classmethod
     def from_spec(cls, spec):
@@ -221,8 +220,6 @@ class Dropout(Layer):
         return {"rate": self.rate}
 
     def build(self, in_shape, xp, dtype, rng) -> None:
-        from cvtool.backend import device_rng
-
         super().build(in_shape, xp, dtype, rng)
         self.rng = device_rng(int(rng.integers(2**63)), xp)
 

@@ -1,16 +1,17 @@
-"""Costs, Nielsen-style: ``fn(a, y)`` is the cost and ``delta(z, a, y, act)`` the error
-dC/dz of the output layer, for a mini-batch of outputs ``a`` (N, K) and one-hot
-targets ``y`` (N, K).
+"""Costs, Nielsen-style: ``fn(a, y)`` is the cost and ``grad(a, y)`` its derivative
+dC/da, for a mini-batch of outputs ``a`` (N, K) and one-hot targets ``y`` (N, K).
 
 - ``quadratic``: C = 1/2 ||a - y||^2;
 - ``cross-entropy``: C = -sum(y ln a + (1 - y) ln(1 - a)), for sigmoid outputs;
 - ``log-likelihood``: C = -ln a_y, for softmax outputs (categorical cross-entropy).
 
-``fn`` returns the mean over the batch (Nielsen's cost divided by n); ``delta``
-and ``grad`` (= dC/da) are per example, so the model divides by the batch size
-once. With the matching output activation (sigmoid for cross-entropy, softmax
-for log-likelihood) the output error is exactly ``a - y`` (``fused``), which
-is both cheaper and free of the 1/a blow-up of the chain rule. L2
+``fn`` returns the mean over the batch (Nielsen's cost divided by n); ``grad``
+is per example, so the model divides by the batch size once. With the matching
+output activation (sigmoid for cross-entropy, softmax for log-likelihood; the
+cost's ``fused`` attribute) the error dC/dz at the activation's input is exactly
+``a - y``: the model then starts backpropagation below that activation with
+``a - y`` (``Sequential.fuses_output``), which is cheaper than the chain rule
+``act'(z) * grad(a, y)`` and free of its 1/a blow-up. L2
 regularisation lives in the optimiser and in ``l2_penalty``. Left out:
 per-class weights and label smoothing.
 """
@@ -18,22 +19,16 @@ per-class weights and label smoothing.
 from __future__ import annotations
 
 from cvtool.backend import array_module
-from cvtool.errors import CvtoolError
+from cvtool.errors import check_choice
 
 _TINY = 1e-12  # keeps ln(0) finite for saturated outputs (float32 represents it)
 
 
 class Cost:
-    """The shared output error: ``a - y`` with the cost's matching activation
-    (``fused``), otherwise the chain rule grad(a, y) * act'(z)."""
+    """A cost: ``fn(a, y)`` (batch mean), ``grad(a, y)`` (dC/da per example), and
+    ``fused``, the output activation with which dC/dz is exactly ``a - y``."""
 
     fused: str | None = None
-
-    @classmethod
-    def delta(cls, z, a, y, act):
-        if act.name == cls.fused:
-            return a - y
-        return act.backward(z, a, cls.grad(a, y))
 
 
 class QuadraticCost(Cost):
@@ -97,9 +92,7 @@ def get_loss(name: str):
     """A cost class by name (quadratic, cross-entropy, log-likelihood, or an alias)."""
     key = ALIASES.get(name, name)
     if key not in LOSSES:
-        raise CvtoolError(
-            f"The 'cost' parameter must be one of {', '.join(LOSSES)}. Got {name!r} instead."
-        )
+        check_choice("cost", name, LOSSES)  # raises, naming the costs
     return LOSSES[key]
 
 

@@ -25,22 +25,18 @@ import math
 import numpy as np
 
 from cvtool.backend import array_module
-from cvtool.errors import CvtoolError
-from cvtool.nn.conv import run_rows
+from cvtool.errors import CvtoolError, check_choice, check_number
+from cvtool.nn._parallel import run_rows
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 
 
 def _positive(name: str, value: float, hint: str) -> float:
-    if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise CvtoolError(f"The '{name}' parameter must be a number > 0. Got {value!r}; {hint}.")
-    return float(value)
+    return check_number(name, value, low=0, low_open=True, hint=hint)
 
 
 def _unit(name: str, value: float, hint: str) -> float:
-    if not isinstance(value, int | float) or not 0 <= value < 1:
-        raise CvtoolError(f"The '{name}' parameter must be in [0, 1). Got {value!r}; {hint}.")
-    return float(value)
+    return check_number(name, value, low=0, high=1, high_open=True, hint=hint)
 
 
 class Optimizer:
@@ -55,13 +51,9 @@ class Optimizer:
     name = "optimizer"
 
     def __init__(self, eta: float, lmbda: float = 0.0):
-        self.eta = _positive("eta", eta, "try --eta 0.5 for SGD or --eta 0.001 for Adam")
-        if not isinstance(lmbda, int | float) or not math.isfinite(lmbda) or lmbda < 0:
-            raise CvtoolError(
-                f"The 'lmbda' parameter must be a number >= 0. Got {lmbda!r}; "
-                "use 0 for no regularisation or e.g. 0.1 (Nielsen's choice for 1000 images)."
-            )
-        self.lmbda = float(lmbda)
+        self.eta = _positive("eta", eta, "Try --eta 0.5 for SGD or --eta 0.001 for Adam.")
+        self.lmbda = check_number("lmbda", lmbda, low=0, hint=(
+            "Use 0 for no regularisation or e.g. 0.1 (Nielsen's choice for 1000 images)."))  # fmt: skip
         self.slots: list = []
         self.n = 1
 
@@ -114,7 +106,7 @@ class Momentum(Optimizer):
 
     def __init__(self, eta: float, lmbda: float = 0.0, momentum: float = 0.9):
         super().__init__(eta, lmbda)
-        self.momentum = _unit("momentum", momentum, "0.9 is the usual choice")
+        self.momentum = _unit("momentum", momentum, "0.9 is the usual choice.")
 
     def reset(self) -> None:
         self.velocity = [array_module(p).zeros_like(p) for p, *_ in self.slots]
@@ -147,9 +139,9 @@ class Adam(Optimizer):
         eps: float = 1e-8,
     ):
         super().__init__(eta, lmbda)
-        self.beta1 = _unit("beta1", beta1, "0.9 is the usual choice")
-        self.beta2 = _unit("beta2", beta2, "0.999 is the usual choice")
-        self.eps = _positive("eps", eps, "1e-8 is the usual choice")
+        self.beta1 = _unit("beta1", beta1, "0.9 is the usual choice.")
+        self.beta2 = _unit("beta2", beta2, "0.999 is the usual choice.")
+        self.eps = _positive("eps", eps, "1e-8 is the usual choice.")
 
     def reset(self) -> None:
         self.t = 0
@@ -201,9 +193,5 @@ class Adam(Optimizer):
 def get_optimizer(name: str, eta: float, lmbda: float = 0.0, **kwargs) -> Optimizer:
     """An optimiser by name: 'sgd', 'momentum' or 'adam'."""
     classes = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
-    if name not in classes:
-        raise CvtoolError(
-            f"The 'optimizer' parameter must be one of {', '.join(OPTIMIZERS)}. "
-            f"Got {name!r} instead."
-        )
+    check_choice("optimizer", name, OPTIMIZERS)
     return classes[name](eta, lmbda, **kwargs)

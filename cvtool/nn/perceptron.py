@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cvtool.errors import CvtoolError
+from cvtool.errors import check_choice, check_int, check_number
 
 GATES = {
     "AND": lambda x: int(all(x)),
@@ -44,8 +44,7 @@ def binary_inputs(n: int) -> np.ndarray:
     >>> binary_inputs(2).tolist()
     [[0, 0], [0, 1], [1, 0], [1, 1]]
     """
-    if not isinstance(n, int) or not 1 <= n <= 12:
-        raise CvtoolError(f"The 'inputs' parameter must be an int from 1 to 12. Got {n!r} instead.")
+    check_int("inputs", n, low=1, high=12)
     return np.array(list(itertools.product((0, 1), repeat=n)), dtype=np.int64)
 
 
@@ -53,9 +52,7 @@ def gate_targets(name: str, n: int = 2) -> np.ndarray:
     """Targets of a named gate over binary_inputs(n), shape (2**n,)."""
     key = name.upper()
     if key not in GATES:
-        raise CvtoolError(
-            f"The 'learn' parameter must be one of {', '.join(GATES)}. Got {name!r} instead."
-        )
+        check_choice("learn", name, GATES)  # raises, naming the gates
     return np.array([GATES[key](x) for x in binary_inputs(n)], dtype=np.int64)
 
 
@@ -160,12 +157,8 @@ def learn(gate: str, n_inputs: int = 2, eta: float = 1.0, max_epochs: int = 100)
 
 def learn_targets(X: np.ndarray, t: np.ndarray, eta: float = 1.0, max_epochs: int = 100):
     """The learning rule on inputs X (m, n) with 0/1 targets t (m,); see :func:`learn`."""
-    if not (isinstance(eta, int | float) and eta > 0):
-        raise CvtoolError(f"The 'eta' parameter must be a number > 0. Got {eta!r} instead.")
-    if not (isinstance(max_epochs, int) and max_epochs >= 1):
-        raise CvtoolError(
-            f"The 'epochs' parameter must be an int >= 1. Got {max_epochs!r} instead."
-        )
+    check_number("eta", eta, low=0, low_open=True)
+    check_int("epochs", max_epochs, low=1)
     X = np.asarray(X, dtype=np.float64)
     w, b = np.zeros(X.shape[1]), 0.0
     seen = {(tuple(w), b): 0}

@@ -31,7 +31,6 @@ Left out: learning-rate warm-up, mixed precision, multi-GPU.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -266,8 +265,8 @@ def train(
         not fit the classes, or a cost that became NaN/infinite.
     """
     from cvtool.data.datasets import Dataset, load_dataset
+    from cvtool.nn._parallel import training_threads
     from cvtool.nn.cnn import default_eta
-    from cvtool.nn.conv import training_threads
     from cvtool.nn.optim import get_optimizer
 
     check_outputs(out, metrics, plot)
@@ -290,8 +289,7 @@ def train(
         )
     model.meta["dataset"] = ds.name
     checkpoint = ModelCheckpoint(out) if out is not None else None
-    numpy = backend.backend_name(model.xp) == "numpy"
-    with training_threads() if numpy else contextlib.nullcontext():
+    with training_threads(model.xp):
         hist = model.fit(
             train_xy[0], train_xy[1], epochs=epochs, batch_size=batch_size, optimizer=opt,
             loss=cost, validation=val_xy, early_stop=early_stop, eta_schedule=eta_schedule,

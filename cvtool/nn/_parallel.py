@@ -1,0 +1,126 @@
+"""Work on a NumPy batch split across a few worker threads: the two-core helpers.
+
+NumPy releases the GIL in copies, ufuncs and matrix products, so pieces of a
+batch run in parallel in plain threads. Matrix products inside those pieces use
+one BLAS thread each, or the two levels of threading would fight over the
+cores. ``training_threads(xp)`` is the policy for a whole CPU training run
+(every trainer, every backend asks it); on CuPy every helper here does the
+whole batch in one call. Nothing here runs at import time.
+
+The number of threads is ``$CVTOOL_THREADS``, else the CPU count (at most 8).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from cvtool.backend import backend_name
+
+# Elementwise work on fewer elements than this runs in the calling thread: below it
+# handing pieces to threads costs more than it saves.
+SPLIT_SIZE = 2**17
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_WORKERS = 0  # the size _POOL was made with (not read back from the executor)
+_BLAS = None
+
+
+def threads() -> int:
+    """Worker threads for the pieces of a batch: $CVTOOL_THREADS, else the CPU count (<= 8)."""
+    env = os.environ.get("CVTOOL_THREADS", "")
+    return max(1, int(env) if env.isdigit() else min(8, _cpu_count()))
+
+
+@functools.cache
+def _cpu_count() -> int:
+    return os.cpu_count() or 1
+
+
+def worker_pool(workers: int) -> ThreadPoolExecutor:
+    """The shared worker-thread pool, grown to at least `workers` threads."""
+    global _POOL, _POOL_WORKERS
+    if _POOL is None or _POOL_WORKERS < workers:
+        old = _POOL
+        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cvtool-conv")
+        _POOL_WORKERS = workers
+        if old is not None:
+            old.shutdown(wait=False)  # its queued work still runs; its threads then exit
+    return _POOL
+
+
+def run_rows(fn, n: int, size: int) -> None:
+    """fn(start, stop) over rows 0..n-1: split across the worker threads when `size` is large.
+
+    For elementwise NumPy work on a batch (an activation and its gradient, an
+    optimiser update): the ufuncs release the GIL, so the pieces run on all
+    cores. No BLAS inside, so BLAS threads are left alone.
+    """
+    workers = min(threads(), n)
+    if workers <= 1 or size < SPLIT_SIZE:
+        fn(0, n)
+        return
+    step = -(-n // workers)
+    futures = [worker_pool(workers).submit(fn, s, min(s + step, n)) for s in range(step, n, step)]
+    fn(0, step)  # the calling thread does the first piece
+    for fut in futures:
+        fut.result()
+
+
+def run_plan(work, plan: list, args: list) -> None:
+    """work(chunks, arg) for each worker's chunks, in threads; chunked work uses one BLAS thread.
+
+    `plan` holds one list of (start, count) chunks per worker (see ``batch_plan``)
+    and `args` one extra argument per worker (its scratch buffer, say).
+    """
+    if len(plan) == 1 and len(plan[0]) == 1:  # one product over the whole batch
+        work(plan[0], args[0])
+        return
+    if len(plan) == 1:  # small chunks gain nothing from BLAS threads, and lose under load
+        with blas_limit():
+            work(plan[0], args[0])
+        return
+    pool = worker_pool(len(plan))
+    with blas_limit():
+        futures = [pool.submit(work, chunks, arg) for chunks, arg in zip(plan, args, strict=True)]
+        for fut in futures:
+            fut.result()
+
+
+def batch_plan(xp, n: int) -> list:
+    """The batch split into one contiguous (start, count) piece per worker (NumPy), else whole."""
+    workers = threads() if backend_name(xp) == "numpy" else 1
+    if workers <= 1 or n < 2 * workers:
+        return [[(0, n)]]
+    step = -(-n // workers)
+    return [[(s, min(step, n - s))] for s in range(0, n, step)]
+
+
+def training_threads(xp=np):
+    """A context for a training run on `xp`: conv chunks in threads, BLAS on one thread throughout.
+
+    Between the chunked products, BLAS threads left over from an unchunked product
+    (a dense layer) busy-wait and take the cores from the chunk workers; holding
+    BLAS to one thread for the whole run avoids that (measured with
+    benchmarks/bench_cnn.py: one Fashion-MNIST epoch of nielsen-ch6 went from about
+    18 s to 12.5 s on 2 cores). Does nothing with one thread or on a non-NumPy `xp`.
+    """
+    if backend_name(xp) != "numpy" or threads() <= 1:
+        return contextlib.nullcontext()
+    return blas_limit()
+
+
+def blas_limit():
+    """A context that keeps BLAS to one thread (threadpoolctl), or nothing without it."""
+    global _BLAS
+    try:
+        from threadpoolctl import ThreadpoolController  # optional, and slow to import
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return contextlib.nullcontext()
+    if _BLAS is None:
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
