@@ -336,3 +336,188 @@ def output_size_formula(
     if (size - k + 2 * padding) % stride:
         body = f"floor({body})"
     return f"{body} + 1 = {out}"
+
+
+# ---------------------------------------------------------------- upsampling layers
+# Transposed convolution and upsampling (the FCN decoder). Appended here so that the
+# layers in cvtool.nn.upsample, layer-calc and the summary share one formula each.
+
+
+def conv_transpose_size(
+    size: int, kernel: int, stride: int = 1, padding: int = 0, output_padding: int = 0,
+    *, axis: str = "width",
+) -> int:  # fmt: skip
+    """O = (W - 1) S - 2P + K + output_padding along one axis (PyTorch's ConvTranspose2d).
+
+    ``output_padding`` (0 <= OP < S) picks one of the S input sizes that a stride-S
+    convolution maps to the same output: it adds OP rows at the bottom/right.
+
+    >>> conv_transpose_size(32, 4, 2, 1)
+    64
+    >>> conv_transpose_size(7, 3, 2, 1, 1)
+    14
+
+    Raises
+    ------
+    CvtoolError
+        Output padding outside 0..S-1, or an output smaller than one pixel.
+    """
+    for name, value, low in (("kernel", kernel, 1), ("stride", stride, 1), ("padding", padding, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise CvtoolError(
+                f"The '{name}' parameter must be an int >= {low}. Got {value!r} instead."
+            )
+    if not isinstance(output_padding, int) or not 0 <= output_padding < stride:
+        raise CvtoolError(
+            f"The 'output_padding' parameter must be an int in 0..{stride - 1} (below the stride "
+            f"{stride}). Got {output_padding!r} instead."
+        )
+    out = (size - 1) * stride - 2 * padding + kernel + output_padding
+    if out < 1:
+        raise CvtoolError(
+            f"(W - 1)S - 2P + K + OP = ({size} - 1)*{stride} - 2*{padding} + {kernel} + "
+            f"{output_padding} = {out} along the {axis}: the padding {padding} crops the whole "
+            f"output; use padding <= {((size - 1) * stride + kernel + output_padding - 1) // 2}."
+        )
+    return out
+
+
+def conv_transpose2d_output(
+    in_shape: tuple[int, int, int],
+    filters: int,
+    kernel: int | tuple[int, int],
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+    output_padding: int | tuple[int, int] = 0,
+) -> tuple[int, int, int]:
+    """(H, W, C) -> (H', W', filters) of a 2-D transposed convolution.
+
+    >>> conv_transpose2d_output((32, 32, 32), 16, 4, stride=2, padding=1)
+    (64, 64, 16)
+    """
+    h, w, _ = in_shape
+    (kh, kw), (sh, sw) = pair(kernel), pair(stride)
+    (ph, pw), (oh, ow) = pair(padding), pair(output_padding)
+    return (
+        conv_transpose_size(h, kh, sh, ph, oh, axis="height"),
+        conv_transpose_size(w, kw, sw, pw, ow, axis="width"),
+        filters,
+    )
+
+
+def conv_transpose2d_params(
+    in_channels: int, filters: int, kernel: int | tuple[int, int], bias: bool = True
+) -> tuple[int, int]:
+    """(weights, biases) of a transposed convolution: K_h K_w F C_in weights and F biases.
+
+    The same count as the convolution it transposes (PyTorch's ConvTranspose2d).
+
+    >>> conv_transpose2d_params(32, 16, 4)
+    (8192, 16)
+    """
+    return conv2d_params(in_channels, filters, kernel, bias)
+
+
+def conv_transpose2d_macs(
+    in_shape: tuple[int, int, int], filters: int, kernel: int | tuple[int, int]
+) -> int:
+    """Multiply-accumulates of one transposed convolution on one image: H W C_in K_h K_w F.
+
+    Every input value meets every kernel weight of its channel once (the products
+    that col2im sums), so the count is per *input* pixel, as fvcore counts it.
+    torchinfo multiplies the weights by the *output* pixels instead, S^2 times
+    more for stride S (it counts the zeros a zero-insertion view would multiply).
+
+    >>> conv_transpose2d_macs((32, 32, 32), 16, 4)
+    8388608
+    """
+    kh, kw = pair(kernel)
+    return numel(in_shape) * kh * kw * filters
+
+
+def conv_transpose_receptive_field(
+    rf: float, jump: float, start: float, kernel: int, stride: int, padding: int
+) -> tuple[float, float, float]:
+    """One axis of the receptive-field recurrence through a transposed convolution.
+
+    An output unit sums at most ceil(K / S) neighbouring input units, and
+    neighbouring outputs sit S times closer than the inputs::
+
+        rf'    = rf + (ceil(K / S) - 1) * jump
+        jump'  = jump / S
+        start' = start + (P - (K - 1) / 2) * jump / S
+
+    >>> conv_transpose_receptive_field(10, 8, 0.5, 4, 2, 1)
+    (18, 4.0, -1.5)
+    """
+    taps = -(-kernel // stride)
+    return (
+        rf + (taps - 1) * jump,
+        jump / stride,
+        start + (padding - (kernel - 1) / 2) * jump / stride,
+    )
+
+
+UPSAMPLE_MODES = ("nearest", "bilinear")
+
+
+def upsample2d_output(
+    in_shape: tuple[int, int, int], factor: int | tuple[int, int]
+) -> tuple[int, int, int]:
+    """(H, W, C) -> (H f_h, W f_w, C) of an upsampling by integer factors.
+
+    >>> upsample2d_output((16, 16, 8), 2)
+    (32, 32, 8)
+    """
+    h, w, c = in_shape
+    fh, fw = pair(factor)
+    for value in (fh, fw):
+        if value < 1:
+            raise CvtoolError(f"The 'factor' parameter must be an int >= 1. Got {value!r} instead.")
+    return h * fh, w * fw, c
+
+
+def upsample2d_params(in_channels: int) -> tuple[int, int]:
+    """(weights, biases) of an upsampling layer: none, at any size.
+
+    >>> upsample2d_params(64)
+    (0, 0)
+    """
+    return 0, 0
+
+
+def upsample2d_macs(out_shape: tuple[int, int, int], mode: str = "nearest") -> int:
+    """Multiply-accumulates of an upsampling layer counted the summary's way: 0.
+
+    Like pooling it has no weights, and the summary counts only weight products
+    (torchinfo's convention). For reference, bilinear interpolation costs 4
+    multiply-adds per output value (fvcore's count); nearest copies.
+
+    >>> upsample2d_macs((32, 32, 8), "bilinear")
+    0
+    """
+    if mode not in UPSAMPLE_MODES:
+        raise CvtoolError(
+            f"The 'mode' parameter must be one of {', '.join(UPSAMPLE_MODES)}. Got {mode!r} instead."
+        )
+    return 0
+
+
+def upsample_receptive_field(
+    rf: float, jump: float, start: float, factor: int, mode: str = "nearest"
+) -> tuple[float, float, float]:
+    """One axis of the receptive-field recurrence through an upsampling by ``factor``.
+
+    Nearest copies one input unit (the first output of a block copies unit 0, so
+    the start stays); bilinear (align_corners=False) blends two neighbours, centred
+    at input coordinate (i + 1/2) / f - 1/2::
+
+        nearest:  rf' = rf,         jump' = jump / f,  start' = start
+        bilinear: rf' = rf + jump,  jump' = jump / f,  start' = start + (1/(2f) - 1/2) * jump
+
+    >>> upsample_receptive_field(5, 2, 2.5, 2, "bilinear")
+    (7, 1.0, 2.0)
+    """
+    if mode == "nearest" or factor == 1:
+        return rf, jump / factor, start
+    return rf + jump, jump / factor, start + (0.5 / factor - 0.5) * jump
