@@ -361,7 +361,8 @@ class UpSampling2D(Layer):
             big = xp.broadcast_to(x[:, :, None, :, None, :], (n, h, fh, w, fw, c))
             return big.reshape(n, h * fh, w * fw, c)  # the one copy
         out = _bilinear_axis(xp, x, fw, 2) if fw > 1 else x
-        return _bilinear_axis(xp, out, fh, 1) if fh > 1 else out.copy()
+        out = _bilinear_axis(xp, out, fh, 1) if fh > 1 else out
+        return x.copy() if out is x else out
 
     def backward(self, dout):
         """dout (N, H f_h, W f_w, C) -> dx (N, H, W, C)."""
