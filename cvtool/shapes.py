@@ -448,12 +448,12 @@ def conv_transpose_receptive_field(
         start' = start + (P - (K - 1) / 2) * jump / S
 
     >>> conv_transpose_receptive_field(10, 8, 0.5, 4, 2, 1)
-    (18, 4.0, -1.5)
+    (18, 4, -1.5)
     """
     taps = -(-kernel // stride)
     return (
         rf + (taps - 1) * jump,
-        jump / stride,
+        _divide(jump, stride),
         start + (padding - (kernel - 1) / 2) * jump / stride,
     )
 
@@ -516,8 +516,15 @@ def upsample_receptive_field(
         bilinear: rf' = rf + jump,  jump' = jump / f,  start' = start + (1/(2f) - 1/2) * jump
 
     >>> upsample_receptive_field(5, 2, 2.5, 2, "bilinear")
-    (7, 1.0, 2.0)
+    (7, 1, 2.0)
     """
     if mode == "nearest" or factor == 1:
-        return rf, jump / factor, start
-    return rf + jump, jump / factor, start + (0.5 / factor - 0.5) * jump
+        return rf, _divide(jump, factor), start
+    return rf + jump, _divide(jump, factor), start + (0.5 / factor - 0.5) * jump
+
+
+def _divide(jump: float, factor: int) -> float:
+    """jump / factor, kept an int while it divides exactly (jumps print as 2, not 2.0)."""
+    if isinstance(jump, int) and jump % factor == 0:
+        return jump // factor
+    return jump / factor
