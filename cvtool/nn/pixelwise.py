@@ -129,8 +129,8 @@ class PixelLogLikelihood:
         w /= xp.maximum(w.sum(), _TINY)  # all pixels ignored: every weight stays 0
         return lab, w
 
-    def _nll(self, scores, lab):
-        """-ln p[y] per pixel (N, H, W) and the softmax (N, H, W, K) when from logits."""
+    def _nll(self, scores, lab, softmax: bool = False):
+        """-ln p[y] per pixel (N, H, W), and the softmax (N, H, W, K) if asked (from logits)."""
         xp = array_module(scores)
         picked = xp.take_along_axis(scores, lab[..., None], axis=-1)[..., 0]
         if not self.from_logits:
@@ -139,6 +139,8 @@ class PixelLogLikelihood:
         e = xp.exp(scores - top)  # (N, H, W, K)
         total = e.sum(axis=-1, keepdims=True)
         nll = (xp.log(total) + top)[..., 0] - picked
+        if not softmax:
+            return nll, None
         e /= total
         return nll, e
 
@@ -156,7 +158,7 @@ class PixelLogLikelihood:
     def value_and_delta(self, scores, labels):
         """(fn, delta) sharing one softmax."""
         lab, w = self._pixels(scores, labels)
-        nll, p = self._nll(scores, lab)
+        nll, p = self._nll(scores, lab, softmax=True)
         return float((nll * w).sum()), self._delta(scores, lab, w, p)
 
     def _delta(self, scores, lab, w, p):
