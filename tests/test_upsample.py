@@ -9,6 +9,7 @@ W (K_h, K_w, F, C_in), hence the transposes below.
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -186,6 +187,21 @@ def test_upsample_matches_torch(mode, factor):
     yt.backward(torch.from_numpy(_nchw(g)))
     np.testing.assert_allclose(out, _nhwc(yt), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dx, _nhwc(xt.grad), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_upsample_split_across_threads_matches_whole(monkeypatch, mode):
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(5, 4, 6, 3))
+    layer = UpSampling2D((2, 3), mode)
+    layer.build(x.shape[1:], np, np.float64, rng)
+    g = rng.normal(size=(5, 8, 18, 3))
+    whole = layer.forward(x, training=True).copy()
+    dx_whole = layer.backward(g).copy()
+    monkeypatch.setenv("CVTOOL_THREADS", "2")
+    monkeypatch.setattr(sys.modules[upsample.run_rows.__module__], "SPLIT_SIZE", 1)
+    np.testing.assert_array_equal(layer.forward(x, training=True), whole)
+    np.testing.assert_array_equal(layer.backward(g), dx_whole)
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ import numpy as np
 from cvtool import shapes
 from cvtool.backend import array_module, backend_name
 from cvtool.errors import check_choice, check_int
-from cvtool.nn.conv import CHUNK_BYTES, _check_image, _run, _windows, threads
+from cvtool.nn.conv import CHUNK_BYTES, _check_image, _run, _windows, run_rows, threads
 from cvtool.nn.init import check_init, init_biases, init_weights
 from cvtool.nn.layers import Layer
 
@@ -280,18 +280,23 @@ def _edge_pad(xp, x, axis: int):
     return xp.concatenate([first, x, last], axis=axis)
 
 
-def _bilinear_axis(xp, x, factor: int, axis: int):
-    """Bilinear (align_corners=False) upsampling of x along `axis` (1 or 2) by `factor`."""
+def _bilinear_axis(xp, x, factor: int, axis: int, out=None):
+    """Bilinear (align_corners=False) upsampling of x along `axis` (1 or 2) by `factor`.
+
+    ``out``, if given, is the contiguous result (its shape has the axis enlarged).
+    """
     n = x.shape[axis]
-    xpad = _edge_pad(xp, x, axis)  # xpad[j + 1] = x[clamp(j)]
-    out = xp.empty(x.shape[: axis + 1] + (factor,) + x.shape[axis + 1 :], dtype=x.dtype)
-    for r, (d, lam) in enumerate(_phases(factor)):
-        o = out[_along(axis + 1, r)]  # (.., n, ..): output rows q*f + r
-        xp.multiply(xpad[_along(axis, slice(d + 1, d + 1 + n))], 1.0 - lam, out=o)
-        o += lam * xpad[_along(axis, slice(d + 2, d + 2 + n))]
     shape = list(x.shape)
     shape[axis] *= factor
-    return out.reshape(shape)
+    if out is None:
+        out = xp.empty(shape, dtype=x.dtype)
+    phases = out.reshape(x.shape[: axis + 1] + (factor,) + x.shape[axis + 1 :])  # a view
+    xpad = _edge_pad(xp, x, axis)  # xpad[j + 1] = x[clamp(j)]
+    for r, (d, lam) in enumerate(_phases(factor)):
+        o = phases[_along(axis + 1, r)]  # (.., n, ..): output rows q*f + r
+        xp.multiply(xpad[_along(axis, slice(d + 1, d + 1 + n))], 1.0 - lam, out=o)
+        o += lam * xpad[_along(axis, slice(d + 2, d + 2 + n))]
+    return out
 
 
 def _bilinear_axis_backward(xp, dout, factor: int, axis: int):
@@ -351,18 +356,31 @@ class UpSampling2D(Layer):
     def param_count(self, in_shape) -> tuple[int, int]:
         return shapes.upsample2d_params(_check_image("upsample", in_shape)[2])
 
+    def build(self, in_shape, xp, dtype, rng=None) -> None:
+        super().build(in_shape, xp, dtype, rng)
+        self.output_shape(in_shape)  # CvtoolError now for an impossible input
+
     def forward(self, x, training: bool = False):
-        """x (N, H, W, C) -> (N, H f_h, W f_w, C)."""
+        """x (N, H, W, C) -> (N, H f_h, W f_w, C); images split across the worker threads."""
         xp = array_module(x)
         n, h, w, c = x.shape
         fh, fw = self.factor
+        shape = (n, h * fh, w * fw, c)
+        out = self.buffer("out", shape) if training else xp.empty(shape, dtype=x.dtype)
         self._shape = x.shape if training else None
-        if self.mode == "nearest":
-            big = xp.broadcast_to(x[:, :, None, :, None, :], (n, h, fh, w, fw, c))
-            return big.reshape(n, h * fh, w * fw, c)  # the one copy
-        out = _bilinear_axis(xp, x, fw, 2) if fw > 1 else x
-        out = _bilinear_axis(xp, out, fh, 1) if fh > 1 else out
-        return x.copy() if out is x else out
+
+        def rows(s, e):  # images s .. e-1
+            o = out[s:e]
+            if self.mode == "nearest":  # one broadcast copy into the (m, H, f_h, W, f_w, C) view
+                o.reshape(e - s, h, fh, w, fw, c)[...] = x[s:e, :, None, :, None, :]
+            elif fh == 1:
+                _bilinear_axis(xp, x[s:e], fw, 2, out=o)
+            else:
+                wide = _bilinear_axis(xp, x[s:e], fw, 2) if fw > 1 else x[s:e]
+                _bilinear_axis(xp, wide, fh, 1, out=o)
+
+        run_rows(rows, n, out.size)
+        return out
 
     def backward(self, dout):
         """dout (N, H f_h, W f_w, C) -> dx (N, H, W, C)."""
@@ -371,7 +389,15 @@ class UpSampling2D(Layer):
         n, h, w, c = self._shape
         self._shape = None
         fh, fw = self.factor
-        if self.mode == "nearest":
-            return dout.reshape(n, h, fh, w, fw, c).sum(axis=(2, 4))
-        g = _bilinear_axis_backward(xp, dout, fh, 1) if fh > 1 else dout
-        return _bilinear_axis_backward(xp, g, fw, 2) if fw > 1 else g
+        dx = self.buffer("dx", (n, h, w, c))
+
+        def rows(s, e):
+            d = dout[s:e]
+            if self.mode == "nearest":
+                d.reshape(e - s, h, fh, w, fw, c).sum(axis=(2, 4), out=dx[s:e])
+                return
+            g = _bilinear_axis_backward(xp, d, fh, 1) if fh > 1 else d
+            dx[s:e] = _bilinear_axis_backward(xp, g, fw, 2) if fw > 1 else g
+
+        run_rows(rows, n, dout.size)
+        return dx
