@@ -95,7 +95,9 @@ class ConvTranspose2D(Layer):
     Notes
     -----
     params: ``W`` (K_h, K_w, F, C) and ``b`` (F,). Forward (N, H, W, C) ->
-    (N, H', W', F) with H' = (H - 1) S - 2P + K_h + OP. Dilation 1 only.
+    (N, H', W', F) with H' = (H - 1) S - 2P + K_h + OP. Dilation 1 only. With
+    ``need_dx = False`` (the model sets it on a first layer) backward skips the
+    input gradient and returns None.
     """
 
     kind = "deconv"
@@ -180,8 +182,8 @@ class ConvTranspose2D(Layer):
         x2 = x.reshape(n * hw, c)  # (N*H*W, C)
         wt = self.params["W"].reshape(k, c).T  # (C, K_h*K_w*F), a view
         bias = self.params.get("b")
-        rows = _taps(h, ho, kh, self.stride, self.padding)
-        cols_ = _taps(w, wo, kw, self.stride, self.padding)
+        taps_h = _taps(h, ho, kh, self.stride, self.padding)
+        taps_w = _taps(w, wo, kw, self.stride, self.padding)
         nc, plan = _plan(xp, n, hw * k * x.dtype.itemsize)
         if training:
             out = self.buffer("out", (n, ho, wo, f))
@@ -196,10 +198,10 @@ class ConvTranspose2D(Layer):
                 cm = cm.reshape(m, h, w, kh, kw, f)
                 o = out[s : s + m]  # (m, H', W', F)
                 o[...] = 0 if bias is None else bias
-                for a, row in enumerate(rows):  # col2im: one slice-add per kernel offset
-                    for b, col in enumerate(cols_):
-                        if row is not None and col is not None:
-                            o[:, row[1], col[1]] += cm[:, row[0], col[0], a, b]
+                for a, th in enumerate(taps_h):  # col2im: one slice-add per kernel offset
+                    for b, tw in enumerate(taps_w):
+                        if th is not None and tw is not None:
+                            o[:, th[1], tw[1]] += cm[:, th[0], tw[0], a, b]
 
         _run(work, plan, cols)
         self._cache = x if training else None
