@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
 from cvtool.backend import to_numpy
 from cvtool.errors import CvtoolError
+from cvtool.nn import pixelwise
 from cvtool.nn.pixelwise import PixelLogLikelihood
 
 EPS = 1e-6
@@ -74,6 +77,21 @@ def test_matches_torch_cross_entropy(kwargs, from_logits):
     ref.backward()
     assert value == pytest.approx(ref.item(), rel=1e-10)
     np.testing.assert_allclose(delta, np.moveaxis(zt.grad.numpy(), 1, 3), rtol=1e-9, atol=1e-15)
+
+
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_split_across_threads_matches_whole(monkeypatch, from_logits):
+    z, y = _data(seed=4)
+    scores = z if from_logits else _softmax(z)
+    loss = PixelLogLikelihood(
+        weight=CASES[3]["weight"], ignore_index=IGNORE, from_logits=from_logits
+    )
+    value, delta = loss.value_and_delta(scores, y)
+    monkeypatch.setenv("CVTOOL_THREADS", "2")
+    monkeypatch.setattr(sys.modules[pixelwise.run_rows.__module__], "SPLIT_SIZE", 1)
+    split_value, split_delta = loss.value_and_delta(scores, y)
+    assert split_value == pytest.approx(value, rel=1e-12)
+    np.testing.assert_array_equal(split_delta, delta)
 
 
 def test_float32_large_logits_stay_finite():

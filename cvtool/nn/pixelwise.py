@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import math
 
-from cvtool.backend import array_module
+from cvtool.backend import array_module, backend_name
 from cvtool.errors import CvtoolError, check_int
+from cvtool.nn.conv import run_rows
 
 _TINY = 1e-12  # keeps ln(0) finite for saturated softmax outputs
 
@@ -129,46 +130,56 @@ class PixelLogLikelihood:
         w /= xp.maximum(w.sum(), _TINY)  # all pixels ignored: every weight stays 0
         return lab, w
 
-    def _nll(self, scores, lab, softmax: bool = False):
-        """-ln p[y] per pixel (N, H, W), and the softmax (N, H, W, K) if asked (from logits)."""
-        xp = array_module(scores)
-        picked = xp.take_along_axis(scores, lab[..., None], axis=-1)[..., 0]
-        if not self.from_logits:
-            return -xp.log(xp.maximum(picked, _TINY)), None
-        top = scores.max(axis=-1, keepdims=True)
-        e = xp.exp(scores - top)  # (N, H, W, K)
-        total = e.sum(axis=-1, keepdims=True)
-        nll = (xp.log(total) + top)[..., 0] - picked
-        if not softmax:
-            return nll, None
-        e /= total
-        return nll, e
-
     def fn(self, scores, labels) -> float:
         """The weighted mean of -ln p[y] over the pixels that are not ignored."""
-        lab, w = self._pixels(scores, labels)
-        nll, _ = self._nll(scores, lab)
-        return float((nll * w).sum())
+        return self._compute(scores, labels, delta=False)[0]
 
     def delta(self, scores, labels):
         """dC/dz (N, H, W, K): the gradient of fn with respect to the logits."""
-        lab, w = self._pixels(scores, labels)
-        return self._delta(scores, lab, w, None)
+        return self._compute(scores, labels, delta=True, value=False)[1]
 
     def value_and_delta(self, scores, labels):
         """(fn, delta) sharing one softmax."""
-        lab, w = self._pixels(scores, labels)
-        nll, p = self._nll(scores, lab, softmax=True)
-        return float((nll * w).sum()), self._delta(scores, lab, w, p)
+        return self._compute(scores, labels, delta=True)
 
-    def _delta(self, scores, lab, w, p):
+    def _compute(self, scores, labels, *, delta: bool, value: bool = True):
+        """(fn or None, delta or None), one row per pixel, rows split across threads on NumPy."""
         xp = array_module(scores)
-        if p is None:
+        lab, w = self._pixels(scores, labels)
+        k = scores.shape[-1]
+        z = scores.reshape(-1, k)  # (M, K): one row per pixel
+        lab, w = lab.reshape(-1), w.reshape(-1)  # (M,)
+        d = xp.empty_like(z) if delta else None
+        sums = {}
+
+        def rows(s, e):  # pixels s .. e-1
+            zs, ls, ws = z[s:e], lab[s:e], w[s:e]
+            idx = xp.arange(e - s)
+            picked = zs[idx, ls]  # the score of each pixel's label
             if self.from_logits:
-                p = xp.exp(scores - scores.max(axis=-1, keepdims=True))
-                p /= p.sum(axis=-1, keepdims=True)
+                top = zs[:, 0].copy()
+                for j in range(1, k):  # NumPy reduces a short last axis slowly; K slices do not
+                    xp.maximum(top, zs[:, j], out=top)
+                ex = d[s:e] if delta else xp.empty_like(zs)
+                xp.exp(xp.subtract(zs, top[:, None], out=ex), out=ex)
+                total = xp.einsum("ij->i", ex)  # (m,) sum over classes
+                nll = xp.log(total) + top - picked
+                if delta:
+                    ex *= (ws / total)[:, None]  # w p
             else:
-                p = scores.copy()  # softmax outputs: the fused error is a - onehot
-        p -= lab[..., None] == xp.arange(scores.shape[-1])  # (N, H, W, K)
-        p *= w[..., None]
-        return p
+                nll = -xp.log(xp.maximum(picked, _TINY))
+                if delta:  # softmax outputs: the fused error of the softmax, w (a - onehot)
+                    xp.multiply(zs, ws[:, None], out=d[s:e])
+            if delta:
+                d[s:e][idx, ls] -= ws  # w (p - onehot)
+            if value:
+                sums[s] = xp.dot(nll, ws)
+
+        if backend_name(xp) == "numpy":
+            run_rows(rows, len(z), z.size)
+        else:
+            rows(0, len(z))
+        return (
+            float(sum(sums.values())) if value else None,
+            d.reshape(scores.shape) if delta else None,
+        )

@@ -54,6 +54,14 @@ def _plan(xp, n: int, image_bytes: int) -> tuple[int, list]:
     return nc, [chunks[i::workers] for i in range(workers)]
 
 
+def _split(xp, fn, n: int, size: int) -> None:
+    """fn(start, stop) over images 0..n-1: across the worker threads on NumPy, whole on CuPy."""
+    if backend_name(xp) == "numpy":
+        run_rows(fn, n, size)
+    else:
+        fn(0, n)
+
+
 def _taps(n: int, out: int, kernel: int, stride: int, pad: int) -> list:
     """Per kernel offset a along one axis: (input slice, output slice) it adds, or None.
 
@@ -381,7 +389,7 @@ class UpSampling2D(Layer):
                 wide = _bilinear_axis(xp, x[s:e], fw, 2) if fw > 1 else x[s:e]
                 _bilinear_axis(xp, wide, fh, 1, out=o)
 
-        run_rows(rows, n, out.size)
+        _split(xp, rows, n, out.size)
         return out
 
     def backward(self, dout):
@@ -401,5 +409,5 @@ class UpSampling2D(Layer):
             g = _bilinear_axis_backward(xp, d, fh, 1) if fh > 1 else d
             dx[s:e] = _bilinear_axis_backward(xp, g, fw, 2) if fw > 1 else g
 
-        run_rows(rows, n, dout.size)
+        _split(xp, rows, n, dout.size)
         return dx
