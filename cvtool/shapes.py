@@ -28,6 +28,9 @@ Left out: grouped/depthwise convolution, asymmetric padding, ceil-mode pooling.
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 from cvtool.errors import CvtoolError
 
 
@@ -435,29 +438,6 @@ def conv_transpose2d_macs(
     return numel(in_shape) * kh * kw * filters
 
 
-def conv_transpose_receptive_field(
-    rf: float, jump: float, start: float, kernel: int, stride: int, padding: int
-) -> tuple[float, float, float]:
-    """One axis of the receptive-field recurrence through a transposed convolution.
-
-    An output unit sums at most ceil(K / S) neighbouring input units, and
-    neighbouring outputs sit S times closer than the inputs::
-
-        rf'    = rf + (ceil(K / S) - 1) * jump
-        jump'  = jump / S
-        start' = start + (P - (K - 1) / 2) * jump / S
-
-    >>> conv_transpose_receptive_field(10, 8, 0.5, 4, 2, 1)
-    (18, 4, -1.5)
-    """
-    taps = -(-kernel // stride)
-    return (
-        rf + (taps - 1) * jump,
-        _divide(jump, stride),
-        start + (padding - (kernel - 1) / 2) * jump / stride,
-    )
-
-
 UPSAMPLE_MODES = ("nearest", "bilinear")
 
 
@@ -503,28 +483,120 @@ def upsample2d_macs(out_shape: tuple[int, int, int], mode: str = "nearest") -> i
     return 0
 
 
-def upsample_receptive_field(
-    rf: float, jump: float, start: float, factor: int, mode: str = "nearest"
-) -> tuple[float, float, float]:
-    """One axis of the receptive-field recurrence through an upsampling by ``factor``.
+# ------------------------------------------------------- receptive fields, uneven units
+# After a transposed convolution or an upsampling, neighbouring units no longer sit a
+# constant jump apart: the outputs 2q and 2q+1 of a stride-2 deconv (K=4, P=1) see input
+# units {q-1, q} and {q, q+1}, the outputs 2q+1 and 2q+2 both see {q, q+1}. One (rf, jump,
+# start) triple cannot carry that, so from the first such layer on the summary tracks the
+# field of every unit of one period: unit q*p + r sees the input pixels
+# lo[r] + q*shift .. hi[r] + q*shift (inclusive; padding counts, as in the recurrence).
 
-    Nearest copies one input unit (the first output of a block copies unit 0, so
-    the start stays); bilinear (align_corners=False) blends two neighbours, centred
-    at input coordinate (i + 1/2) / f - 1/2::
 
-        nearest:  rf' = rf,         jump' = jump / f,  start' = start
-        bilinear: rf' = rf + jump,  jump' = jump / f,  start' = start + (1/(2f) - 1/2) * jump
+class Field(NamedTuple):
+    """Receptive fields of the units along one axis, periodic with period len(lo).
 
-    >>> upsample_receptive_field(5, 2, 2.5, 2, "bilinear")
-    (7, 1, 2.0)
+    ``lo[r]``, ``hi[r]``: first and last input pixel seen by unit r (None for a unit
+    that sees no input: a transposed convolution with K < S leaves gaps only the bias
+    fills); unit q*p + r sees them shifted by q*shift pixels.
     """
-    if mode == "nearest" or factor == 1:
-        return rf, _divide(jump, factor), start
-    return rf + jump, _divide(jump, factor), start + (0.5 / factor - 0.5) * jump
+
+    lo: tuple
+    hi: tuple
+    shift: int
 
 
-def _divide(jump: float, factor: int) -> float:
-    """jump / factor, kept an int while it divides exactly (jumps print as 2, not 2.0)."""
-    if isinstance(jump, int) and jump % factor == 0:
-        return jump // factor
-    return jump / factor
+def field_from_recurrence(rf: int, jump: int, start: float) -> Field:
+    """The evenly spaced fields of the classic recurrence as a Field of period 1.
+
+    >>> field_from_recurrence(4, 2, 1.0)
+    Field(lo=(-1,), hi=(2,), shift=2)
+    """
+    lo = int(start - rf / 2)
+    return Field((lo,), (lo + rf - 1,), jump)
+
+
+def _field_of(field: Field, units) -> tuple[int | None, int | None]:
+    """(first, last) input pixel seen by any of the given units (indices may be < 0)."""
+    p, los, his = len(field.lo), [], []
+    for u in units:
+        q, r = divmod(u, p)
+        if field.lo[r] is not None:
+            los.append(field.lo[r] + q * field.shift)
+            his.append(field.hi[r] + q * field.shift)
+    return (min(los), max(his)) if los else (None, None)
+
+
+def _field(field: Field, period: int, units_of, shift: int) -> Field:
+    pairs = [_field_of(field, units_of(o)) for o in range(period)]
+    return Field(tuple(a for a, _ in pairs), tuple(b for _, b in pairs), shift)
+
+
+def field_window(field: Field, kernel: int, stride: int, padding: int, dilation: int = 1) -> Field:
+    """Fields through a conv or pooling window: unit o sees units o S - P + j D, j < K.
+
+    >>> field_window(Field((0,), (0,), 1), 3, 2, 1)
+    Field(lo=(-1,), hi=(1,), shift=2)
+    """
+    p = len(field.lo)
+    period = p // math.gcd(p, stride)
+    return _field(
+        field,
+        period,
+        lambda o: [o * stride - padding + j * dilation for j in range(kernel)],
+        field.shift * stride * period // p,
+    )
+
+
+def field_transpose(field: Field, kernel: int, stride: int, padding: int) -> Field:
+    """Fields through a transposed convolution: output o sums inputs i with i S + k - P = o.
+
+    >>> field_transpose(Field((-1,), (2,), 2), 4, 2, 1)
+    Field(lo=(-3, -1), hi=(2, 4), shift=2)
+    """
+    p = len(field.lo)
+    return _field(
+        field,
+        p * stride,
+        lambda o: range(-(-(o + padding - kernel + 1) // stride), (o + padding) // stride + 1),
+        field.shift,
+    )
+
+
+def field_upsample(field: Field, factor: int, mode: str = "nearest") -> Field:
+    """Fields through an upsampling: nearest copies unit o // f; bilinear blends the two
+    units around (o + 1/2) / f - 1/2 (one, where that is a whole number).
+
+    >>> field_upsample(Field((0,), (1,), 2), 2, "bilinear")
+    Field(lo=(-2, 0), hi=(1, 3), shift=2)
+    """
+
+    def units(o):
+        if mode == "nearest":
+            return [o // factor]
+        num, den = 2 * o + 1 - factor, 2 * factor  # the source coordinate is num / den
+        i0 = num // den
+        return [i0] if num % den == 0 else [i0, i0 + 1]
+
+    return _field(field, len(field.lo) * factor, units, field.shift)
+
+
+def field_summary(field: Field) -> tuple[int, float, float]:
+    """(rf, jump, start) of a Field: the widest field, the mean distance between units
+    (jump = shift / period, a fraction after upsampling) and the centre of the first
+    unit's field (of the first unit that sees any input).
+
+    >>> field_summary(Field((-3, -1), (2, 4), 2))
+    (6, 1, 0.0)
+    """
+    spans = [b - a + 1 for a, b in zip(field.lo, field.hi, strict=True) if a is not None]
+    first = next(r for r, a in enumerate(field.lo) if a is not None)
+    return (
+        max(spans),
+        _divide(field.shift, len(field.lo)),
+        (field.lo[first] + field.hi[first] + 1) / 2,
+    )
+
+
+def _divide(jump: int, period: int) -> float:
+    """jump / period, kept an int while it divides exactly (jumps print as 2, not 2.0)."""
+    return jump // period if jump % period == 0 else jump / period

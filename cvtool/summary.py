@@ -134,12 +134,17 @@ def _upsampling_row(spec, shape) -> dict:
             "dilation": 1, "formula": formula}  # fmt: skip
 
 
-def _upsampling_field(row: dict, ax: int, rf, jump, start) -> tuple:
-    """One axis of the receptive field through a deconv/upsample row: the jump divides."""
+def _upsampling_field(row: dict, ax: int, field):
+    """One axis's unit fields (shapes.Field) through a deconv/upsample row: the jump divides."""
     if "factor" in row:
-        return shapes.upsample_receptive_field(rf, jump, start, row["factor"][ax], row["mode"])
-    return shapes.conv_transpose_receptive_field(
-        rf, jump, start, row["kernel"][ax], row["stride"][ax], row["padding"][ax]
+        return shapes.field_upsample(field, row["factor"][ax], row["mode"])
+    return shapes.field_transpose(field, row["kernel"][ax], row["stride"][ax], row["padding"][ax])
+
+
+def _window_field(row: dict, ax: int, field):
+    """One axis's unit fields through a conv/pool row that follows a deconv/upsample."""
+    return shapes.field_window(
+        field, row["kernel"][ax], row["stride"][ax], row["padding"][ax], row["dilation"]
     )
 
 
@@ -267,6 +272,7 @@ def summarize(
         }
     ]
     notes, seen = [], {}
+    field = None  # per-axis shapes.Field once a deconv/upsample has made units uneven
     for i, spec in enumerate(specs, 1):
         key = f"pool:{spec.args.get('mode', 'max')}" if spec.kind == "pool" else spec.kind
         if spec.kind == "input":
@@ -277,7 +283,10 @@ def summarize(
             raise CvtoolError(f"layer {i} ({spec.text or spec.kind}): {exc}") from None
         type_name, base = TYPE_NAMES[key]
         seen[base] = seen.get(base, -1) + 1
-        if spec.kind in ("conv", "pool") and rf is not None:
+        if field is not None and spec.kind in ("conv", "pool"):  # units uneven since a deconv
+            field = [_window_field(row, ax, field[ax]) for ax in range(2)]
+            rf, jump, start = map(list, zip(*map(shapes.field_summary, field), strict=True))
+        elif spec.kind in ("conv", "pool") and rf is not None:
             for ax in range(2):
                 rf[ax], jump[ax], start[ax] = shapes.receptive_field(
                     rf[ax],
@@ -289,10 +298,12 @@ def summarize(
                     row["dilation"],
                 )
         elif spec.kind in ("deconv", "upsample") and rf is not None:
-            for ax in range(2):
-                rf[ax], jump[ax], start[ax] = _upsampling_field(
-                    row, ax, rf[ax], jump[ax], start[ax]
-                )
+            if field is None:
+                field = [
+                    shapes.field_from_recurrence(rf[ax], jump[ax], start[ax]) for ax in range(2)
+                ]
+            field = [_upsampling_field(row, ax, field[ax]) for ax in range(2)]
+            rf, jump, start = map(list, zip(*map(shapes.field_summary, field), strict=True))
         elif spec.kind == "dense":
             rf = None  # every unit now sees the whole input
         if any(row.get("dropped", ())):

@@ -278,7 +278,9 @@ def test_layer_calc_net_with_upsampling_layers(cli):
     assert deconv["macs"] == 8 * 8 * 8 * 4 * 4 * 4 and up["macs"] == 0
     # pool leaves jump 2; the stride-2 deconv halves it and the x2 upsampling halves it again
     assert rows[2]["jump"] == [2, 2] and deconv["jump"] == [1, 1] and up["jump"] == [0.5, 0.5]
-    assert up["rf"][0] == deconv["rf"][0] + 1  # bilinear blends two neighbours
+    # deconv outputs 2q and 2q+1 see pool units {q-1, q} and {q, q+1} (6 pixels each); a
+    # bilinear unit blends two of them, 3 pool units: 4 + 2 * 2 = 8 pixels
+    assert deconv["rf"] == [6, 6] and up["rf"] == [8, 8]
 
 
 def test_spec_builds_a_model_whose_shapes_agree_with_layer_calc(cli):
@@ -309,3 +311,43 @@ def test_layer_calc_bad_upsampling_specs(cli, spec, message):
     result = cli("layer-calc", "net", spec)
     assert result.exit_code == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "conv:1x3:p=same, avgpool:2, deconv:1x4:s=2:p=1, upsample:2:bilinear",
+        "conv:1x3, avgpool:2, deconv:1x3:s=2, upsample:3",
+        "avgpool:2, upsample:2:bilinear, deconv:1x5:s=3:p=1:op=2",
+        "avgpool:2, deconv:1x4:s=2:p=1, conv:1x3:p=same, avgpool:3, upsample:3:bilinear",
+        "upsample:2, conv:1x3:d=2:p=same, deconv:1x2:s=3, conv:1x3:s=2",  # K < S: gaps
+    ],
+)
+def test_receptive_field_is_the_widest_real_dependency(cli, body):
+    """layer-calc's receptive field equals the widest span of input rows one output unit
+    depends on (all weights positive, so no dependency cancels; border units excluded)."""
+    from cvtool.nn.model import Sequential
+    from cvtool.nn.spec import parse_spec
+
+    spec = "input:24x6x1, " + body
+    doc = json.loads(cli("layer-calc", "net", spec, "--json").stdout)
+    model = Sequential.from_spec(parse_spec(spec)).build(np, "float64", 0)
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        layer.need_dx = True
+        for name in layer.params:
+            layer.params[name][...] = rng.uniform(0.5, 1.5, layer.params[name].shape)
+    out_rows = doc["totals"]["output_shape"][0]
+    spans = []
+    margin = out_rows // 4  # units near the border see padding or clamped rows
+    for i in range(margin, out_rows - margin):
+        x = rng.normal(size=(1, 24, 6, 1))
+        for layer in model.layers:  # a fresh forward for each backward (caches are used up)
+            x = layer.forward(x, training=True)
+        g = np.zeros(x.shape)
+        g[0, i, 3, 0] = 1.0
+        for layer in reversed(model.layers):
+            g = layer.backward(g)
+        rows = np.flatnonzero(np.abs(g[0]).sum(axis=(1, 2)) > 0)
+        spans.append(rows[-1] - rows[0] + 1)
+    assert max(spans) == doc["rows"][-1]["rf"][0]
