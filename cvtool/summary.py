@@ -283,7 +283,7 @@ def summarize(
             raise CvtoolError(f"layer {i} ({spec.text or spec.kind}): {exc}") from None
         type_name, base = TYPE_NAMES[key]
         seen[base] = seen.get(base, -1) + 1
-        if field is not None and spec.kind in ("conv", "pool"):  # units uneven since a deconv
+        if field is not None and rf is not None and spec.kind in ("conv", "pool"):  # uneven units
             field = [_window_field(row, ax, field[ax]) for ax in range(2)]
             rf, jump, start = map(list, zip(*map(shapes.field_summary, field), strict=True))
         elif spec.kind in ("conv", "pool") and rf is not None:
