@@ -28,6 +28,9 @@ Left out: grouped/depthwise convolution, asymmetric padding, ceil-mode pooling.
 
 from __future__ import annotations
 
+import math
+from typing import NamedTuple
+
 from cvtool.errors import CvtoolError, check_choice
 
 
@@ -332,3 +335,264 @@ def output_size_formula(
     if (size - k + 2 * padding) % stride:
         body = f"floor({body})"
     return f"{body} + 1 = {out}"
+
+
+# ---------------------------------------------------------------- upsampling layers
+# Transposed convolution and upsampling (the FCN decoder). Appended here so that the
+# layers in cvtool.nn.upsample, layer-calc and the summary share one formula each.
+
+
+def conv_transpose_size(
+    size: int, kernel: int, stride: int = 1, padding: int = 0, output_padding: int = 0,
+    *, axis: str = "width",
+) -> int:  # fmt: skip
+    """O = (W - 1) S - 2P + K + output_padding along one axis (PyTorch's ConvTranspose2d).
+
+    ``output_padding`` (0 <= OP < S) picks one of the S input sizes that a stride-S
+    convolution maps to the same output: it adds OP rows at the bottom/right.
+
+    >>> conv_transpose_size(32, 4, 2, 1)
+    64
+    >>> conv_transpose_size(7, 3, 2, 1, 1)
+    14
+
+    Raises
+    ------
+    CvtoolError
+        Output padding outside 0..S-1, or an output smaller than one pixel.
+    """
+    for name, value, low in (("kernel", kernel, 1), ("stride", stride, 1), ("padding", padding, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise CvtoolError(
+                f"The '{name}' parameter must be an int >= {low}. Got {value!r} instead."
+            )
+    if not isinstance(output_padding, int) or not 0 <= output_padding < stride:
+        raise CvtoolError(
+            f"The 'output_padding' parameter must be an int in 0..{stride - 1} (below the stride "
+            f"{stride}). Got {output_padding!r} instead."
+        )
+    out = (size - 1) * stride - 2 * padding + kernel + output_padding
+    if out < 1:
+        raise CvtoolError(
+            f"(W - 1)S - 2P + K + OP = ({size} - 1)*{stride} - 2*{padding} + {kernel} + "
+            f"{output_padding} = {out} along the {axis}: the padding {padding} crops the whole "
+            f"output; use padding <= {((size - 1) * stride + kernel + output_padding - 1) // 2}."
+        )
+    return out
+
+
+def conv_transpose2d_output(
+    in_shape: tuple[int, int, int],
+    filters: int,
+    kernel: int | tuple[int, int],
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+    output_padding: int | tuple[int, int] = 0,
+) -> tuple[int, int, int]:
+    """(H, W, C) -> (H', W', filters) of a 2-D transposed convolution.
+
+    >>> conv_transpose2d_output((32, 32, 32), 16, 4, stride=2, padding=1)
+    (64, 64, 16)
+    """
+    h, w, _ = in_shape
+    (kh, kw), (sh, sw) = pair(kernel), pair(stride)
+    (ph, pw), (oh, ow) = pair(padding), pair(output_padding)
+    return (
+        conv_transpose_size(h, kh, sh, ph, oh, axis="height"),
+        conv_transpose_size(w, kw, sw, pw, ow, axis="width"),
+        filters,
+    )
+
+
+def conv_transpose2d_params(
+    in_channels: int, filters: int, kernel: int | tuple[int, int], bias: bool = True
+) -> tuple[int, int]:
+    """(weights, biases) of a transposed convolution: K_h K_w F C_in weights and F biases.
+
+    The same count as the convolution it transposes (PyTorch's ConvTranspose2d).
+
+    >>> conv_transpose2d_params(32, 16, 4)
+    (8192, 16)
+    """
+    return conv2d_params(in_channels, filters, kernel, bias)
+
+
+def conv_transpose2d_macs(
+    in_shape: tuple[int, int, int], filters: int, kernel: int | tuple[int, int]
+) -> int:
+    """Multiply-accumulates of one transposed convolution on one image: H W C_in K_h K_w F.
+
+    Every input value meets every kernel weight of its channel once (the products
+    that col2im sums), so the count is per *input* pixel, as fvcore counts it.
+    torchinfo multiplies the weights by the *output* pixels instead, S^2 times
+    more for stride S (it counts the zeros a zero-insertion view would multiply).
+
+    >>> conv_transpose2d_macs((32, 32, 32), 16, 4)
+    8388608
+    """
+    kh, kw = pair(kernel)
+    return numel(in_shape) * kh * kw * filters
+
+
+UPSAMPLE_MODES = ("nearest", "bilinear")
+
+
+def upsample2d_output(
+    in_shape: tuple[int, int, int], factor: int | tuple[int, int]
+) -> tuple[int, int, int]:
+    """(H, W, C) -> (H f_h, W f_w, C) of an upsampling by integer factors.
+
+    >>> upsample2d_output((16, 16, 8), 2)
+    (32, 32, 8)
+    """
+    h, w, c = in_shape
+    fh, fw = pair(factor)
+    for value in (fh, fw):
+        if value < 1:
+            raise CvtoolError(f"The 'factor' parameter must be an int >= 1. Got {value!r} instead.")
+    return h * fh, w * fw, c
+
+
+def upsample2d_params(in_channels: int) -> tuple[int, int]:
+    """(weights, biases) of an upsampling layer: none, at any size.
+
+    >>> upsample2d_params(64)
+    (0, 0)
+    """
+    return 0, 0
+
+
+def upsample2d_macs(out_shape: tuple[int, int, int], mode: str = "nearest") -> int:
+    """Multiply-accumulates of an upsampling layer counted the summary's way: 0.
+
+    Like pooling it has no weights, and the summary counts only weight products
+    (torchinfo's convention). For reference, bilinear interpolation costs 4
+    multiply-adds per output value (fvcore's count); nearest copies.
+
+    >>> upsample2d_macs((32, 32, 8), "bilinear")
+    0
+    """
+    if mode not in UPSAMPLE_MODES:
+        raise CvtoolError(
+            f"The 'mode' parameter must be one of {', '.join(UPSAMPLE_MODES)}. Got {mode!r} instead."
+        )
+    return 0
+
+
+# ------------------------------------------------------- receptive fields, uneven units
+# After a transposed convolution or an upsampling, neighbouring units no longer sit a
+# constant jump apart: the outputs 2q and 2q+1 of a stride-2 deconv (K=4, P=1) see input
+# units {q-1, q} and {q, q+1}, the outputs 2q+1 and 2q+2 both see {q, q+1}. One (rf, jump,
+# start) triple cannot carry that, so from the first such layer on the summary tracks the
+# field of every unit of one period: unit q*p + r sees the input pixels
+# lo[r] + q*shift .. hi[r] + q*shift (inclusive; padding counts, as in the recurrence).
+
+
+class Field(NamedTuple):
+    """Receptive fields of the units along one axis, periodic with period len(lo).
+
+    ``lo[r]``, ``hi[r]``: first and last input pixel seen by unit r (None for a unit
+    that sees no input: a transposed convolution with K < S leaves gaps only the bias
+    fills); unit q*p + r sees them shifted by q*shift pixels.
+    """
+
+    lo: tuple
+    hi: tuple
+    shift: int
+
+
+def field_from_recurrence(rf: int, jump: int, start: float) -> Field:
+    """The evenly spaced fields of the classic recurrence as a Field of period 1.
+
+    >>> field_from_recurrence(4, 2, 1.0)
+    Field(lo=(-1,), hi=(2,), shift=2)
+    """
+    lo = int(start - rf / 2)
+    return Field((lo,), (lo + rf - 1,), jump)
+
+
+def _field_of(field: Field, units) -> tuple[int | None, int | None]:
+    """(first, last) input pixel seen by any of the given units (indices may be < 0)."""
+    p, los, his = len(field.lo), [], []
+    for u in units:
+        q, r = divmod(u, p)
+        if field.lo[r] is not None:
+            los.append(field.lo[r] + q * field.shift)
+            his.append(field.hi[r] + q * field.shift)
+    return (min(los), max(his)) if los else (None, None)
+
+
+def _field(field: Field, period: int, units_of, shift: int) -> Field:
+    pairs = [_field_of(field, units_of(o)) for o in range(period)]
+    return Field(tuple(a for a, _ in pairs), tuple(b for _, b in pairs), shift)
+
+
+def field_window(field: Field, kernel: int, stride: int, padding: int, dilation: int = 1) -> Field:
+    """Fields through a conv or pooling window: unit o sees units o S - P + j D, j < K.
+
+    >>> field_window(Field((0,), (0,), 1), 3, 2, 1)
+    Field(lo=(-1,), hi=(1,), shift=2)
+    """
+    p = len(field.lo)
+    period = p // math.gcd(p, stride)
+    return _field(
+        field,
+        period,
+        lambda o: [o * stride - padding + j * dilation for j in range(kernel)],
+        field.shift * stride * period // p,
+    )
+
+
+def field_transpose(field: Field, kernel: int, stride: int, padding: int) -> Field:
+    """Fields through a transposed convolution: output o sums inputs i with i S + k - P = o.
+
+    >>> field_transpose(Field((-1,), (2,), 2), 4, 2, 1)
+    Field(lo=(-3, -1), hi=(2, 4), shift=2)
+    """
+    p = len(field.lo)
+    return _field(
+        field,
+        p * stride,
+        lambda o: range(-(-(o + padding - kernel + 1) // stride), (o + padding) // stride + 1),
+        field.shift,
+    )
+
+
+def field_upsample(field: Field, factor: int, mode: str = "nearest") -> Field:
+    """Fields through an upsampling: nearest copies unit o // f; bilinear blends the two
+    units around (o + 1/2) / f - 1/2 (one, where that is a whole number).
+
+    >>> field_upsample(Field((0,), (1,), 2), 2, "bilinear")
+    Field(lo=(-2, 0), hi=(1, 3), shift=2)
+    """
+
+    def units(o):
+        if mode == "nearest":
+            return [o // factor]
+        num, den = 2 * o + 1 - factor, 2 * factor  # the source coordinate is num / den
+        i0 = num // den
+        return [i0] if num % den == 0 else [i0, i0 + 1]
+
+    return _field(field, len(field.lo) * factor, units, field.shift)
+
+
+def field_summary(field: Field) -> tuple[int, float, float]:
+    """(rf, jump, start) of a Field: the widest field, the mean distance between units
+    (jump = shift / period, a fraction after upsampling) and the centre of the first
+    unit's field (of the first unit that sees any input).
+
+    >>> field_summary(Field((-3, -1), (2, 4), 2))
+    (6, 1, 0.0)
+    """
+    spans = [b - a + 1 for a, b in zip(field.lo, field.hi, strict=True) if a is not None]
+    first = next(r for r, a in enumerate(field.lo) if a is not None)
+    return (
+        max(spans),
+        _divide(field.shift, len(field.lo)),
+        (field.lo[first] + field.hi[first] + 1) / 2,
+    )
+
+
+def _divide(jump: int, period: int) -> float:
+    """jump / period, kept an int while it divides exactly (jumps print as 2, not 2.0)."""
+    return jump // period if jump % period == 0 else jump / period

@@ -36,6 +36,12 @@ TYPE_NAMES = {
     "activation": ("Activation", "activation"),
     "batchnorm": ("BatchNorm", "batch_normalization"),
 }
+TYPE_NAMES.update(
+    {
+        "deconv": ("ConvTranspose2D", "conv2d_transpose"),
+        "upsample": ("UpSampling2D", "up_sampling2d"),
+    }
+)
 
 COUNTS = (
     "Parameters: weights + biases (+ batch-norm statistics, non-trainable). MACs: "
@@ -102,6 +108,46 @@ def _window_row(spec, shape, floor: bool) -> dict:
     }
 
 
+def _upsampling_row(spec, shape) -> dict:
+    """Output shape, counts and per-axis details of a transposed convolution or upsampling."""
+    a = spec.args
+    if spec.kind == "upsample":
+        factor = shapes.pair(a["factor"])
+        mode = a.get("mode", "nearest")
+        out = shapes.upsample2d_output(shape, factor)
+        weights, biases = shapes.upsample2d_params(shape[2])
+        return {"output_shape": out, "weights": weights, "biases": biases,
+                "macs": shapes.upsample2d_macs(out, mode), "factor": factor, "mode": mode}  # fmt: skip
+    kernel, stride = shapes.pair(a["kernel"]), a.get("stride", 1)
+    pad, op = a.get("padding", 0), a.get("output_padding", 0)
+    out = shapes.conv_transpose2d_output(shape, a["filters"], kernel, stride, pad, op)
+    weights, biases = shapes.conv_transpose2d_params(
+        shape[2], a["filters"], kernel, a.get("bias", True)
+    )
+    formula = {
+        axis: f"({n} - 1)*{stride} - 2*{pad} + {k} + {op} = {o}"
+        for axis, n, k, o in zip(("height", "width"), shape[:2], kernel, out[:2], strict=True)
+    }
+    return {"output_shape": out, "weights": weights, "biases": biases,
+            "macs": shapes.conv_transpose2d_macs(shape, a["filters"], kernel), "kernel": kernel,
+            "stride": (stride, stride), "padding": (pad, pad), "output_padding": (op, op),
+            "dilation": 1, "formula": formula}  # fmt: skip
+
+
+def _upsampling_field(row: dict, ax: int, field):
+    """One axis's unit fields (shapes.Field) through a deconv/upsample row: the jump divides."""
+    if "factor" in row:
+        return shapes.field_upsample(field, row["factor"][ax], row["mode"])
+    return shapes.field_transpose(field, row["kernel"][ax], row["stride"][ax], row["padding"][ax])
+
+
+def _window_field(row: dict, ax: int, field):
+    """One axis's unit fields through a conv/pool row that follows a deconv/upsample."""
+    return shapes.field_window(
+        field, row["kernel"][ax], row["stride"][ax], row["padding"][ax], row["dilation"]
+    )
+
+
 def layer_row(spec, shape: tuple[int, ...], floor: bool = False) -> dict:
     """Shape, parameters and MACs of one parsed layer on an input of ``shape``.
 
@@ -131,6 +177,8 @@ def layer_row(spec, shape: tuple[int, ...], floor: bool = False) -> dict:
         row["macs"] = shapes.dense_macs(n_in, a["units"])
         if len(shape) > 1:
             row["note"] = "flattens its input implicitly"
+    elif kind in ("deconv", "upsample"):
+        row.update(_upsampling_row(spec, _image(kind, shape)))
     elif kind == "flatten":
         row["output_shape"] = shapes.flatten_output(shape)
     elif kind == "batchnorm":
@@ -224,6 +272,7 @@ def summarize(
         }
     ]
     notes, seen = [], {}
+    field = None  # per-axis shapes.Field once a deconv/upsample has made units uneven
     for i, spec in enumerate(specs, 1):
         key = f"pool:{spec.args.get('mode', 'max')}" if spec.kind == "pool" else spec.kind
         if spec.kind == "input":
@@ -234,7 +283,10 @@ def summarize(
             raise CvtoolError(f"layer {i} ({spec.text or spec.kind}): {exc}") from None
         type_name, base = TYPE_NAMES[key]
         seen[base] = seen.get(base, -1) + 1
-        if spec.kind in ("conv", "pool") and rf is not None:
+        if field is not None and rf is not None and spec.kind in ("conv", "pool"):  # uneven units
+            field = [_window_field(row, ax, field[ax]) for ax in range(2)]
+            rf, jump, start = map(list, zip(*map(shapes.field_summary, field), strict=True))
+        elif spec.kind in ("conv", "pool") and rf is not None:
             for ax in range(2):
                 rf[ax], jump[ax], start[ax] = shapes.receptive_field(
                     rf[ax],
@@ -245,6 +297,13 @@ def summarize(
                     row["padding"][ax],
                     row["dilation"],
                 )
+        elif spec.kind in ("deconv", "upsample") and rf is not None:
+            if field is None:
+                field = [
+                    shapes.field_from_recurrence(rf[ax], jump[ax], start[ax]) for ax in range(2)
+                ]
+            field = [_upsampling_field(row, ax, field[ax]) for ax in range(2)]
+            rf, jump, start = map(list, zip(*map(shapes.field_summary, field), strict=True))
         elif spec.kind == "dense":
             rf = None  # every unit now sees the whole input
         if any(row.get("dropped", ())):

@@ -4,7 +4,8 @@
 one table; a dense or conv spec with an activation other than identity becomes
 two layers (the parametrised layer, then an :class:`Activation`), so a
 Keras-style summary lists them apart. Conv and pooling layers come from
-:mod:`cvtool.nn.conv`, imported only when a spec uses them. The 'input' item
+:mod:`cvtool.nn.conv`, transposed convolution and upsampling from
+:mod:`cvtool.nn.upsample`, each imported only when a spec uses them. The 'input' item
 is not a layer: the model takes it as its input shape (``split_input``).
 """
 
@@ -36,6 +37,17 @@ def _pool(spec):
 
 FACTORIES["conv"] = _conv
 FACTORIES["pool"] = _pool
+
+
+def _upsampling(spec):
+    from cvtool.nn import upsample
+
+    kinds = {"deconv": upsample.ConvTranspose2D, "upsample": upsample.UpSampling2D}
+    return kinds[spec.kind].from_spec(spec)
+
+
+FACTORIES["deconv"] = _upsampling
+FACTORIES["upsample"] = _upsampling
 
 
 def split_input(specs: list) -> tuple[tuple[int, ...] | None, list]:
@@ -70,7 +82,7 @@ def build_layers(specs: list, init: str | None = None) -> list:
         if init is not None and hasattr(layer, "init"):
             layer.init = init
         out.append(layer)
-        act = spec.args.get("activation") if spec.kind in ("dense", "conv") else None
+        act = spec.args.get("activation") if spec.kind in ("dense", "conv", "deconv") else None
         if act and act != "identity":
             out.append(L.Activation(act))
     return out

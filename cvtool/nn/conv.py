@@ -58,7 +58,7 @@ from cvtool.nn.pool import (  # noqa: F401  (the pooling layers lived here; re-e
 CHUNK_BYTES = 2 * 2**20
 
 
-def _windows(xp, x, kernel, stride, dilation, out_hw):
+def windows(xp, x, kernel, stride, dilation, out_hw):
     """Strided view (N, H', W', K_h, K_w, C) of x (N, H, W, C): every window, no copy."""
     kh, kw = kernel
     ho, wo = out_hw
@@ -219,7 +219,7 @@ class Conv2D(Layer):
         kh, kw = self.kernel
         k, rows = kh * kw * c, ho * wo
         xpad = pad_hw(xp, x, self.pad)
-        win = _windows(xp, xpad, self.kernel, self.stride, self.dilation, (ho, wo))
+        win = windows(xp, xpad, self.kernel, self.stride, self.dilation, (ho, wo))
         wmat = self.params["W"].reshape(k, f)  # (K_h*K_w*C, F), a view
         bias = self.params.get("b")
         nc, plan = self._plan(xp, n, rows * k * x.dtype.itemsize)
@@ -310,7 +310,7 @@ class Conv2D(Layer):
                 if tconv:  # dx = full convolution of dout with the flipped kernels
                     dpads[i][:m, ph : ph + ho, pw : pw + wo] = dout[s : s + m]
                     tc = tcols[i][:m]  # (m, H, W, K_h, K_w, F)
-                    tc[...] = _windows(xp, dpads[i][:m], self.kernel, 1, 1, (h, w))
+                    tc[...] = windows(xp, dpads[i][:m], self.kernel, 1, 1, (h, w))
                     xp.matmul(tc.reshape(m * h * w, -1), wflip, out=dx[s * h * w : (s + m) * h * w])
                     continue
                 dc = xp.matmul(dm, wmat.T, out=dcols[i][: m * rows])

@@ -10,6 +10,11 @@ new lines; ``#`` starts a comment; spaces are ignored)::
                  OPT: s=STRIDE  p=PADDING (int, valid, same)  d=DILATION  bias=0
     pool      := ("pool" | "maxpool" | "avgpool" | "l2pool") ":" K {":" OPT}
                  OPT: s=STRIDE  p=PADDING (int, valid, same)       pool:2 is max-pooling
+    deconv    := "deconv:" F "x" K ["x" K2] {":" ACT | ":" OPT}   deconv:16x4:s=2:p=1
+                 OPT: s=STRIDE  p=PADDING (int)  op=OUTPUT_PADDING (< s)  bias=0
+                 transposed convolution: H' = (H - 1) S - 2P + K + OP
+    upsample  := "upsample:" F ["x" F2] [":nearest" | ":bilinear"]  upsample:2:bilinear
+                 integer factors; nearest by default; no parameters
     dense     := "dense:" UNITS {":" ACT | ":" bias=0}             dense:10:softmax
     dropout   := "dropout:" RATE                                   dropout:0.5 (rate dropped)
     flatten   := "flatten"
@@ -31,10 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cvtool.errors import CvtoolError
+from cvtool.shapes import UPSAMPLE_MODES
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "softmax", "identity")
 POOLS = {"pool": "max", "maxpool": "max", "avgpool": "avg", "l2pool": "l2"}
 KINDS = ("input", "conv", "pool", "dense", "dropout", "flatten", "activation", "batchnorm")
+KINDS += ("deconv", "upsample")
 
 
 @dataclass(frozen=True)
@@ -44,7 +51,9 @@ class LayerSpec:
     conv: filters, kernel (kh, kw), stride, padding (int | 'valid' | 'same'),
     dilation, bias, activation; pool: mode ('max' | 'avg' | 'l2'), pool,
     stride, padding (int | 'valid' | 'same'); dense: units, bias, activation;
-    dropout: rate; activation: activation; batchnorm: none; input: shape.
+    dropout: rate; activation: activation; batchnorm: none; input: shape;
+    deconv: filters, kernel (kh, kw), stride, padding (int), output_padding, bias,
+    activation; upsample: factor (fh, fw), mode ('nearest' | 'bilinear').
     """
 
     kind: str
@@ -176,6 +185,8 @@ def parse_layer(item: str) -> LayerSpec:
             },
             item,
         )
+    if kind in ("deconv", "upsample"):
+        return _parse_upsampling(kind, rest, item)
     if kind == "dropout":
         try:
             rate = float(rest[0]) if len(rest) == 1 else -1.0
@@ -200,7 +211,43 @@ def parse_layer(item: str) -> LayerSpec:
         return LayerSpec("activation", {"activation": kind}, item)
     raise CvtoolError(
         f"Unknown layer {kind!r} in {item!r}; known: conv, pool, maxpool, avgpool, l2pool, "
-        f"dense, dropout, flatten, batchnorm, input, {', '.join(ACTIVATIONS)}."
+        f"dense, dropout, flatten, batchnorm, deconv, upsample, input, {', '.join(ACTIVATIONS)}."
+    )
+
+
+def _parse_upsampling(kind: str, rest: list[str], item: str) -> LayerSpec:
+    """'deconv:FxK[xK2]:...' or 'upsample:F[xF2][:nearest|:bilinear]'."""
+    if kind == "upsample":
+        sizes = rest[0].lower().split("x") if rest else []
+        if len(sizes) not in (1, 2) or len(rest) > 2 or rest[1:] and rest[1] not in UPSAMPLE_MODES:
+            raise CvtoolError(
+                f"In {item!r}: write upsample:FACTOR[:nearest|:bilinear], e.g. upsample:2:bilinear."
+            )
+        fh = _int(sizes[0], "factor", item)
+        fw = _int(sizes[1], "factor", item) if len(sizes) == 2 else fh
+        mode = rest[1] if len(rest) == 2 else "nearest"
+        return LayerSpec("upsample", {"factor": (fh, fw), "mode": mode}, item)
+    sizes = rest[0].lower().split("x") if rest else []
+    if len(sizes) not in (2, 3):
+        raise CvtoolError(
+            f"In {item!r}: write deconv:FILTERSxKERNEL, e.g. deconv:16x4:s=2:p=1 or deconv:16x4x2."
+        )
+    filters = _int(sizes[0], "filters", item)
+    kh = _int(sizes[1], "kernel", item)
+    kw = _int(sizes[2], "kernel", item) if len(sizes) == 3 else kh
+    opts, act = _options(rest[1:], item, ("s", "p", "op", "bias", "act"))
+    return LayerSpec(
+        "deconv",
+        {
+            "filters": filters,
+            "kernel": (kh, kw),
+            "stride": _int(opts.get("s", "1"), "stride", item),
+            "padding": _int(opts.get("p", "0"), "padding", item, low=0),
+            "output_padding": _int(opts.get("op", "0"), "output padding", item, low=0),
+            "bias": _bias(opts.get("bias", "1"), item),
+            "activation": act or "identity",
+        },
+        item,
     )
 
 
