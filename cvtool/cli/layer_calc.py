@@ -13,7 +13,6 @@ import sys
 from typing import Annotated
 
 import typer
-from typer.core import TyperCommand
 
 from cvtool.cli._common import JsonOpt, fail, user_errors
 
@@ -70,41 +69,6 @@ PaddingOpt = Annotated[
 ]
 
 
-class _Plain:
-    """Coerce a str/int/float option the way click does, without Pydantic.
-
-    Typer 0.29 coerces every non-flag value through a Pydantic TypeAdapter,
-    which imports Pydantic (~100 ms, more than the whole of ``import typer,
-    rich``); layer-calc's options are plain numbers and strings.
-    """
-
-    def __init__(self, kind: type):
-        self.kind = kind
-
-    def coerce(self, value, param=None, ctx=None):
-        if value is None or isinstance(value, self.kind):
-            return value
-        try:
-            return self.kind(value)
-        except (TypeError, ValueError):
-            raise typer.BadParameter(
-                f"{value!r} is not a valid {self.kind.__name__}.", ctx=ctx, param=param
-            ) from None
-
-
-class _PlainCommand(TyperCommand):
-    """A TyperCommand whose str/int/float parameters skip Typer's Pydantic coercion."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        for param in self.params:
-            annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
-            kinds = getattr(annotation, "__args__", None) or (annotation,)
-            kinds = [k for k in kinds if k is not type(None)]  # Optional[int] -> int
-            if len(kinds) == 1 and kinds[0] in (str, int, float):
-                param._runtime_param = _Plain(kinds[0])  # falls back to Typer's if renamed
-
-
 def _single(item: str, input_shape: str, floor: bool, json_out: bool) -> None:
     """Summarise one layer (given as a spec item) on an input and render it."""
     from cvtool.nn import spec
@@ -142,7 +106,7 @@ def _kernel(text: str) -> str:
 app = typer.Typer(name="layer-calc", help=GROUP_HELP, no_args_is_help=True)
 
 
-@app.command("conv", cls=_PlainCommand)
+@app.command("conv")
 def conv_cmd(
     input_shape: InputOpt,
     filters: Annotated[int, typer.Option("--filters", "-f", help="Number of filters F.")],
@@ -159,7 +123,7 @@ def conv_cmd(
     _single(item, input_shape, floor, json_out)
 
 
-@app.command("pool", cls=_PlainCommand)
+@app.command("pool")
 def pool_cmd(
     input_shape: InputOpt,
     pool: Annotated[int, typer.Option("--pool", "-k", help="Window size K.")] = 2,
@@ -179,7 +143,7 @@ def pool_cmd(
     _single(item, input_shape, floor, json_out)
 
 
-@app.command("dense", cls=_PlainCommand)
+@app.command("dense")
 def dense_cmd(
     input_shape: InputOpt,
     units: Annotated[int, typer.Option("--units", "-u", help="Number of output units.")],
@@ -190,13 +154,13 @@ def dense_cmd(
     _single(f"dense:{units}:bias={int(bias)}", input_shape, False, json_out)
 
 
-@app.command("flatten", cls=_PlainCommand)
+@app.command("flatten")
 def flatten_cmd(input_shape: InputOpt, json_out: JsonOpt = False) -> None:
     """Flatten: HxWxC -> H*W*C, no parameters."""
     _single("flatten", input_shape, False, json_out)
 
 
-@app.command("dropout", cls=_PlainCommand)
+@app.command("dropout")
 def dropout_cmd(
     input_shape: InputOpt,
     rate: Annotated[float, typer.Option("--rate", "-r", help="Fraction dropped.")] = 0.5,
@@ -206,7 +170,7 @@ def dropout_cmd(
     _single(f"dropout:{rate}", input_shape, False, json_out)
 
 
-@app.command("net", cls=_PlainCommand, help=NET_HELP)
+@app.command("net", help=NET_HELP)
 def net_cmd(
     spec_text: Annotated[
         str | None,
@@ -246,8 +210,11 @@ def net_cmd(
 
         csv.writer(sys.stdout, lineterminator="\n").writerows([headers, *rows])
         return
-    from cvtool.render import kv_table, make_table, render  # Rich: not needed for CSV
+    from cvtool.render import kv_table, make_table, render
 
+    if json_out:
+        render(summary, json_out=True)
+        return
     t = summary["totals"]
     totals = {
         "Total params": t["params"],
@@ -263,6 +230,8 @@ def net_cmd(
     }
     for i, note in enumerate(summary["notes"]):
         totals[f"Note {i + 1}"] = note
-    tables = [make_table(headers, rows, title="layer-calc net"), kv_table(totals)]
-    tables[1].caption, tables[1].caption_justify = summary["counts"], "left"
-    render(summary, json_out=json_out, tables=tables, summary={})
+    tables = [
+        make_table(headers, rows, title="layer-calc net"),
+        kv_table(totals, caption=summary["counts"]),
+    ]
+    render(summary, json_out=False, tables=tables, summary={})
