@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from cvtool.cli._common import JsonOpt, fail, user_errors
+from cvtool.cli._common import DtypeOpt, JsonOpt, fail, user_errors
 
 # Square brackets below open with ':' so that Rich's markup leaves them alone.
 NET_HELP = """Keras/torchinfo-style summary of a whole network.
@@ -22,6 +22,7 @@ NET_HELP = """Keras/torchinfo-style summary of a whole network.
 SPEC is an architecture spec (the language train-mlp and train-cnn take), a
 file holding one ('@file', a path, or '-' for stdin), Nielsen's sizes such as
 784,30,10, or a preset: keras-course, keras-course-improved, nielsen-ch6.
+--input gives the input shape when the spec has no input item.
 
 \b
 Spec grammar (layers separated by commas or new lines; '#' starts a comment):
@@ -39,6 +40,7 @@ params, weights, biases, trainable, kernel, stride, padding, activation, rf,
 jump, start, macs, elements, memory; torchinfo's output_size, num_params,
 kernel_size, mult_adds work too. Activation memory is the forward pass (input
 and every layer output times batch times dtype bytes); training is twice that.
+--dtype (for the byte counts): float16, bfloat16, float32, float64 or int8.
 """
 
 GROUP_HELP = """Output sizes, parameters, receptive fields, MACs and memory of layers and networks.
@@ -57,7 +59,8 @@ Examples:
 """
 
 InputOpt = Annotated[
-    str, typer.Option("--input", "-i", help="Input shape: HxWxC (227x227x3), HxW or a vector size.")
+    str | None,
+    typer.Option("--input", "-i", help="Input shape: HxWxC (227x227x3), HxW or a vector size."),
 ]
 FloorOpt = Annotated[
     bool,
@@ -181,13 +184,9 @@ def net_cmd(
     spec_file: Annotated[
         str | None, typer.Option("--spec", help="Read the spec from a file.")
     ] = None,
-    input_shape: Annotated[
-        str | None, typer.Option("--input", "-i", help="Input shape if the spec has none.")
-    ] = None,
+    input_shape: InputOpt = None,
     batch: Annotated[int, typer.Option("--batch", "-b", help="Batch size for memory.")] = 1,
-    dtype: Annotated[
-        str, typer.Option("--dtype", help="float16, bfloat16, float32, float64, int8.")
-    ] = "float32",
+    dtype: DtypeOpt = "float32",
     cols: Annotated[str | None, typer.Option("--cols", help="Columns to show (see above).")] = None,
     floor: FloorOpt = False,
     json_out: JsonOpt = False,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cvtool.cli._common import BackendOpt, JsonOpt, user_errors
+from cvtool.cli._common import BackendOpt, DatasetOpt, JsonOpt, user_errors
 
 ModelArg = Annotated[Path, typer.Argument(help="A model file written by --out (.npz).")]
 
@@ -20,15 +20,15 @@ def _load(model_path: Path, backend: str | None):
 
 def evaluate_cmd(
     model_path: ModelArg,
-    dataset: Annotated[
-        str | None,
-        typer.Option("--dataset", help="Dataset name or path; default: the training one."),
-    ] = None,
+    dataset: DatasetOpt = None,
     split: Annotated[str, typer.Option("--split", help="test or train.")] = "test",
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Accuracy, cost, per-class accuracy and confusion matrix on a dataset's split."""
+    """Accuracy, cost, per-class accuracy and confusion matrix on a dataset's split.
+
+    Without --dataset, the data set the model was trained on.
+    """
     with user_errors():
         from cvtool import render
         from cvtool.data.datasets import load_dataset
