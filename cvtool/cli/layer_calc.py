@@ -37,8 +37,9 @@ Spec grammar (layers separated by commas or new lines; '#' starts a comment):
 size of Keras' 'same'. Without --floor, (W - K + 2P) must divide by S exactly.
 Columns (--cols, comma-separated, or 'all'): layer, type, spec, input, output,
 params, weights, biases, trainable, kernel, stride, padding, activation, rf,
-jump, start, macs, elements, memory; torchinfo's output_size, num_params,
-kernel_size, mult_adds work too. Activation memory is the forward pass (input
+jump, start, macs, mult_adds, elements, memory; torchinfo's output_size,
+num_params, kernel_size work too. MACs count weights only; mult_adds is
+torchinfo's count (MACs plus one addition per output of a layer with a bias). Activation memory is the forward pass (input
 and every layer output times batch times dtype bytes); training is twice that.
 --dtype (for the byte counts): float16, bfloat16, float32, float64 or int8.
 """
@@ -94,6 +95,7 @@ def _single(item: str, input_shape: str, floor: bool, json_out: bool) -> None:
         pairs["Padding per side"] = per_axis(row["padding"], "")
     pairs.update(Weights=row["weights"], Biases=row["biases"], Parameters=row["params"])
     pairs["MACs"] = human_count(row["macs"])
+    pairs["Mult-adds (torchinfo)"] = human_count(row["mult_adds"])
     if row["rf"] is not None:
         rf, jump = per_axis(row["rf"], ""), per_axis(row["jump"], "")
         pairs["Receptive field / jump"] = f"{rf} / {jump}"
@@ -221,6 +223,7 @@ def net_cmd(
         "Non-trainable params": t["non_trainable"],
         "Weights / biases": f"{t['weights']:,} / {t['biases']:,}",
         "Total MACs (one sample)": human_count(t["macs"]),
+        "Total mult-adds (torchinfo, one sample)": human_count(t["mult_adds"]),
         "Param memory": "  ".join(
             f"{d}: {human_bytes(t['param_bytes'][d])}" for d in ("float16", "float32", "float64")
         ),
