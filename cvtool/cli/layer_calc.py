@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from cvtool.cli._common import DtypeOpt, JsonOpt, fail, user_errors
+from cvtool.cli._common import DtypeOpt, JsonOpt, user_errors
 
 # Square brackets below open with ':' so that Rich's markup leaves them alone.
 NET_HELP = """Keras/torchinfo-style summary of a whole network.
@@ -141,9 +141,11 @@ def pool_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """One pooling layer (max, average or L2): output shape; no parameters."""
+    from cvtool.errors import check_choice
+
     kinds = {"max": "maxpool", "avg": "avgpool", "l2": "l2pool"}
-    if mode not in kinds:
-        fail(f"The 'type' parameter must be max, avg or l2. Got {mode!r} instead.")
+    with user_errors():
+        check_choice("type", mode, kinds)
     item = f"{kinds[mode]}:{pool}:p={padding}" + (f":s={stride}" if stride is not None else "")
     _single(item, input_shape, floor, json_out)
 

@@ -32,11 +32,10 @@ def evaluate_cmd(
     with user_errors():
         from cvtool import render
         from cvtool.data.datasets import load_dataset
-        from cvtool.errors import CvtoolError
+        from cvtool.errors import CvtoolError, check_choice
         from cvtool.nn.inference import class_labels
 
-        if split not in ("test", "train"):
-            raise CvtoolError(f"The 'split' parameter must be test or train. Got {split!r}.")
+        check_choice("split", split, ("test", "train"))
         model = _load(model_path, backend)
         ds = load_dataset(dataset or model.meta.get("dataset", "mnist-sample"))
         x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_train, ds.y_train)
@@ -82,11 +81,10 @@ def predict_cmd(
     """Predict the class and probabilities of each input with a saved model."""
     with user_errors():
         from cvtool import render
-        from cvtool.errors import CvtoolError
+        from cvtool.errors import check_int
         from cvtool.nn.inference import predictions, read_inputs
 
-        if top < 1:
-            raise CvtoolError(f"The 'top' parameter must be an int >= 1. Got {top} instead.")
+        check_int("top", top, low=1)
         model = _load(model_path, backend)
         x, names = read_inputs(inputs, model.input_shape)
         rows = predictions(model.predict_proba(x), model.class_names, top)
