@@ -5,6 +5,8 @@ document (no colour, no decoration) so ``cvtool ... --json | jq`` works.
 Progress bars, logs and warnings go to stderr. Colour is off when the stream
 is not a terminal or ``NO_COLOR`` is set (Rich honours both).
 
+Rich is imported only when something is drawn: ``make_table`` and
+``kv_table`` build plain ``Table`` values, and ``--json`` never loads Rich.
 Nothing here imports NumPy: values with ``tolist()``/``item()`` (NumPy or
 CuPy scalars and arrays) are converted by duck typing.
 """
@@ -16,11 +18,12 @@ import math
 import os
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # Rich is imported when a table is drawn, not for --json
+if TYPE_CHECKING:  # Rich is imported when a table is drawn, not for --json or CSV
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Table as RichTable
 
 
 def _console(stderr: bool = False) -> Console:
@@ -92,42 +95,76 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+@dataclass
+class Table:
+    """A table for people, built without Rich; ``render`` draws it (importing Rich then).
+
+    ``columns`` are the header names, ``rows`` the cells (formatted by ``fmt``
+    when drawn: numbers right-aligned), ``footer`` one cell per column or None,
+    ``caption`` a line under the table. ``keys=True`` makes a two-column
+    key/value table without a header, keys in bold.
+    """
+
+    columns: list[str]
+    rows: list[list[Any]]
+    title: str | None = None
+    digits: int = 4
+    footer: list[Any] | None = None
+    caption: str | None = None
+    keys: bool = False
+
+    def to_rich(self) -> RichTable:
+        """The Rich table (imports Rich)."""
+        from rich.table import Table as RichTable
+
+        table = RichTable(
+            title=self.title,
+            show_header=not self.keys,
+            show_footer=self.footer is not None,
+            title_justify="left",
+            caption=self.caption,
+            caption_justify="left",
+        )
+        for i, name in enumerate(self.columns):
+            numeric = bool(self.rows) and all(
+                isinstance(r[i], int | float) and not isinstance(r[i], bool) for r in self.rows
+            )
+            table.add_column(
+                name,
+                justify="right" if numeric and not self.keys else "left",
+                footer=fmt(self.footer[i], self.digits) if self.footer is not None else "",
+                style="bold" if self.keys and i == 0 else None,
+            )
+        for r in self.rows:
+            table.add_row(*(fmt(v, self.digits) for v in r))
+        return table
+
+
 def make_table(
     columns: Sequence[str],
     rows: Iterable[Sequence[Any]],
     title: str | None = None,
     digits: int = 4,
     footer: Sequence[Any] | None = None,
+    caption: str | None = None,
 ) -> Table:
-    """A Rich table; numbers right-aligned and formatted by ``fmt``."""
-    from rich.table import Table
-
-    rows = [list(r) for r in rows]
-    table = Table(title=title, show_footer=footer is not None, title_justify="left")
-    for i, name in enumerate(columns):
-        numeric = bool(rows) and all(
-            isinstance(r[i], int | float) and not isinstance(r[i], bool) for r in rows
-        )
-        table.add_column(
-            name,
-            justify="right" if numeric else "left",
-            footer=fmt(footer[i], digits) if footer is not None else "",
-        )
-    for r in rows:
-        table.add_row(*(fmt(v, digits) for v in r))
-    return table
+    """A table with a header row; numbers right-aligned and formatted by ``fmt`` when drawn."""
+    return Table(
+        list(columns),
+        [list(r) for r in rows],
+        title=title,
+        digits=digits,
+        footer=None if footer is None else list(footer),
+        caption=caption,
+    )
 
 
-def kv_table(pairs: dict[str, Any], title: str | None = None, digits: int = 4) -> Table:
-    """A two-column key/value table."""
-    from rich.table import Table
-
-    table = Table(title=title, show_header=False, title_justify="left")
-    table.add_column("key", style="bold")
-    table.add_column("value")
-    for k, v in pairs.items():
-        table.add_row(str(k), fmt(v, digits))
-    return table
+def kv_table(
+    pairs: dict[str, Any], title: str | None = None, digits: int = 4, caption: str | None = None
+) -> Table:
+    """A two-column key/value table (no header, keys in bold)."""
+    rows = [[str(k), v] for k, v in pairs.items()]
+    return Table(["key", "value"], rows, title=title, digits=digits, caption=caption, keys=True)
 
 
 def header(command: str, **info: Any) -> None:
@@ -155,19 +192,14 @@ def render(
     if summary is None:
         summary = {k: v for k, v in doc.items() if not isinstance(v, dict | list | tuple)}
     if summary:
-        out.print(kv_table(summary, title=title))
+        out.print(kv_table(summary, title=title).to_rich())
     for t in tables:
-        out.print(t)
+        out.print(t.to_rich())
 
 
 def warn(message: str) -> None:
     """A warning line on stderr."""
     stderr().print(f"warning: {message}", markup=False)
-
-
-def log(message: str) -> None:
-    """A log line on stderr."""
-    stderr().print(message, markup=False)
 
 
 def progress(transient: bool = True, download: bool = False):

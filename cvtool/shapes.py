@@ -273,7 +273,8 @@ def conv2d_macs(
 ) -> int:
     """Multiply-accumulates of one convolution on one image: H' W' F K_h K_w C_in.
 
-    Bias additions are not counted (torchinfo and fvcore do the same).
+    Bias additions are not counted (fvcore does the same; torchinfo's "mult-adds"
+    add them: see :func:`bias_adds`).
 
     >>> conv2d_macs((55, 55, 96), 3, 11)
     105415200
@@ -289,6 +290,18 @@ def dense_macs(n_in: int, units: int) -> int:
     23520
     """
     return n_in * units
+
+
+def bias_adds(out_shape: tuple[int, ...], bias: bool = True) -> int:
+    """Additions of a bias on one sample: one per output element (0 without a bias).
+
+    torchinfo's "mult-adds" are the MACs plus these (its conv rule counts every
+    parameter, bias included, once per output position).
+
+    >>> bias_adds((55, 55, 96)), bias_adds((10,), bias=False)
+    (290400, 0)
+    """
+    return numel(out_shape) if bias else 0
 
 
 def batchnorm_params(channels: int) -> tuple[int, int]:

@@ -45,8 +45,10 @@ TYPE_NAMES.update(
 
 COUNTS = (
     "Parameters: weights + biases (+ batch-norm statistics, non-trainable). MACs: "
-    "multiply-accumulates of conv and dense weights for one sample, bias additions, "
-    "pooling and activations not counted (torchinfo's convention). Activation memory: "
+    "multiply-accumulates of conv and dense weights for one sample; bias additions, "
+    "pooling and activations not counted. Mult-adds: torchinfo's count, the MACs plus one "
+    "addition per output of a layer with a bias (and 2C for a batch norm), for one sample "
+    "(torchinfo's total is for the whole batch). Activation memory: "
     "the input and every layer's output tensor (a fused activation such as conv:64x3:relu "
     "counts once; flatten is a view and counts 0) times batch times dtype bytes, "
     "forward pass only; forward + backward is twice that (a gradient of the same size "
@@ -78,11 +80,12 @@ def _window_row(spec, shape, floor: bool) -> dict:
         )
         weights, biases = shapes.conv2d_params(shape[2], a["filters"], kernel, a.get("bias", True))
         macs = shapes.conv2d_macs(out, shape[2], kernel)
+        mult_adds = macs + shapes.bias_adds(out, biases > 0)
     else:
         kernel, dil = shapes.pair(a["pool"]), 1
         stride = shapes.pair(a["stride"]) if a.get("stride") is not None else kernel
         out = shapes.pool2d_output(shape, kernel, stride, a.get("padding", 0), floor=floor)
-        weights = biases = macs = 0
+        weights = biases = macs = mult_adds = 0
     padding = a.get("padding", 0)
     pads = [shapes.resolve_padding(padding, k, dil) for k in kernel]
     dropped = [
@@ -94,6 +97,7 @@ def _window_row(spec, shape, floor: bool) -> dict:
         "weights": weights,
         "biases": biases,
         "macs": macs,
+        "mult_adds": mult_adds,
         "kernel": kernel,
         "stride": stride,
         "padding": tuple(pads),
@@ -162,12 +166,20 @@ def layer_row(spec, shape: tuple[int, ...], floor: bool = False) -> dict:
 
     Returns
     -------
-    dict with output_shape, weights, biases, trainable, non_trainable, macs and,
+    dict with output_shape, weights, biases, trainable, non_trainable, macs,
+    mult_adds (torchinfo's count: MACs + bias additions) and,
     for conv/pool, kernel, stride, padding (per side), dilation, dropped (rows
     and columns left over per axis) and formula.
     """
     kind, a = spec.kind, spec.args
-    row = {"output_shape": shape, "weights": 0, "biases": 0, "macs": 0, "non_trainable": 0}
+    row = {
+        "output_shape": shape,
+        "weights": 0,
+        "biases": 0,
+        "macs": 0,
+        "mult_adds": 0,
+        "non_trainable": 0,
+    }
     if kind in ("conv", "pool"):
         row.update(_window_row(spec, _image(kind, shape), floor))
     elif kind == "dense":
@@ -175,6 +187,7 @@ def layer_row(spec, shape: tuple[int, ...], floor: bool = False) -> dict:
         row["weights"], row["biases"] = shapes.dense_params(n_in, a["units"], a.get("bias", True))
         row["output_shape"] = (a["units"],)
         row["macs"] = shapes.dense_macs(n_in, a["units"])
+        row["mult_adds"] = row["macs"] + shapes.bias_adds((a["units"],), row["biases"] > 0)
         if len(shape) > 1:
             row["note"] = "flattens its input implicitly"
     elif kind in ("deconv", "upsample"):
@@ -185,6 +198,7 @@ def layer_row(spec, shape: tuple[int, ...], floor: bool = False) -> dict:
         gamma_beta, stats = shapes.batchnorm_params(shape[-1])
         row["weights"], row["biases"] = gamma_beta // 2, gamma_beta // 2
         row["non_trainable"] = stats
+        row["mult_adds"] = gamma_beta  # torchinfo: each of gamma, beta once per sample
     elif kind not in ("dropout", "activation"):
         raise CvtoolError(f"Layer kind {kind!r} has no size rule; known: {', '.join(TYPE_NAMES)}.")
     row["trainable"] = row["weights"] + row["biases"]
@@ -264,6 +278,7 @@ def summarize(
             "trainable": 0,
             "non_trainable": 0,
             "macs": 0,
+            "mult_adds": 0,
             "elements": shapes.numel(shape),
             "activation_bytes": shapes.numel(shape) * batch * nbytes,
             "rf": tuple(rf) if rf else None,
@@ -336,6 +351,7 @@ def summarize(
         "weights": sum(r["weights"] for r in rows),
         "biases": sum(r["biases"] for r in rows),
         "macs": sum(r["macs"] for r in rows),
+        "mult_adds": sum(r["mult_adds"] for r in rows),
         "output_shape": shape,
         "batch": batch,
         "dtype": dtype,
@@ -382,6 +398,7 @@ COLUMNS = {
     "jump": ("Jump", lambda r, w: per_axis(r["jump"], w)),
     "start": ("RF start", lambda r, w: per_axis(r["rf_start"], w)),
     "macs": ("MACs", lambda r, w: r["macs"]),
+    "mult_adds": ("Mult-adds", lambda r, w: r["mult_adds"]),
     "elements": ("Activations", lambda r, w: r["elements"]),
     "memory": ("Act. bytes", lambda r, w: r["activation_bytes"]),
 }
@@ -390,7 +407,6 @@ COLUMN_ALIASES = {
     "input_size": "input",
     "num_params": "params",
     "kernel_size": "kernel",
-    "mult_adds": "macs",
     "receptive_field": "rf",
     "name": "layer",
     "mem": "memory",
@@ -428,7 +444,7 @@ def summary_table(summary: dict, cols: list[str]) -> tuple[list[str], list[list]
 
 
 def human_bytes(n: int) -> str:
-    """Bytes in binary units (torchinfo's and Keras' MB are MiB).
+    """Bytes in binary units: KiB, MiB, GiB (Keras' "MB" is MiB; torchinfo's "MB" is 10^6 B).
 
     >>> human_bytes(4081192)
     '3.89 MiB'

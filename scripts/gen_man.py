@@ -249,4 +249,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))  # this tree's cvtool, not another installed one
     sys.exit(main())

@@ -90,7 +90,7 @@ def test_boxes_follow_and_are_written(cli, tmp_path):
         (["--fill", "mirror"], ["'fill'"]),
         (["--copies", "0"], ["'copies'"]),
         (["--replay", "/nonexistent/p.jsonl"], ["not found"]),
-        (["--input", "/nonexistent/data.npz"], ["/nonexistent/data.npz"]),
+        (["--dataset", "/nonexistent/data.npz"], ["/nonexistent/data.npz"]),
         (["--boxes", "/nonexistent/b.csv"], ["not found"]),
         (["--min-visibility", "2"], ["'min_visibility'"]),
         (["--backend", "tpu"], ["'backend'"]),

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from cvtool.data import fetch
-from cvtool.data.datasets import PACKAGE_DIR
+from cvtool.data.datasets import find_dataset_dir
 
-SAMPLE = PACKAGE_DIR / "mnist-sample"
+SAMPLE = find_dataset_dir("mnist-sample")
 FASHION_DEB = Path("/usr/share/datasets/fashion-mnist")
 
 

@@ -44,7 +44,7 @@ def test_box(cli):
     doc = ok_json(cli("iou", "box", "0,0,10,10", "5,0,10,10", "--json"))
     assert doc["iou"] == pytest.approx(1 / 3)
     doc = ok_json(
-        cli("iou", "box", "0,0,9,9", "5,5,14,14", "--format", "xyxy", "--voc-pixels", "--json")
+        cli("iou", "box", "0,0,9,9", "5,5,14,14", "--box-format", "xyxy", "--voc-pixels", "--json")
     )
     assert doc["iou"] == pytest.approx(25 / 175)
     r = cli("iou", "box", "0,0,10,10", "5,0,10,10")
@@ -62,7 +62,7 @@ def test_box(cli):
     ],
 )
 def test_box_bad(cli, a, fmt, words):
-    bad(cli("iou", "box", a, "0,0,1,1", "--format", fmt), *words)
+    bad(cli("iou", "box", a, "0,0,1,1", "--box-format", fmt), *words)
 
 
 def test_matrix(cli, tmp_path, rng):
@@ -204,7 +204,19 @@ def test_map_csv(cli, tmp_path):
     d = tmp_path / "d.csv"
     d.write_text("a,cat,0,0,10,10,0.9\na,dog,20,20,30,31,0.8\nb,cat,50,50,60,60,0.7\n")
     doc = ok_json(
-        cli("iou", "map", "--gt", g, "--dets", d, "--format", "xyxy", "--mode", "voc12", "--json")
+        cli(
+            "iou",
+            "map",
+            "--gt",
+            g,
+            "--dets",
+            d,
+            "--box-format",
+            "xyxy",
+            "--mode",
+            "voc12",
+            "--json",
+        )
     )
     aps = {c["class"]: c["ap"] for c in doc["per_class"]}
     assert aps == {"cat": 0.5, "dog": 1.0} and doc["map"] == 0.75
@@ -255,4 +267,4 @@ def test_map_bad_ground_truth_and_options(cli, coco_files, tmp_path):
     bad(cli("iou", "map", "--gt", tmp_path / "missing.json", "--dets", d), "not found")
     c = tmp_path / "gt.csv"
     c.write_text("a,cat,10,0,5,5\n")
-    bad(cli("iou", "map", "--gt", c, "--dets", d, "--format", "xyxy"), "x2 >= x1")
+    bad(cli("iou", "map", "--gt", c, "--dets", d, "--box-format", "xyxy"), "x2 >= x1")

@@ -70,9 +70,9 @@ def test_predict_images_arrays_and_data_files(cli, trained, tmp_path):
         assert sum(r["probabilities"]) == pytest.approx(1.0)
         assert r["probability"] == max(r["probabilities"]) and len(r["top"]) == 3
     # a data folder: its test split
-    from cvtool.data.datasets import PACKAGE_DIR
+    from cvtool.data.datasets import find_dataset_dir
 
-    result = cli("predict", trained[0], PACKAGE_DIR / "mnist-sample", "--top", 1)
+    result = cli("predict", trained[0], find_dataset_dir("mnist-sample"), "--top", 1)
     assert result.exit_code == 0, result.stderr
     assert "mnist-sample[999]" in result.stdout
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cvtool import backend
-from cvtool.data.datasets import PACKAGE_DIR, load_dataset, stratified_split, to_float
+from cvtool.data.datasets import find_dataset_dir, load_dataset, stratified_split, to_float
 from cvtool.data.summary import catalog, describe
 from cvtool.errors import CvtoolError
 
@@ -25,7 +25,7 @@ SAMPLE_SHA256 = {
 
 def test_shipped_sample_is_the_shared_one():
     for name, digest in SAMPLE_SHA256.items():
-        got = hashlib.sha256((PACKAGE_DIR / "mnist-sample" / name).read_bytes()).hexdigest()
+        got = hashlib.sha256((find_dataset_dir("mnist-sample") / name).read_bytes()).hexdigest()
         assert got == digest, name
 
 
@@ -51,7 +51,7 @@ def test_absent_named_set_says_how_to_fetch(tmp_path, monkeypatch):
 
 
 def test_fashion_names_from_any_fashion_folder(tmp_path, monkeypatch):
-    monkeypatch.setenv("CVTOOL_FASHION_DIR", str(PACKAGE_DIR / "mnist-sample"))
+    monkeypatch.setenv("CVTOOL_FASHION_DIR", str(find_dataset_dir("mnist-sample")))
     ds = load_dataset("fashion-mnist")
     assert ds.class_names[0] == "T-shirt/top" and len(ds.x_train) == 4000
 

@@ -9,11 +9,11 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from cvtool.data.datasets import PACKAGE_DIR, load_dataset
+from cvtool.data.datasets import find_dataset_dir, load_dataset
 from cvtool.data.fetch import SOURCES, download, fetch_dataset, md5_file
 from cvtool.errors import CvtoolError
 
-SAMPLE = PACKAGE_DIR / "mnist-sample"
+SAMPLE = find_dataset_dir("mnist-sample")
 SAMPLE_MD5 = {f: md5_file(SAMPLE / f) for f in SOURCES["mnist"]["md5"]}
 
 

@@ -6,7 +6,7 @@
 * COCO detections: the results list ``[{image_id, category_id, bbox, score}]``.
 * CSV, one box a row: ``image, class, x, y, w, h[, score]`` (detections) or
   ``image, class, x, y, w, h[, difficult]`` (ground truth); the four
-  coordinates in the chosen ``--format``; an optional header row, whose names
+  coordinates in the chosen ``--box-format``; an optional header row, whose names
   ``score``, ``difficult`` and ``iscrowd`` locate those columns. A CSV ground
   truth knows only the images that have a box.
 Box lists, masks, NMS tables and small parsers are in :mod:`cvtool.boxes.files`.

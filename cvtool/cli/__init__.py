@@ -1,118 +1,80 @@
 """The cvtool command line: one Typer app, one module per command.
 
-A command module holds one command (a module-level function, wired below
-with ``app.command``) or one command group (a module-level ``app``, wired with
-``app.add_typer``); this file is the only place that wires them. Command modules import only Typer and ``_common`` at the top, so that
-``cvtool --help`` and ``cvtool layer-calc`` start without NumPy.
+A command module holds one command (a module-level function) or one command
+group (a module-level Typer ``app``); ``COMMANDS`` below names them and
+``build`` is the only place that wires them. Command modules import only Typer
+and ``_common`` at the top, so that ``cvtool --help`` and ``cvtool layer-calc``
+start without NumPy.
+
+``cvtool.cli.app`` is the whole app (built on first use; tests and the man
+pages use it). The console script ``main`` builds only the command it is asked
+for when argv names one: Typer turns every command's signature into a click
+command on each run, which for the whole app costs more than the command
+itself (tens of ms); ``cvtool layer-calc`` is meant to start fast.
 """
 
-from __future__ import annotations
-
+import importlib
 import sys
 from typing import Annotated
 
 import typer
-import typer.core
+from typer.core import TyperGroup
 
 from cvtool import __version__
-from cvtool.cli import (
-    augment,
-    data,
-    export,
-    iou,
-    knn,
-    layer_calc,
-    models,
-    perceptron,
-    show,
-    train_cnn,
-    train_mlp,
-)
+
+HELP = "Composable commands for computer-vision and deep-learning basics, on NumPy or CuPy."
+
+# command name -> (module in cvtool.cli, attribute): a function, or a Typer group 'app'.
+# A module's HELP, when it has one, is the command's help (else the docstring).
+COMMANDS = {
+    "knn": ("knn", "knn_cmd"),
+    "train-mlp": ("train_mlp", "train_mlp_cmd"),
+    "train-cnn": ("train_cnn", "train_cnn_cmd"),
+    "iou": ("iou", "app"),
+    "layer-calc": ("layer_calc", "app"),
+    "augment": ("augment", "augment_cmd"),
+    "data": ("data", "app"),
+    "evaluate": ("models", "evaluate_cmd"),
+    "predict": ("models", "predict_cmd"),
+    "show": ("show", "app"),
+    "perceptron": ("perceptron", "perceptron_cmd"),
+    "export": ("export", "export_cmd"),
+}
 
 
-def _one_line_usage_error(exc) -> None:
-    # Typer prints usage errors as a multi-line panel; cvtool promises one line on
-    # stderr for every bad input, so usage errors get the same "error: ..." form.
-    if type(exc).__name__ == "NoArgsIsHelpError":  # help was printed; nothing to add
-        return
-    ctx = getattr(exc, "ctx", None)
-    where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+class RootGroup(TyperGroup):
+    """The root command: a usage error is one line ``error: ...`` on stderr, exit code 2.
+
+    Typer prints usage errors as a multi-line panel. Run standalone, this group
+    runs Typer's own ``main`` with ``standalone_mode=False`` (click's documented
+    switch: exceptions come back to the caller) and reports them itself. Public
+    API only: ``typer.Typer(cls=...)``, ``TyperGroup``, ``typer.TyperException``
+    (the base of Typer's usage errors since it vendors Click, hence the pin on
+    Typer's minor version in pyproject.toml), ``typer.Abort`` and ``typer.Exit``.
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except typer.TyperException as exc:  # usage errors, bad parameters, no such command
+            sys.exit(_report(exc))
+        except typer.Abort:  # end of input at a prompt; Ctrl-C arrives as Exit(130)
+            sys.stderr.write("error: aborted.\n")
+            sys.exit(1)
+        # A command that returns normally returns None; typer.Exit(code) comes back as code.
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _report(exc: typer.TyperException) -> int:
+    """Write a usage error as one line on stderr; return its exit code."""
     message = " ".join(exc.format_message().split())
-    sys.stderr.write(f"error: {message}{where}\n")
-
-
-def _patch_rich_utils(module) -> None:
-    module.rich_format_error = _one_line_usage_error
-
-
-class _OnImport:
-    """Patch typer.rich_utils when Typer first imports it (help, usage errors).
-
-    Importing it eagerly costs ~85 ms (rich.markdown, pygments) on every run,
-    more than ``import typer, rich`` itself; layer-calc must start fast.
-    """
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "typer.rich_utils":
-            return None
-        sys.meta_path.remove(self)
-        import importlib.util
-
-        spec = importlib.util.find_spec(name)
-        run = spec.loader.exec_module
-
-        def exec_module(module):
-            run(module)
-            _patch_rich_utils(module)
-
-        spec.loader.exec_module = exec_module
-        return spec
-
-
-if "typer.rich_utils" in sys.modules:
-    _patch_rich_utils(sys.modules["typer.rich_utils"])
-else:
-    sys.meta_path.insert(0, _OnImport())
-
-
-class _LazyCoercion:
-    """Typer's value coercion, built only for a value that needs it.
-
-    Typer 0.29 builds a Pydantic TypeAdapter (importing Pydantic, ~100 ms) even
-    for absent values such as --help's None; absent values are answered here as
-    Typer's RuntimeParam.coerce answers them, everything else goes to Typer.
-    """
-
-    def __init__(self, build):
-        self.build = build
-
-    def coerce(self, value, param, ctx):
-        if value is None:
-            return () if (param.multiple or param.nargs == -1) else None
-        return self.build().coerce(value, param=param, ctx=ctx)
-
-
-_typer_runtime_param = getattr(
-    getattr(typer.core, "_TyperParameter", None), "get_runtime_param", None
-)
-
-
-def _lazy_runtime_param(self):
-    if getattr(self, "_runtime_param", None) is not None:
-        return self._runtime_param
-    return _LazyCoercion(lambda: _typer_runtime_param(self))
-
-
-if _typer_runtime_param is not None:  # Typer versions without it need no patch
-    typer.core._TyperParameter.get_runtime_param = _lazy_runtime_param
-
-app = typer.Typer(
-    name="cvtool",
-    help="Composable commands for computer-vision and deep-learning basics, on NumPy or CuPy.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+    if message:  # empty: a group called without a command, its help is already printed
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        sys.stderr.write(f"error: {message}{where}\n")
+    return exc.exit_code
 
 
 def _version(value: bool) -> None:
@@ -121,7 +83,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: Annotated[
         bool,
@@ -131,33 +92,38 @@ def _root(
     """Composable commands for computer-vision and deep-learning basics, on NumPy or CuPy."""
 
 
-app.command("knn", help=knn.HELP)(knn.knn_cmd)
-app.command("train-mlp")(train_mlp.train_mlp_cmd)
-app.command("train-cnn")(train_cnn.train_cnn_cmd)
-app.add_typer(iou.app, name="iou")
-app.add_typer(layer_calc.app, name="layer-calc")
-app.command("augment")(augment.augment_cmd)
-app.add_typer(data.app, name="data")
-app.command("evaluate")(models.evaluate_cmd)
-app.command("predict")(models.predict_cmd)
-app.command("export")(export.export_cmd)
-app.add_typer(show.app, name="show")
-app.command("perceptron", help=perceptron.HELP)(perceptron.perceptron_cmd)
+def build(names=None) -> typer.Typer:
+    """The cvtool app with every command, or only those in ``names`` (as in ``COMMANDS``)."""
+    root = typer.Typer(
+        name="cvtool",
+        cls=RootGroup,
+        help=HELP,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=names is None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    root.callback()(_root)
+    for name, (module_name, attribute) in COMMANDS.items():
+        if names is not None and name not in names:
+            continue
+        module = importlib.import_module(f"cvtool.cli.{module_name}")
+        target = getattr(module, attribute)
+        if isinstance(target, typer.Typer):
+            root.add_typer(target, name=name)
+        else:
+            root.command(name, help=getattr(module, "HELP", None))(target)
+    return root
+
+
+def __getattr__(name: str):
+    if name == "app":  # the whole app, built once on first use
+        globals()["app"] = build()
+        return globals()["app"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
     """Console-script entry point."""
-    if sys.argv[1:2] == ["layer-calc"]:
-        # Typer builds every command's click tree on each run (~25 ms); layer-calc must
-        # start fast, so it runs under a root that holds only its own group.
-        fast = typer.Typer(
-            name="cvtool",
-            pretty_exceptions_enable=False,
-            add_completion=False,
-            context_settings={"help_option_names": ["-h", "--help"]},
-        )
-        fast.callback()(_root)
-        fast.add_typer(layer_calc.app, name="layer-calc")
-        fast(prog_name="cvtool")
-        return
-    app(prog_name="cvtool")
+    command = sys.argv[1] if len(sys.argv) > 1 else None
+    build([command] if command in COMMANDS else None)(prog_name="cvtool")

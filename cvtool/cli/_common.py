@@ -10,12 +10,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cvtool.errors import CvtoolError
 
+# One alias per option name used by more than one command: the name, its type and its help
+# are declared here once; each command gives the default in its signature.
 BackendOpt = Annotated[
     str | None,
     typer.Option(
@@ -29,11 +32,49 @@ JsonOpt = Annotated[
     bool, typer.Option("--json", help="Write one JSON document to stdout instead of tables.")
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (same seed, same result).")]
-DtypeOpt = Annotated[str, typer.Option("--dtype", help="Floating-point type: float32 or float64.")]
-DatasetOpt = Annotated[
-    str,
-    typer.Option("--dataset", help="Named dataset (see 'cvtool data list') or a path."),
+DtypeOpt = Annotated[
+    str, typer.Option("--dtype", help="Element type of the arrays, e.g. float32 or float64.")
 ]
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dataset",
+        help="Named dataset (see 'cvtool data list') or a path: IDX folder, .npz, .csv, "
+        "or a folder of images with one sub-folder per class.",
+    ),
+]
+ValidationOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--validation",
+        help="Validation split carved from the training set: a count (1000) or a fraction (0.1).",
+    ),
+]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", help="Write the result to this file or folder (the description says what)."
+    ),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help="Data-set format to write: idx, npz, csv or folder (PNG per class). "
+        "Default: from the extension; a path without one is an IDX folder.",
+        show_default=False,
+    ),
+]
+BoxFormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--box-format",
+        help="Box coordinates: xywh (corner + size, COCO's), xyxy or cxcywh. "
+        "COCO JSON files are always xywh.",
+    ),
+]
+PlotOpt = Annotated[Path | None, typer.Option("--plot", help="Draw the result to this .png file.")]
 
 
 def fail(message: str) -> None:

@@ -7,106 +7,124 @@ from typing import Annotated
 
 import typer
 
-from cvtool.cli._common import BackendOpt, DatasetOpt, JsonOpt, SeedOpt, user_errors
+from cvtool.cli._common import (
+    BackendOpt,
+    DatasetOpt,
+    ForceOpt,
+    FormatOpt,
+    JsonOpt,
+    OutOpt,
+    SeedOpt,
+    user_errors,
+)
 
 RANGE_HELP = "a number v (uniform -v..v) or 'low,high'"
 SCALE_HELP = "a spread d (uniform 1-d..1+d) or 'low,high' factors"
 
 
-def _opt(name: str, help: str):
-    return typer.Option(name, help=help)
-
-
 def augment_cmd(
     dataset: DatasetOpt = "mnist-sample",
-    input: Annotated[
-        Path | None, _opt("--input", "Dataset file or folder (instead of --dataset).")
-    ] = None,
-    out: Annotated[
-        Path | None,
-        _opt(
-            "--out",
-            "Write the augmented data set (.npz, .csv, or a folder; test split unchanged).",
-        ),
-    ] = None,
-    fmt: Annotated[
-        str | None,
-        _opt("--format", "Output format: idx, npz, csv, folder (default: from --out)."),
-    ] = None,
-    force: Annotated[bool, _opt("--force", "Overwrite --out if it exists.")] = False,
-    copies: Annotated[int, _opt("--copies", "Augmented copies per training image.")] = 1,
+    out: OutOpt = None,
+    fmt: FormatOpt = None,
+    force: ForceOpt = False,
+    copies: Annotated[
+        int, typer.Option("--copies", help="Augmented copies per training image.")
+    ] = 1,
     keep_original: Annotated[
-        bool, _opt("--keep-original", "Also keep each original image.")
+        bool, typer.Option("--keep-original", help="Also keep each original image.")
     ] = False,
     rotation: Annotated[
         str,
-        _opt(
+        typer.Option(
             "--rotation",
-            f"Degrees, positive = COUNTER-CLOCKWISE, about the image centre: {RANGE_HELP}.",
+            help=f"Degrees, positive = COUNTER-CLOCKWISE, about the image centre: {RANGE_HELP}.",
         ),
     ] = "10",
     zoom: Annotated[
-        str, _opt("--zoom", f"Zoom (>1 magnifies, keeps aspect): {SCALE_HELP}.")
+        str, typer.Option("--zoom", help=f"Zoom (>1 magnifies, keeps aspect): {SCALE_HELP}.")
     ] = "0.1",
-    stretch_x: Annotated[str, _opt("--stretch-x", f"Extra x scale: {SCALE_HELP}.")] = "0",
-    stretch_y: Annotated[str, _opt("--stretch-y", f"Extra y scale: {SCALE_HELP}.")] = "0",
-    shear: Annotated[str, _opt("--shear", f"x-shear angle in degrees: {RANGE_HELP}.")] = "0",
+    stretch_x: Annotated[
+        str, typer.Option("--stretch-x", help=f"Extra x scale: {SCALE_HELP}.")
+    ] = "0",
+    stretch_y: Annotated[
+        str, typer.Option("--stretch-y", help=f"Extra y scale: {SCALE_HELP}.")
+    ] = "0",
+    shear: Annotated[
+        str, typer.Option("--shear", help=f"x-shear angle in degrees: {RANGE_HELP}.")
+    ] = "0",
     translate: Annotated[
-        str, _opt("--translate", f"Shift in x and y (positive = right/down): {RANGE_HELP}.")
+        str,
+        typer.Option(
+            "--translate", help=f"Shift in x and y (positive = right/down): {RANGE_HELP}."
+        ),
     ] = "2",
     translate_unit: Annotated[
-        str, _opt("--translate-unit", "px, or fraction of width/height.")
+        str, typer.Option("--translate-unit", help="px, or fraction of width/height.")
     ] = "px",
-    hflip: Annotated[float, _opt("--hflip", "Probability of a horizontal flip.")] = 0.0,
-    vflip: Annotated[float, _opt("--vflip", "Probability of a vertical flip.")] = 0.0,
-    interpolation: Annotated[str, _opt("--interpolation", "bilinear or nearest.")] = "bilinear",
+    hflip: Annotated[
+        float, typer.Option("--hflip", help="Probability of a horizontal flip.")
+    ] = 0.0,
+    vflip: Annotated[float, typer.Option("--vflip", help="Probability of a vertical flip.")] = 0.0,
+    interpolation: Annotated[
+        str, typer.Option("--interpolation", help="bilinear or nearest.")
+    ] = "bilinear",
     fill: Annotated[
-        str, _opt("--fill", "Outside the image: constant, nearest, reflect, wrap.")
+        str, typer.Option("--fill", help="Outside the image: constant, nearest, reflect, wrap.")
     ] = "constant",
     cval: Annotated[
-        float, _opt("--cval", "Fill value for --fill constant (0..255 for uint8).")
+        float, typer.Option("--cval", help="Fill value for --fill constant (0..255 for uint8).")
     ] = 0.0,
     preset: Annotated[
         str | None,
-        _opt("--preset", "nielsen-expand: each image + 4 one-pixel shifts (replaces the ranges)."),
+        typer.Option(
+            "--preset",
+            help="nielsen-expand: each image + 4 one-pixel shifts (replaces the ranges).",
+        ),
     ] = None,
     seed: SeedOpt = 0,
     backend: BackendOpt = None,
     boxes: Annotated[
         Path | None,
-        _opt(
+        typer.Option(
             "--boxes",
-            "Boxes CSV (image,x1,y1,x2,y2,label; pixel edges) of the training images.",
+            help="Boxes CSV (image,x1,y1,x2,y2,label; pixel edges) of the training images.",
         ),
     ] = None,
     boxes_out: Annotated[
-        Path | None, _opt("--boxes-out", "Where the moved boxes go (default: <out>-boxes.csv).")
+        Path | None,
+        typer.Option("--boxes-out", help="Where the moved boxes go (default: <out>-boxes.csv)."),
     ] = None,
     min_visibility: Annotated[
         float,
-        _opt("--min-visibility", "Drop boxes with less of their area left inside the image."),
+        typer.Option(
+            "--min-visibility", help="Drop boxes with less of their area left inside the image."
+        ),
     ] = 0.0,
     params_out: Annotated[
         Path | None,
-        _opt("--params", "Write the sampled parameters of every output (JSON lines)."),
+        typer.Option("--params", help="Write the sampled parameters of every output (JSON lines)."),
     ] = None,
     replay: Annotated[
         Path | None,
-        _opt(
+        typer.Option(
             "--replay",
-            "Apply a --params file (parameters, interpolation, fill) instead of sampling.",
+            help="Apply a --params file (parameters, interpolation, fill) instead of sampling.",
         ),
     ] = None,
     preview: Annotated[
         Path | None,
-        _opt(
+        typer.Option(
             "--preview",
-            "PNG of originals beside their augmentations (default augment-preview.png without --out).",
+            help="PNG of originals beside their augmentations (default augment-preview.png without --out).",
         ),
     ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Seeded geometric augmentation: flips, rotation (counter-clockwise), zoom, stretch, shear, shifts."""
+    """Seeded geometric augmentation: flips, rotation (counter-clockwise), zoom, stretch, shear, shifts.
+
+    --out writes the augmented data set (.npz, .csv, an IDX folder, or a class-folder tree
+    with --format folder); its test split is copied unchanged.
+    """
     with user_errors():
         from cvtool import augment as aug
         from cvtool.backend import backend_name, get_xp
@@ -118,7 +136,7 @@ def augment_cmd(
         if replay is not None and preset is not None:
             raise CvtoolError("Give --replay or --preset, not both.")
         xp = get_xp(backend)
-        ds = load_dataset(input if input is not None else dataset)
+        ds = load_dataset(dataset)
         ranges = aug.make_ranges(
             rotation=rotation, zoom=zoom, stretch_x=stretch_x, stretch_y=stretch_y, shear=shear,
             translate=translate, translate_unit=translate_unit, hflip=hflip, vflip=vflip,

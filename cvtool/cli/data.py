@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cvtool.cli._common import JsonOpt, user_errors
+from cvtool.cli._common import ForceOpt, FormatOpt, JsonOpt, user_errors
 
 app = typer.Typer(
     help="Datasets: list, info, convert, fetch.",
@@ -90,17 +90,9 @@ def info_cmd(
 def convert_cmd(
     source: Annotated[str, typer.Argument(help="Named dataset or path to read.")],
     output: Annotated[str, typer.Argument(help="Output path: .npz, .csv, or a folder.")],
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            help="Output format: idx, npz, csv or folder (PNG per class). "
-            "Default: from the extension; a path without one is an IDX folder.",
-            show_default=False,
-        ),
-    ] = None,
+    fmt: FormatOpt = None,
     shape: ShapeOpt = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
+    force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Convert a dataset between IDX, NPZ, CSV and image-folder formats."""

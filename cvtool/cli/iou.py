@@ -7,19 +7,16 @@ from typing import Annotated
 
 import typer
 
-from cvtool.cli._common import BackendOpt, JsonOpt, user_errors
+from cvtool.cli._common import BackendOpt, BoxFormatOpt, JsonOpt, OutOpt, PlotOpt, user_errors
 
 app = typer.Typer(
     help="Box and mask overlap: IoU, GIoU, NMS, mean IoU and detection mAP (COCO, VOC). "
     "Boxes are xywh (corner + size, COCO's) with continuous coordinates unless "
-    "--format / --voc-pixels say otherwise.",
+    "--box-format / --voc-pixels say otherwise.",
     no_args_is_help=True,
 )
 
-FormatOpt = Annotated[
-    str,
-    typer.Option("--format", help="Box format: xywh (x, y, width, height), xyxy or cxcywh."),
-]
+NamesOpt = Annotated[str | None, typer.Option("--names", help="Comma-separated class names.")]
 PixelOpt = Annotated[
     bool,
     typer.Option("--voc-pixels", help="Legacy VOC +1 pixel convention (xyxy width = x2 - x1 + 1)."),
@@ -34,7 +31,7 @@ def _offset(voc_pixels: bool) -> float:
 def box_cmd(
     box_a: Annotated[str, typer.Argument(help="First box: 4 numbers, e.g. 10,20,30,40.")],
     box_b: Annotated[str, typer.Argument(help="Second box: 4 numbers.")],
-    fmt: FormatOpt = "xywh",
+    fmt: BoxFormatOpt = "xywh",
     voc_pixels: PixelOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -59,16 +56,17 @@ def box_cmd(
 def matrix_cmd(
     file_a: Annotated[Path, typer.Argument(help="Boxes A: CSV (4 numbers a row), JSON or NPY.")],
     file_b: Annotated[Path, typer.Argument(help="Boxes B, same forms.")],
-    fmt: FormatOpt = "xywh",
+    fmt: BoxFormatOpt = "xywh",
     giou: Annotated[bool, typer.Option("--giou", help="Generalised IoU instead of IoU.")] = False,
     voc_pixels: PixelOpt = False,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Write the N x M matrix (.csv or .npy).")
-    ] = None,
+    out: OutOpt = None,
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """The N x M IoU (or GIoU) matrix of two box files, computed without Python loops."""
+    """The N x M IoU (or GIoU) matrix of two box files, computed without Python loops.
+
+    --out writes the matrix (.csv or .npy).
+    """
     with user_errors():
         from cvtool import backend as be
         from cvtool.boxes import files as boxes_files
@@ -123,9 +121,7 @@ def seg_cmd(
     ignore_index: Annotated[
         int, typer.Option("--ignore-index", help="True label to skip (VOC: 255).")
     ] = 255,
-    names: Annotated[
-        str | None, typer.Option("--names", help="Comma-separated class names.")
-    ] = None,
+    names: NamesOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Semantic segmentation: per-class IoU, mean IoU and pixel accuracy (summed over files)."""
@@ -156,9 +152,7 @@ def counts_cmd(
     overlap: Annotated[
         str, typer.Option("--overlap", help="Overlapping pixels per class, e.g. 185,23.")
     ],
-    names: Annotated[
-        str | None, typer.Option("--names", help="Comma-separated class names.")
-    ] = None,
+    names: NamesOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Per-class IoU from pixel counts and their mean (mean IoU, not detection mAP).
@@ -221,17 +215,15 @@ def nms_cmd(
             "--class-agnostic", help="Let boxes of different classes suppress each other."
         ),
     ] = False,
-    fmt: FormatOpt = "xywh",
+    fmt: BoxFormatOpt = "xywh",
     voc_pixels: PixelOpt = False,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", help="Write the kept detections (same format as the input)."),
-    ] = None,
+    out: OutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Greedy non-maximum suppression per image, per class by default (torchvision's batched_nms).
 
     Ties in score keep input order: the earlier box wins. Kept boxes are listed in input order.
+    --out writes the kept detections in the input's format.
     """
     with user_errors():
         from cvtool import boxes
@@ -278,16 +270,15 @@ def map_cmd(
     iou_threshold: Annotated[
         float, typer.Option("--iou", help="IoU threshold of the VOC modes.")
     ] = 0.5,
-    fmt: Annotated[
-        str, typer.Option("--format", help="Box format of CSV files (COCO JSON is always xywh).")
-    ] = "xywh",
+    fmt: BoxFormatOpt = "xywh",
     voc_pixels: PixelOpt = False,
-    plot: Annotated[
-        Path | None, typer.Option("--plot", help="Save precision-recall curves (e.g. pr.png).")
-    ] = None,
+    plot: PlotOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Detection mAP. COCO mode gives pycocotools' 12 numbers; a per-class AP table follows."""
+    """Detection mAP. COCO mode gives pycocotools' 12 numbers; a per-class AP table follows.
+
+    --plot draws the precision-recall curves.
+    """
     with user_errors():
         from cvtool.boxes import report as rep
         from cvtool.render import header, make_table, render, warn

@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from cvtool.cli._common import BackendOpt, JsonOpt, SeedOpt, user_errors
+from cvtool.cli._common import (
+    BackendOpt,
+    DatasetOpt,
+    JsonOpt,
+    SeedOpt,
+    ValidationOpt,
+    user_errors,
+)
 
 HELP = (
     "Classify images with k-nearest neighbours (L1, L2, cosine; k voting). Several k or "
@@ -20,9 +27,7 @@ HELP = (
 
 
 def knn_cmd(
-    dataset: Annotated[
-        str, typer.Option("--dataset", help="Named dataset (see 'cvtool data list').")
-    ] = "mnist-sample",
+    dataset: DatasetOpt = "mnist-sample",
     train: Annotated[
         str | None, typer.Option("--train", help="Training data path (any readable format).")
     ] = None,
@@ -39,10 +44,7 @@ def knn_cmd(
     weights: Annotated[
         str, typer.Option("--weights", help="uniform, or distance (1/d; duplicates win).")
     ] = "uniform",
-    validation: Annotated[
-        str | None,
-        typer.Option("--validation", help="Validation images: a count or a fraction (0.1)."),
-    ] = None,
+    validation: ValidationOpt = None,
     folds: Annotated[
         int | None, typer.Option("--folds", help="k-fold cross-validation instead.")
     ] = None,

@@ -13,9 +13,8 @@ import sys
 from typing import Annotated
 
 import typer
-from typer.core import TyperCommand
 
-from cvtool.cli._common import JsonOpt, fail, user_errors
+from cvtool.cli._common import DtypeOpt, JsonOpt, user_errors
 
 # Square brackets below open with ':' so that Rich's markup leaves them alone.
 NET_HELP = """Keras/torchinfo-style summary of a whole network.
@@ -23,6 +22,7 @@ NET_HELP = """Keras/torchinfo-style summary of a whole network.
 SPEC is an architecture spec (the language train-mlp and train-cnn take), a
 file holding one ('@file', a path, or '-' for stdin), Nielsen's sizes such as
 784,30,10, or a preset: keras-course, keras-course-improved, nielsen-ch6.
+--input gives the input shape when the spec has no input item.
 
 \b
 Spec grammar (layers separated by commas or new lines; '#' starts a comment):
@@ -37,9 +37,11 @@ Spec grammar (layers separated by commas or new lines; '#' starts a comment):
 size of Keras' 'same'. Without --floor, (W - K + 2P) must divide by S exactly.
 Columns (--cols, comma-separated, or 'all'): layer, type, spec, input, output,
 params, weights, biases, trainable, kernel, stride, padding, activation, rf,
-jump, start, macs, elements, memory; torchinfo's output_size, num_params,
-kernel_size, mult_adds work too. Activation memory is the forward pass (input
+jump, start, macs, mult_adds, elements, memory; torchinfo's output_size,
+num_params, kernel_size work too. MACs count weights only; mult_adds is
+torchinfo's count (MACs plus one addition per output of a layer with a bias). Activation memory is the forward pass (input
 and every layer output times batch times dtype bytes); training is twice that.
+--dtype (for the byte counts): float16, bfloat16, float32, float64 or int8.
 """
 
 GROUP_HELP = """Output sizes, parameters, receptive fields, MACs and memory of layers and networks.
@@ -58,7 +60,8 @@ Examples:
 """
 
 InputOpt = Annotated[
-    str, typer.Option("--input", "-i", help="Input shape: HxWxC (227x227x3), HxW or a vector size.")
+    str | None,
+    typer.Option("--input", "-i", help="Input shape: HxWxC (227x227x3), HxW or a vector size."),
 ]
 FloorOpt = Annotated[
     bool,
@@ -68,41 +71,6 @@ BiasOpt = Annotated[bool, typer.Option("--bias/--no-bias", help="Count one bias 
 PaddingOpt = Annotated[
     str, typer.Option("--padding", "-p", help="Per side: a number, valid or same.")
 ]
-
-
-class _Plain:
-    """Coerce a str/int/float option the way click does, without Pydantic.
-
-    Typer 0.29 coerces every non-flag value through a Pydantic TypeAdapter,
-    which imports Pydantic (~100 ms, more than the whole of ``import typer,
-    rich``); layer-calc's options are plain numbers and strings.
-    """
-
-    def __init__(self, kind: type):
-        self.kind = kind
-
-    def coerce(self, value, param=None, ctx=None):
-        if value is None or isinstance(value, self.kind):
-            return value
-        try:
-            return self.kind(value)
-        except (TypeError, ValueError):
-            raise typer.BadParameter(
-                f"{value!r} is not a valid {self.kind.__name__}.", ctx=ctx, param=param
-            ) from None
-
-
-class _PlainCommand(TyperCommand):
-    """A TyperCommand whose str/int/float parameters skip Typer's Pydantic coercion."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        for param in self.params:
-            annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
-            kinds = getattr(annotation, "__args__", None) or (annotation,)
-            kinds = [k for k in kinds if k is not type(None)]  # Optional[int] -> int
-            if len(kinds) == 1 and kinds[0] in (str, int, float):
-                param._runtime_param = _Plain(kinds[0])  # falls back to Typer's if renamed
 
 
 def _single(item: str, input_shape: str, floor: bool, json_out: bool) -> None:
@@ -127,6 +95,7 @@ def _single(item: str, input_shape: str, floor: bool, json_out: bool) -> None:
         pairs["Padding per side"] = per_axis(row["padding"], "")
     pairs.update(Weights=row["weights"], Biases=row["biases"], Parameters=row["params"])
     pairs["MACs"] = human_count(row["macs"])
+    pairs["Mult-adds (torchinfo)"] = human_count(row["mult_adds"])
     if row["rf"] is not None:
         rf, jump = per_axis(row["rf"], ""), per_axis(row["jump"], "")
         pairs["Receptive field / jump"] = f"{rf} / {jump}"
@@ -142,7 +111,7 @@ def _kernel(text: str) -> str:
 app = typer.Typer(name="layer-calc", help=GROUP_HELP, no_args_is_help=True)
 
 
-@app.command("conv", cls=_PlainCommand)
+@app.command("conv")
 def conv_cmd(
     input_shape: InputOpt,
     filters: Annotated[int, typer.Option("--filters", "-f", help="Number of filters F.")],
@@ -159,7 +128,7 @@ def conv_cmd(
     _single(item, input_shape, floor, json_out)
 
 
-@app.command("pool", cls=_PlainCommand)
+@app.command("pool")
 def pool_cmd(
     input_shape: InputOpt,
     pool: Annotated[int, typer.Option("--pool", "-k", help="Window size K.")] = 2,
@@ -172,14 +141,16 @@ def pool_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """One pooling layer (max, average or L2): output shape; no parameters."""
+    from cvtool.errors import check_choice
+
     kinds = {"max": "maxpool", "avg": "avgpool", "l2": "l2pool"}
-    if mode not in kinds:
-        fail(f"The 'type' parameter must be max, avg or l2. Got {mode!r} instead.")
+    with user_errors():
+        check_choice("type", mode, kinds)
     item = f"{kinds[mode]}:{pool}:p={padding}" + (f":s={stride}" if stride is not None else "")
     _single(item, input_shape, floor, json_out)
 
 
-@app.command("dense", cls=_PlainCommand)
+@app.command("dense")
 def dense_cmd(
     input_shape: InputOpt,
     units: Annotated[int, typer.Option("--units", "-u", help="Number of output units.")],
@@ -190,13 +161,13 @@ def dense_cmd(
     _single(f"dense:{units}:bias={int(bias)}", input_shape, False, json_out)
 
 
-@app.command("flatten", cls=_PlainCommand)
+@app.command("flatten")
 def flatten_cmd(input_shape: InputOpt, json_out: JsonOpt = False) -> None:
     """Flatten: HxWxC -> H*W*C, no parameters."""
     _single("flatten", input_shape, False, json_out)
 
 
-@app.command("dropout", cls=_PlainCommand)
+@app.command("dropout")
 def dropout_cmd(
     input_shape: InputOpt,
     rate: Annotated[float, typer.Option("--rate", "-r", help="Fraction dropped.")] = 0.5,
@@ -206,7 +177,7 @@ def dropout_cmd(
     _single(f"dropout:{rate}", input_shape, False, json_out)
 
 
-@app.command("net", cls=_PlainCommand, help=NET_HELP)
+@app.command("net", help=NET_HELP)
 def net_cmd(
     spec_text: Annotated[
         str | None,
@@ -217,13 +188,9 @@ def net_cmd(
     spec_file: Annotated[
         str | None, typer.Option("--spec", help="Read the spec from a file.")
     ] = None,
-    input_shape: Annotated[
-        str | None, typer.Option("--input", "-i", help="Input shape if the spec has none.")
-    ] = None,
+    input_shape: InputOpt = None,
     batch: Annotated[int, typer.Option("--batch", "-b", help="Batch size for memory.")] = 1,
-    dtype: Annotated[
-        str, typer.Option("--dtype", help="float16, bfloat16, float32, float64, int8.")
-    ] = "float32",
+    dtype: DtypeOpt = "float32",
     cols: Annotated[str | None, typer.Option("--cols", help="Columns to show (see above).")] = None,
     floor: FloorOpt = False,
     json_out: JsonOpt = False,
@@ -246,8 +213,11 @@ def net_cmd(
 
         csv.writer(sys.stdout, lineterminator="\n").writerows([headers, *rows])
         return
-    from cvtool.render import kv_table, make_table, render  # Rich: not needed for CSV
+    from cvtool.render import kv_table, make_table, render
 
+    if json_out:
+        render(summary, json_out=True)
+        return
     t = summary["totals"]
     totals = {
         "Total params": t["params"],
@@ -255,6 +225,7 @@ def net_cmd(
         "Non-trainable params": t["non_trainable"],
         "Weights / biases": f"{t['weights']:,} / {t['biases']:,}",
         "Total MACs (one sample)": human_count(t["macs"]),
+        "Total mult-adds (torchinfo, one sample)": human_count(t["mult_adds"]),
         "Param memory": "  ".join(
             f"{d}: {human_bytes(t['param_bytes'][d])}" for d in ("float16", "float32", "float64")
         ),
@@ -263,6 +234,8 @@ def net_cmd(
     }
     for i, note in enumerate(summary["notes"]):
         totals[f"Note {i + 1}"] = note
-    tables = [make_table(headers, rows, title="layer-calc net"), kv_table(totals)]
-    tables[1].caption, tables[1].caption_justify = summary["counts"], "left"
-    render(summary, json_out=json_out, tables=tables, summary={})
+    tables = [
+        make_table(headers, rows, title="layer-calc net"),
+        kv_table(totals, caption=summary["counts"]),
+    ]
+    render(summary, json_out=False, tables=tables, summary={})

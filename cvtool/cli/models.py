@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cvtool.cli._common import BackendOpt, JsonOpt, user_errors
+from cvtool.cli._common import BackendOpt, DatasetOpt, JsonOpt, user_errors
 
 ModelArg = Annotated[Path, typer.Argument(help="A model file written by --out (.npz).")]
 
@@ -20,23 +20,22 @@ def _load(model_path: Path, backend: str | None):
 
 def evaluate_cmd(
     model_path: ModelArg,
-    dataset: Annotated[
-        str | None,
-        typer.Option("--dataset", help="Dataset name or path; default: the training one."),
-    ] = None,
+    dataset: DatasetOpt = None,
     split: Annotated[str, typer.Option("--split", help="test or train.")] = "test",
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Accuracy, cost, per-class accuracy and confusion matrix on a dataset's split."""
+    """Accuracy, cost, per-class accuracy and confusion matrix on a dataset's split.
+
+    Without --dataset, the data set the model was trained on.
+    """
     with user_errors():
         from cvtool import render
         from cvtool.data.datasets import load_dataset
-        from cvtool.errors import CvtoolError
+        from cvtool.errors import CvtoolError, check_choice
         from cvtool.nn.inference import class_labels
 
-        if split not in ("test", "train"):
-            raise CvtoolError(f"The 'split' parameter must be test or train. Got {split!r}.")
+        check_choice("split", split, ("test", "train"))
         model = _load(model_path, backend)
         ds = load_dataset(dataset or model.meta.get("dataset", "mnist-sample"))
         x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_train, ds.y_train)
@@ -82,11 +81,10 @@ def predict_cmd(
     """Predict the class and probabilities of each input with a saved model."""
     with user_errors():
         from cvtool import render
-        from cvtool.errors import CvtoolError
+        from cvtool.errors import check_int
         from cvtool.nn.inference import predictions, read_inputs
 
-        if top < 1:
-            raise CvtoolError(f"The 'top' parameter must be an int >= 1. Got {top} instead.")
+        check_int("top", top, low=1)
         model = _load(model_path, backend)
         x, names = read_inputs(inputs, model.input_shape)
         rows = predictions(model.predict_proba(x), model.class_names, top)

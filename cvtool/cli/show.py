@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from cvtool.cli._common import JsonOpt, user_errors
+from cvtool.cli._common import JsonOpt, OutOpt, user_errors
 
 app = typer.Typer(
     help="Draw a saved model's first-layer weights or filters as an image.",
@@ -24,22 +24,28 @@ app = typer.Typer(
 @app.command("weights")
 def weights_cmd(
     model_path: Annotated[Path, typer.Argument(help="A model file written by --out (.npz).")],
-    out: Annotated[Path, typer.Option("--out", help="PNG file to write.")] = Path("templates.png"),
+    out: OutOpt = Path("templates.png"),
     max_units: Annotated[int, typer.Option("--max-units", help="Draw at most N units.")] = 100,
     json_out: JsonOpt = False,
 ) -> None:
-    """Draw the first dense layer's incoming weights, one image per unit (red +, blue -)."""
+    """Draw the first dense layer's incoming weights, one image per unit (red +, blue -).
+
+    --out is the PNG file to write.
+    """
     _draw("weights", model_path, out, max_units, json_out)
 
 
 @app.command("filters")
 def filters_cmd(
     model_path: Annotated[Path, typer.Argument(help="A model file written by --out (.npz).")],
-    out: Annotated[Path, typer.Option("--out", help="PNG file to write.")] = Path("filters.png"),
+    out: OutOpt = Path("filters.png"),
     max_filters: Annotated[int, typer.Option("--max-filters", help="Draw at most N filters.")] = 64,
     json_out: JsonOpt = False,
 ) -> None:
-    """Draw the first convolution's kernels as a grid (red +, blue -)."""
+    """Draw the first convolution's kernels as a grid (red +, blue -).
+
+    --out is the PNG file to write.
+    """
     _draw("filters", model_path, out, max_filters, json_out)
 
 

@@ -51,7 +51,10 @@ def _system_fashion_dir() -> Path:
 def dataset_dirs(name: str) -> list[Path]:
     """Folders where a named dataset may live, in the order they are tried."""
     if name == "mnist-sample":
-        return [PACKAGE_DIR / "mnist-sample"]
+        # The repository's top-level data/ ships inside the installed package as
+        # cvtool/_data/ (pyproject.toml maps it); a source tree has it beside cvtool/.
+        root = PACKAGE_DIR.parent
+        return [root / "_data" / "mnist-sample", root.parent / "data" / "mnist-sample"]
     if name == "fashion-mnist":
         return [_system_fashion_dir(), cache_dir() / "fashion-mnist"]
     if name == "mnist":
