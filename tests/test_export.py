@@ -309,3 +309,25 @@ def test_predict_pipeline_same_for_npz_and_onnx(saved, tmp_path, mnist):
         assert (a["class"], a["name"]) == (b["class"], b["name"])
         assert [t["class"] for t in a["top"]] == [t["class"] for t in b["top"]]
         np.testing.assert_allclose(b["probabilities"], a["probabilities"], atol=TOL)
+
+
+def test_predict_command_runs_an_onnx_file_like_the_npz(cli, tmp_path):
+    """`cvtool predict model.onnx` prints what `cvtool predict model.npz` prints."""
+    import json
+
+    from cvtool.data.datasets import load_dataset
+    from PIL import Image
+
+    npz, onnx_path = tmp_path / "m.npz", tmp_path / "m.onnx"
+    assert cli("train-mlp", "--epochs", "1", "--train-size", "300", "--out", npz).exit_code == 0
+    assert cli("export", npz, onnx_path).exit_code == 0
+    img = tmp_path / "digit.png"
+    Image.fromarray(load_dataset("mnist-sample").x_test[0]).save(img)
+    docs = []
+    for model in (npz, onnx_path):
+        result = cli("predict", model, img, "--json")
+        assert result.exit_code == 0, result.stderr
+        docs.append(json.loads(result.stdout)["predictions"][0])
+    top = [[(t["class"], t["probability"]) for t in d["top"]] for d in docs]
+    assert [c for c, _ in top[0]] == [c for c, _ in top[1]]
+    assert [p for _, p in top[0]] == pytest.approx([p for _, p in top[1]], abs=1e-5)

@@ -21,8 +21,9 @@ import typer
 
 EtaOpt = Annotated[float, typer.Option("--eta", help="Learning rate η.")]
 EpochsOpt = Annotated[int, typer.Option("--epochs", help="Passes over the training data.")]
-MiniBatchOpt = Annotated[
-    int, typer.Option("--mini-batch", "--batch-size", help="Examples per gradient step.")
+BatchOpt = Annotated[
+    int,
+    typer.Option("--batch-size", "--batch", "--mini-batch", help="Examples per gradient step."),
 ]
 LmbdaOpt = Annotated[
     float, typer.Option("--lmbda", help="L2 regularisation λ (cost term λ/2n·Σw²; 0 = none).")
@@ -38,14 +39,6 @@ CostOpt = Annotated[
 TrainSizeOpt = Annotated[
     int | None,
     typer.Option("--train-size", help="Use only the first N training images.", show_default=False),
-]
-ValidationOpt = Annotated[
-    str,
-    typer.Option(
-        "--validation",
-        help="Validation split carved from training data: a count (1000) or a fraction (0.1); "
-        "0 = none.",
-    ),
 ]
 EarlyStopOpt = Annotated[
     int,
@@ -80,16 +73,8 @@ ExactOpt = Annotated[
         "mini-batches (Keras).",
     ),
 ]
-OutOpt = Annotated[
-    Path | None,
-    typer.Option("--out", help="Save the model here (.npz; checkpointed at each improvement)."),
-]
 MetricsOpt = Annotated[
     Path | None, typer.Option("--metrics", help="Per-epoch metrics to a .csv or .json file.")
-]
-PlotOpt = Annotated[
-    Path | None,
-    typer.Option("--plot", help="Cost and accuracy against epoch, written to a .png file."),
 ]
 
 

@@ -67,11 +67,12 @@ def knn_cmd(
         from cvtool import backend as be
         from cvtool import knn
         from cvtool.data.datasets import parse_validation
+        from cvtool.errors import check_choice
         from cvtool.knn import eval as knn_eval
 
         ks = knn_eval.parse_ints(k, "k")
         metrics = knn_eval.parse_names(metric, "metric", knn.METRICS)
-        knn.check_choice("weights", weights, knn.WEIGHTS)
+        check_choice("weights", weights, knn.WEIGHTS)
         if predictions is not None:
             knn_eval.check_output(predictions)
         xp = be.get_xp(backend)

@@ -10,6 +10,13 @@ import typer
 from cvtool.cli._common import BackendOpt, DatasetOpt, JsonOpt, user_errors
 
 ModelArg = Annotated[Path, typer.Argument(help="A model file written by --out (.npz).")]
+PredictModelArg = Annotated[
+    Path,
+    typer.Argument(
+        help="A model file written by --out (.npz), or one exported by 'cvtool export' (.onnx, "
+        "run by ONNX Runtime on the CPU)."
+    ),
+]
 
 
 def _load(model_path: Path, backend: str | None):
@@ -69,7 +76,7 @@ def evaluate_cmd(
 
 
 def predict_cmd(
-    model_path: ModelArg,
+    model_path: PredictModelArg,
     inputs: Annotated[
         list[Path],
         typer.Argument(help="PNG/JPEG images, a .npy array or a data file/folder."),
@@ -82,10 +89,11 @@ def predict_cmd(
     with user_errors():
         from cvtool import render
         from cvtool.errors import check_int
+        from cvtool.nn.export import load_model
         from cvtool.nn.inference import predictions, read_inputs
 
         check_int("top", top, low=1)
-        model = _load(model_path, backend)
+        model = load_model(model_path, backend_name=backend)  # .npz, or .onnx through ORT
         x, names = read_inputs(inputs, model.input_shape)
         rows = predictions(model.predict_proba(x), model.class_names, top)
     for name, row in zip(names, rows, strict=True):

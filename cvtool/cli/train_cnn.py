@@ -8,7 +8,18 @@ from typing import Annotated
 import typer
 
 from cvtool.cli import _train as T
-from cvtool.cli._common import BackendOpt, DatasetOpt, DtypeOpt, JsonOpt, SeedOpt, user_errors
+from cvtool.cli._common import (
+    BackendOpt,
+    DatasetOpt,
+    DtypeOpt,
+    ForceOpt,
+    JsonOpt,
+    OutOpt,
+    PlotOpt,
+    SeedOpt,
+    ValidationOpt,
+    user_errors,
+)
 
 ArchOpt = Annotated[
     str | None,
@@ -26,9 +37,6 @@ PresetOpt = Annotated[
         help="keras-course, keras-course-improved or nielsen-ch6 (the default).",
         show_default=False,
     ),
-]
-BatchOpt = Annotated[
-    int, typer.Option("--batch", "--mini-batch", "--batch-size", help="Examples per step.")
 ]
 EtaOpt = Annotated[
     float | None,
@@ -69,7 +77,7 @@ def train_cnn_cmd(
     preset: PresetOpt = None,
     optimizer: T.OptimizerOpt = "adam",
     eta: EtaOpt = None,
-    batch: BatchOpt = 128,
+    batch_size: T.BatchOpt = 128,
     epochs: T.EpochsOpt = 3,
     lmbda: T.LmbdaOpt = 0.0,
     init: T.InitOpt = "glorot",
@@ -80,7 +88,7 @@ def train_cnn_cmd(
     freeze: FreezeOpt = 0,
     replace_head: HeadOpt = None,
     train_size: T.TrainSizeOpt = None,
-    validation: T.ValidationOpt = "0",
+    validation: ValidationOpt = "0",
     early_stop: T.EarlyStopOpt = 0,
     eta_schedule: T.EtaScheduleOpt = 0,
     dataset: DatasetOpt = "mnist-sample",
@@ -89,9 +97,10 @@ def train_cnn_cmd(
     dtype: DtypeOpt = "float32",
     monitor: T.MonitorOpt = None,
     exact_train_metrics: T.ExactOpt = False,
-    out: T.OutOpt = None,
+    out: OutOpt = None,
+    force: ForceOpt = False,
     metrics: T.MetricsOpt = None,
-    plot: T.PlotOpt = None,
+    plot: PlotOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Train a convolutional network (NHWC, im2col convolutions) and test it once.
@@ -116,12 +125,12 @@ def train_cnn_cmd(
         if augment:
             transform, model.meta["augment"] = cnn.augmentation(seed, hflip=0.0 if no_flip else 0.5)
         with T.Reporter("train-cnn", json_out) as reporter:
-            result = train(model, ds, epochs=epochs, batch_size=batch, optimizer=optimizer,
+            result = train(model, ds, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                            eta=eta, lmbda=lmbda, cost=cost, validation=validation,
                            train_size=train_size, early_stop=early_stop,
                            eta_schedule=eta_schedule, monitor=monitor,
                            exact_train_metrics=exact_train_metrics, seed=seed,
-                           transform=transform, out=out, metrics=metrics, plot=plot,
+                           transform=transform, out=out, metrics=metrics, plot=plot, overwrite=force,
                            callbacks=[reporter], xp=xp, dtype=dt,
                            title=f"train-cnn on {ds.name}")  # fmt: skip
     T.render_result("train-cnn", result, json_out)

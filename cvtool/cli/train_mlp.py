@@ -7,7 +7,18 @@ from typing import Annotated
 import typer
 
 from cvtool.cli import _train as T
-from cvtool.cli._common import BackendOpt, DatasetOpt, DtypeOpt, JsonOpt, SeedOpt, user_errors
+from cvtool.cli._common import (
+    BackendOpt,
+    DatasetOpt,
+    DtypeOpt,
+    ForceOpt,
+    JsonOpt,
+    OutOpt,
+    PlotOpt,
+    SeedOpt,
+    ValidationOpt,
+    user_errors,
+)
 
 LayersOpt = Annotated[
     str,
@@ -32,13 +43,13 @@ def train_mlp_cmd(
     activation: ActivationOpt = "sigmoid",
     cost: T.CostOpt = "cross-entropy",
     eta: T.EtaOpt = 0.5,
-    mini_batch: T.MiniBatchOpt = 10,
+    batch_size: T.BatchOpt = 10,
     epochs: T.EpochsOpt = 30,
     lmbda: T.LmbdaOpt = 0.0,
     init: T.InitOpt = "default",
     optimizer: T.OptimizerOpt = "sgd",
     train_size: T.TrainSizeOpt = None,
-    validation: T.ValidationOpt = "0",
+    validation: ValidationOpt = "0",
     early_stop: T.EarlyStopOpt = 0,
     eta_schedule: T.EtaScheduleOpt = 0,
     dataset: DatasetOpt = "mnist-sample",
@@ -47,9 +58,10 @@ def train_mlp_cmd(
     dtype: DtypeOpt = "float32",
     monitor: T.MonitorOpt = None,
     exact_train_metrics: T.ExactOpt = False,
-    out: T.OutOpt = None,
+    out: OutOpt = None,
+    force: ForceOpt = False,
     metrics: T.MetricsOpt = None,
-    plot: T.PlotOpt = None,
+    plot: PlotOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Train a fully connected network by backpropagation (Nielsen's network).
@@ -70,11 +82,11 @@ def train_mlp_cmd(
         (input_size,) = flatten_output(ds.image_shape)
         model = mlp_model(layers, input_size, activation=activation, cost=cost, init=init)
         with T.Reporter("train-mlp", json_out) as reporter:
-            result = train(model, ds, epochs=epochs, batch_size=mini_batch, optimizer=optimizer,
+            result = train(model, ds, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                            eta=eta, lmbda=lmbda, cost=cost, validation=validation,
                            train_size=train_size, early_stop=early_stop,
                            eta_schedule=eta_schedule, monitor=monitor,
                            exact_train_metrics=exact_train_metrics, seed=seed, out=out,
-                           metrics=metrics, plot=plot, callbacks=[reporter], xp=xp, dtype=dt,
+                           metrics=metrics, plot=plot, overwrite=force, callbacks=[reporter], xp=xp, dtype=dt,
                            title=f"train-mlp on {ds.name}")  # fmt: skip
     T.render_result("train-mlp", result, json_out)

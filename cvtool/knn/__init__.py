@@ -38,7 +38,6 @@ wherever scikit-learn's answer is defined):
 Left out: approximate search, kd-trees, radius neighbours, regression.
 """
 
-from cvtool.errors import check_choice  # re-exported: cli/knn.py calls knn.check_choice
 from cvtool.knn.eval import (
     choose,
     evaluate,
@@ -68,7 +67,6 @@ __all__ = [
     "METRICS",
     "MIN_ROWS",
     "WEIGHTS",
-    "check_choice",
     "check_k",
     "choose",
     "evaluate",

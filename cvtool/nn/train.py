@@ -38,7 +38,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cvtool import backend
+from cvtool import backend, fileio
 from cvtool.errors import CvtoolError, check_choice
 from cvtool.fileio import atomic_write_text
 from cvtool.nn.fit import MONITORS, Callback, History
@@ -163,14 +163,19 @@ def write_history(path, records: list[dict]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def check_outputs(out=None, metrics=None, plot=None) -> None:
-    """Refuse output names that cannot be written as asked, before any training."""
+def check_outputs(out=None, metrics=None, plot=None, *, overwrite: bool = False) -> None:
+    """Refuse outputs that cannot be written as asked, before any training: the
+    suffixes, then fileio's one output rule (folder, parent, existing file)."""
     if out is not None and Path(out).suffix != ".npz":
         raise CvtoolError(f"--out must end in .npz. Got {str(out)!r}; e.g. --out model.npz.")
     if metrics is not None and Path(metrics).suffix.lower() not in METRICS_SUFFIXES:
         raise CvtoolError(f"--metrics must end in .csv or .json. Got {str(metrics)!r}.")
     if plot is not None and Path(plot).suffix.lower() != ".png":
         raise CvtoolError(f"--plot must end in .png. Got {str(plot)!r}.")
+    for path, what in ((out, "model output"), (metrics, "metrics output"), (plot, "plot")):
+        if path is not None:
+            fileio.check_output(path, overwrite=overwrite, what=what)
+    fileio.check_outputs(out, metrics, plot)
 
 
 def parse_monitor(monitor) -> tuple | None:
@@ -227,6 +232,7 @@ def train(
     out=None,
     metrics=None,
     plot=None,
+    overwrite: bool = False,
     callbacks=(),
     xp=None,
     dtype="float32",
@@ -250,6 +256,8 @@ def train(
     monitor : names from ``fit.MONITORS``, a comma list, 'all' or None.
     out, metrics, plot : model file (.npz, checkpointed at each improvement),
         history (.csv/.json) and learning curves (.png), or None.
+    overwrite : replace existing output files (``--force``); without it an
+        existing file is refused before any work.
     callbacks : ``fit`` callbacks (progress, reporting), called in order.
     xp, dtype : backend module and float type for an unbuilt model.
     title : the plot's title.
@@ -269,7 +277,7 @@ def train(
     from cvtool.nn.cnn import default_eta
     from cvtool.nn.optim import get_optimizer
 
-    check_outputs(out, metrics, plot)
+    check_outputs(out, metrics, plot, overwrite=overwrite)
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
     if isinstance(optimizer, str):
         if eta is None:  # a tenth of the default when fine-tuning a saved model
