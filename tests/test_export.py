@@ -315,8 +315,9 @@ def test_predict_command_runs_an_onnx_file_like_the_npz(cli, tmp_path):
     """`cvtool predict model.onnx` prints what `cvtool predict model.npz` prints."""
     import json
 
-    from cvtool.data.datasets import load_dataset
     from PIL import Image
+
+    from cvtool.data.datasets import load_dataset
 
     npz, onnx_path = tmp_path / "m.npz", tmp_path / "m.onnx"
     assert cli("train-mlp", "--epochs", "1", "--train-size", "300", "--out", npz).exit_code == 0
