@@ -36,8 +36,9 @@ import numpy as np
 
 from cvtool import backend
 from cvtool.errors import CvtoolError, check_choice, check_int
-from cvtool.nn.losses import get_loss
+from cvtool.nn.losses import l2_penalty
 from cvtool.nn.optim import SGD
+from cvtool.nn.tasks import get_task
 
 MONITORS = ("train-cost", "train-accuracy", "val-cost", "val-accuracy", "gradients")
 
@@ -100,16 +101,19 @@ def fit(
     shuffle: bool = True,
     transform=None,
     exact_train_metrics: bool = False,
+    epoch_data=None,
 ) -> History:
     """Train with mini-batch gradient descent.
 
     Parameters
     ----------
     x_train : (N, ...) images or vectors (uint8 are scaled to [0, 1]).
-    y_train : (N,) integer labels.
+    y_train : (N,) integer labels, or what the task's ``targets`` takes
+        (boxes per image for detection, label maps for segmentation).
     optimizer : an ``optim.Optimizer`` (default SGD eta 0.5); its lmbda is the
         L2 strength unless ``lmbda`` is given here.
-    loss : cost name (quadratic, cross-entropy, log-likelihood).
+    loss : cost name (quadratic, cross-entropy, log-likelihood) for
+        classification, or a task object (:mod:`cvtool.nn.tasks`).
     validation : (x_val, y_val) or None.
     early_stop : stop after this many epochs without a validation-accuracy
         improvement and restore the best epoch's weights (0 = off).
@@ -128,6 +132,9 @@ def fit(
         and prediction see the inputs untransformed.
     exact_train_metrics : measure the training cost and accuracy with a full
         pass after each epoch instead of as running averages (module text).
+    epoch_data : None or a callable ``epoch_data(epoch) -> (x, y)`` giving the
+        training set of each epoch (same size as ``x_train``; e.g. freshly
+        drawn or augmented images with their labels); epoch 1 uses x_train.
 
     Returns
     -------
@@ -145,18 +152,20 @@ def fit(
     opt = optimizer or SGD(0.5)
     if lmbda is not None:
         opt.lmbda = float(lmbda)
-    loss_cls = get_loss(loss)
-    x = model.prepare(x_train)
-    Y = model.one_hot(y_train)
+    task = get_task(loss)
+    x, y_raw = model.prepare(x_train), y_train
+    Y = task.targets(model, y_train)
     n = len(x)
     if n == 0:
         raise CvtoolError("The training set is empty.")
-    xv = Yv = None
+    xv = yv = Yv = None
     if validation is not None:
-        xv, Yv = model.prepare(validation[0]), model.one_hot(validation[1])
+        xv, yv = model.prepare(validation[0]), validation[1]
+        Yv = task.targets(model, yv)
     monitor = _resolve_monitor(monitor, xv is not None, early_stop, eta_schedule)
-    key = "val_accuracy" if "val-accuracy" in monitor else (
-        "train_accuracy" if "train-accuracy" in monitor else None)  # fmt: skip
+    score = task.score
+    key = f"val_{score}" if "val-accuracy" in monitor else (
+        f"train_{score}" if "train-accuracy" in monitor else None)  # fmt: skip
 
     trainable = [layer for layer in model.param_layers if layer.trainable]
     opt.bind(
@@ -167,14 +176,15 @@ def fit(
     first = min((model.layers.index(t) for t in trainable), default=len(model.layers))
     for i, layer in enumerate(model.layers):
         layer.need_dx = i > first
-    fused = model.fuses_output(loss_cls)
+    fused = model.fuses_output(task)
     top = len(model.layers) - 1 if fused else len(model.layers)
     tail = model.layers[first:top][::-1]
     grad_probe = min(n, 1000)
 
-    running = not exact_train_metrics and ("train-cost" in monitor or "train-accuracy" in monitor)
+    train_metrics = "train-cost" in monitor or "train-accuracy" in monitor
+    running = not exact_train_metrics and train_metrics and task.running
     model.meta["training"] = {
-        "cost": loss_cls.name, "epochs": epochs, "batch_size": batch_size,
+        **task.config(), "epochs": epochs, "batch_size": batch_size,
         "n_train": n, "n_val": 0 if xv is None else len(xv), "seed": seed,
         "train_metrics": "running average" if not exact_train_metrics else "exact pass",
         "early_stop": early_stop, "eta_schedule": eta_schedule, **opt.config(),
@@ -187,21 +197,23 @@ def fit(
     report_every = max(1, steps // 50)
     forward = model.forward
     xbuf = xp.empty((batch_size, *model.input_shape), dtype=model.dtype)
-    ybuf = xp.empty((batch_size, Y.shape[1]), dtype=model.dtype)
-    dbuf = xp.empty_like(ybuf)
-    abuf = xp.empty((n, Y.shape[1]), dtype=model.dtype) if running else None  # step outputs
+    ybuf = xp.empty((batch_size, *Y.shape[1:]), dtype=Y.dtype)
+    dbuf = xp.empty((batch_size, *model.output_shape), dtype=model.dtype) if fused else None
+    abuf = xp.empty((n, *model.output_shape), dtype=model.dtype) if running else None
+    # Tasks that cannot keep the epoch's outputs add up each step's cost instead.
+    step_costs = [] if train_metrics and not running and not exact_train_metrics else None
     # SGD's eta rides on the output error (backprop is linear in it): one multiply
     # of an (m, K) array per step instead of one per parameter array.
     prescaled = opt.prescale != 1.0
-    if xp is np:  # mode='clip' avoids NumPy buffering `out` (indices are valid anyway)
+    # mode='clip' keeps NumPy from buffering `out` (the indices are valid anyway).
+    clip = {"mode": "clip"} if xp is np else {}
 
-        def xtake(idx, axis=0, out=None):
-            return x.take(idx, axis=axis, out=out, mode="clip")
+    def xtake(idx, out=None):
+        return x.take(idx, axis=0, out=out, **clip)
 
-        def ytake(idx, axis=0, out=None):
-            return Y.take(idx, axis=axis, out=out, mode="clip")
-    else:
-        xtake, ytake = x.take, Y.take
+    def ytake(idx, out=None):
+        return Y.take(idx, axis=0, out=out, **clip)
+
     # A diverging run overflows: that is reported as stopped='nan', not as warnings.
     errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
     errstate.__enter__()
@@ -209,30 +221,34 @@ def fit(
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
             cb.on_epoch_begin(epoch, steps)
+            if epoch_data is not None and epoch > 1:
+                x, y_raw, Y = _epoch_data(model, task, epoch_data, epoch, n)
             order = shuffle_rng.permutation(n) if shuffle else np.arange(n)
             order = xp.asarray(order)
             scale = (opt.prescale if prescaled else 1.0) / batch_size  # eta may change per epoch
             for s in range(steps):
                 idx = order[s * batch_size : (s + 1) * batch_size]
                 if len(idx) == batch_size:
-                    xb = xtake(idx, axis=0, out=xbuf)
-                    yb = ytake(idx, axis=0, out=ybuf)
+                    xb = xtake(idx, out=xbuf)
+                    yb = ytake(idx, out=ybuf)
                     if transform is not None:
                         xb = transform(xb)
                     a = forward(xb, True)
                     if running:
                         abuf[s * batch_size : (s + 1) * batch_size] = a
-                    d = xp.subtract(a, yb, out=dbuf) if fused else loss_cls.grad(a, yb)
+                    d = xp.subtract(a, yb, out=dbuf) if fused else task.grad(a, yb)
                     d *= scale
                 else:  # the last, smaller mini-batch
-                    xb, yb = xtake(idx, axis=0), ytake(idx, axis=0)
+                    xb, yb = xtake(idx), ytake(idx)
                     if transform is not None:
                         xb = transform(xb)
                     a = forward(xb, True)
                     if running:
                         abuf[s * batch_size :] = a
-                    d = (a - yb) if fused else loss_cls.grad(a, yb)
+                    d = (a - yb) if fused else task.grad(a, yb)
                     d *= scale * batch_size / len(idx)
+                if step_costs is not None:
+                    step_costs.append(task.fn(a, yb) * len(idx))
                 for layer in tail:
                     d = layer.backward(d)
                 opt.step(prescaled=prescaled)
@@ -241,9 +257,14 @@ def fit(
             backend.synchronize(xp)
             record = {"epoch": epoch, "eta": opt.eta, "train_seconds": time.perf_counter() - t0}
             if running:  # the epoch's outputs against the targets in the order they were seen
-                _running(model, record, monitor, abuf, ytake(order, axis=0), loss_cls, opt.lmbda, n)
-            _monitor(model, record, monitor, x, Y, xv, Yv, loss_cls, opt.lmbda, n, grad_probe,
-                     exact_train=not running)  # fmt: skip
+                _running(model, record, monitor, abuf, ytake(order), task, opt.lmbda, n)
+            elif step_costs is not None:
+                record["train_cost"] = sum(step_costs) / n + l2_penalty(
+                    model._weights(), opt.lmbda, n
+                )
+                step_costs.clear()
+            _monitor(model, record, monitor, (x, y_raw, Y), (xv, yv, Yv), task, opt.lmbda, n,
+                     grad_probe, exact_train=exact_train_metrics)  # fmt: skip
             record["seconds"] = time.perf_counter() - t0
             hist.records.append(record)
             if not _finite(record) or not _params_finite(model):
@@ -279,33 +300,39 @@ def fit(
     return hist
 
 
-def _running(model, record, monitor, a, Y, loss_cls, lmbda, n) -> None:
-    """Training cost and accuracy from the outputs the epoch's steps produced."""
-    from cvtool.nn.losses import l2_penalty
+def _epoch_data(model, task, epoch_data, epoch: int, n: int):
+    """This epoch's (x, y, Y) from ``epoch_data``, checked to keep the set's size."""
+    xe, ye = epoch_data(epoch)
+    x = model.prepare(xe)
+    if len(x) != n:
+        raise CvtoolError(f"epoch_data({epoch}) gave {len(x)} examples; the first epoch had {n}.")
+    return x, ye, task.targets(model, ye)
 
+
+def _running(model, record, monitor, a, Y, task, lmbda, n) -> None:
+    """Training cost and accuracy from the outputs the epoch's steps produced."""
     if "train-cost" in monitor:
-        record["train_cost"] = loss_cls.fn(a, Y) + l2_penalty(model._weights(), lmbda, n)
+        record["train_cost"] = task.fn(a, Y) + l2_penalty(model._weights(), lmbda, n)
     if "train-accuracy" in monitor:
         record["train_accuracy"] = float((a.argmax(axis=1) == Y.argmax(axis=1)).mean())
 
 
-def _monitor(model, record, monitor, x, Y, xv, Yv, loss_cls, lmbda, n, grad_probe,
+def _monitor(model, record, monitor, train, val, task, lmbda, n, grad_probe,
              exact_train=True) -> None:  # fmt: skip
-    if exact_train and ("train-cost" in monitor or "train-accuracy" in monitor):
-        cost, acc = model._measure(x, Y, loss_cls, lmbda, n)
-        if "train-cost" in monitor:
-            record["train_cost"] = cost
-        if "train-accuracy" in monitor:
-            record["train_accuracy"] = acc
-    if xv is not None and ("val-cost" in monitor or "val-accuracy" in monitor):
-        cost, acc = model._measure(xv, Yv, loss_cls, lmbda, n)
-        if "val-cost" in monitor:
-            record["val_cost"] = cost
-        if "val-accuracy" in monitor:
-            record["val_accuracy"] = acc
+    """The monitored figures that need a pass over a split: (x, y, Y) for train and val."""
+    score = task.score
+    for split, (x, y, Y), on in (("train", train, exact_train), ("val", val, val[0] is not None)):
+        wanted = [m for m in ("cost", "accuracy") if f"{split}-{m}" in monitor]
+        if not on or not wanted:
+            continue
+        got = task.measure(model, x, y, Y, lmbda, n)
+        if "cost" in wanted:
+            record[f"{split}_cost"] = got["cost"]
+        if "accuracy" in wanted and got.get(score) is not None:
+            record[f"{split}_{score}"] = got[score]
     if "gradients" in monitor:
-        norms = model.gradient_norms(x[:grad_probe], Y[:grad_probe], loss_cls)
-        record["grad_norms"] = norms
+        x, _, Y = train
+        record["grad_norms"] = model.gradient_norms(x[:grad_probe], Y[:grad_probe], task)
 
 
 def _params_finite(model) -> bool:

@@ -39,9 +39,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cvtool import backend, fileio
-from cvtool.errors import CvtoolError, check_choice
+from cvtool.data.datasets import load_dataset, parse_validation, stratified_split
+from cvtool.errors import CvtoolError, check_choice, check_int
 from cvtool.fileio import atomic_write_text
+from cvtool.nn._parallel import training_threads
+from cvtool.nn.cnn import default_eta
 from cvtool.nn.fit import MONITORS, Callback, History
+from cvtool.nn.optim import get_optimizer
+from cvtool.nn.tasks import get_task
 
 METRICS_SUFFIXES = (".csv", ".json")
 
@@ -127,9 +132,12 @@ class TrainResult:
             "best_epoch": hist.best_epoch,
             "restored_best": hist.restored_best,
             "train_seconds_per_epoch": statistics.median(seconds) if seconds else None,
-            "test_accuracy": None if test is None else test["accuracy"],
-            "test_cost": None if test is None else test["cost"],
+            "test_accuracy": None if test is None else test.get("accuracy"),
+            "test_cost": None if test is None else test.get("cost"),
             "n_test": 0 if test is None else test["n"],
+            "test": None
+            if test is None
+            else {k: v for k, v in test.items() if isinstance(v, int | float | str | None)},
             "model": None if self.out is None else str(self.out),
             "history": self.rows(),
             **self.extra,
@@ -197,9 +205,6 @@ def split_data(ds, train_size: int | None = None, validation=0, seed: int | None
     validation : a count (1000), a fraction (0.1), 0/None for none, or that as text.
     seed : seeds the stratified split.
     """
-    from cvtool.data.datasets import parse_validation, stratified_split
-    from cvtool.errors import check_int
-
     x, y = ds.x_train, ds.y_train
     if train_size is not None:
         check_int("train-size", train_size, low=1, high=len(x), hint=f"({ds.name})")
@@ -221,6 +226,7 @@ def train(
     eta: float | None = None,
     lmbda: float = 0.0,
     cost: str = "cross-entropy",
+    task=None,
     validation=0,
     train_size: int | None = None,
     early_stop: int = 0,
@@ -229,6 +235,7 @@ def train(
     seed: int | None = 0,
     transform=None,
     exact_train_metrics: bool = False,
+    epoch_data=None,
     out=None,
     metrics=None,
     plot=None,
@@ -244,13 +251,18 @@ def train(
     ----------
     model : Sequential, built or not (an unbuilt one is built on `xp` in
         `dtype` with `seed`).
-    dataset : a Dataset, or a dataset name or path for ``load_dataset``.
+    dataset : a Dataset, or a dataset name or path for ``load_dataset``; for
+        tasks other than classification, any object with ``name``,
+        ``x_train``, ``y_train``, ``x_test``, ``y_test`` and ``class_names``
+        whose labels the task's ``targets`` takes.
     epochs, batch_size, lmbda, early_stop, eta_schedule, seed, transform,
-    exact_train_metrics : as in :func:`cvtool.nn.fit.fit`.
+    exact_train_metrics, epoch_data : as in :func:`cvtool.nn.fit.fit`.
     optimizer : 'sgd', 'momentum', 'adam' or an ``optim.Optimizer``.
     eta : learning rate (None: the optimiser's default, ``cnn.DEFAULT_ETA``, a tenth
         of it for a fine-tuned model).
-    cost : cost name (quadratic, cross-entropy, log-likelihood).
+    cost : cost name (quadratic, cross-entropy, log-likelihood) of a classifier.
+    task : what the network learns (:mod:`cvtool.nn.tasks`); None means
+        classification with `cost`.
     validation : validation split: count, fraction, 0 for none.
     train_size : use only the first N training images.
     monitor : names from ``fit.MONITORS``, a comma list, 'all' or None.
@@ -272,13 +284,9 @@ def train(
         Bad options or outputs (before any work), a network whose output does
         not fit the classes, or a cost that became NaN/infinite.
     """
-    from cvtool.data.datasets import Dataset, load_dataset
-    from cvtool.nn._parallel import training_threads
-    from cvtool.nn.cnn import default_eta
-    from cvtool.nn.optim import get_optimizer
-
     check_outputs(out, metrics, plot, overwrite=overwrite)
-    ds = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    ds = load_dataset(dataset) if isinstance(dataset, str | Path) else dataset
+    task = get_task(cost if task is None else task)
     if isinstance(optimizer, str):
         if eta is None:  # a tenth of the default when fine-tuning a saved model
             eta = default_eta(optimizer, finetune="finetuned_from" in model.meta)
@@ -289,20 +297,16 @@ def train(
     if model.xp is None:
         model.build(xp, dtype, seed=seed)
     model.class_names = tuple(ds.class_names)
-    k = model.output_shape[-1]
-    if len(model.output_shape) != 1 or k < ds.num_classes:
-        raise CvtoolError(
-            f"The network's output {model.output_shape} must be ({ds.num_classes},): one unit per "
-            f"class of {ds.name}. Change the last layer's size."
-        )
+    task.check(model, ds)
     model.meta["dataset"] = ds.name
     checkpoint = ModelCheckpoint(out) if out is not None else None
     with training_threads(model.xp):
         hist = model.fit(
             train_xy[0], train_xy[1], epochs=epochs, batch_size=batch_size, optimizer=opt,
-            loss=cost, validation=val_xy, early_stop=early_stop, eta_schedule=eta_schedule,
+            loss=task, validation=val_xy, early_stop=early_stop, eta_schedule=eta_schedule,
             monitor=parse_monitor(monitor), callback=CallbackList([*callbacks, checkpoint]),
             seed=seed, transform=transform, exact_train_metrics=exact_train_metrics,
+            epoch_data=epoch_data,
         )  # fmt: skip
         if hist.stopped == "nan":
             if metrics is not None:  # the diverging epochs are worth keeping
@@ -315,8 +319,10 @@ def train(
             )
         test = None
         if len(ds.x_test):
-            test = model.evaluate(ds.x_test, ds.y_test, cost)  # the one look at the test split
-            model.meta["metrics"] = {"test_accuracy": test["accuracy"], "test_cost": test["cost"]}
+            test = task.evaluate(model, ds.x_test, ds.y_test)  # the one look at the test split
+            model.meta["metrics"] = {
+                f"test_{k}": v for k, v in test.items() if isinstance(v, int | float)
+            }
     if out is not None:
         model.save(out)
     if metrics is not None:
