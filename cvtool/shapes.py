@@ -609,3 +609,30 @@ def field_summary(field: Field) -> tuple[int, float, float]:
 def _divide(jump: int, period: int) -> float:
     """jump / period, kept an int while it divides exactly (jumps print as 2, not 2.0)."""
     return jump // period if jump % period == 0 else jump / period
+
+
+def merge_output(kind: str, in_shape: tuple[int, ...], tap_shape: tuple[int, ...]) -> tuple:
+    """Output shape of a skip connection joining `in_shape` with an earlier `tap_shape`.
+
+    'add' needs equal shapes (FCN's sum of score maps); 'concat' needs equal
+    sizes but the channels (U-Net's join), and adds the channels up.
+
+    >>> merge_output("concat", (16, 16, 32), (16, 16, 8))
+    (16, 16, 40)
+    """
+    in_shape, tap_shape = tuple(in_shape), tuple(tap_shape)
+    if kind == "add":
+        if in_shape != tap_shape:
+            raise CvtoolError(
+                f"add joins equal shapes; got {in_shape} and the tap's {tap_shape}. Use concat, or "
+                "match the channels with a 1x1 conv."
+            )
+        return in_shape
+    if kind != "concat":
+        raise CvtoolError(f"The 'kind' parameter must be one of add, concat. Got {kind!r} instead.")
+    if len(in_shape) != len(tap_shape) or in_shape[:-1] != tap_shape[:-1]:
+        raise CvtoolError(
+            f"concat joins equal sizes along all but the channel axis; got {in_shape} and the "
+            f"tap's {tap_shape}. Upsample or pool one side first."
+        )
+    return (*in_shape[:-1], in_shape[-1] + tap_shape[-1])

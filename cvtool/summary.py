@@ -40,6 +40,9 @@ TYPE_NAMES.update(
     {
         "deconv": ("ConvTranspose2D", "conv2d_transpose"),
         "upsample": ("UpSampling2D", "up_sampling2d"),
+        "tap": ("Tap", "tap"),
+        "add": ("Add", "add"),
+        "concat": ("Concatenate", "concatenate"),
     }
 )
 
@@ -199,7 +202,7 @@ def layer_row(spec, shape: tuple[int, ...], floor: bool = False) -> dict:
         row["weights"], row["biases"] = gamma_beta // 2, gamma_beta // 2
         row["non_trainable"] = stats
         row["mult_adds"] = gamma_beta  # torchinfo: each of gamma, beta once per sample
-    elif kind not in ("dropout", "activation"):
+    elif kind not in ("dropout", "activation", "tap", "add", "concat"):
         raise CvtoolError(f"Layer kind {kind!r} has no size rule; known: {', '.join(TYPE_NAMES)}.")
     row["trainable"] = row["weights"] + row["biases"]
     row["params"] = row["trainable"] + row["non_trainable"]
@@ -286,7 +289,7 @@ def summarize(
             "rf_start": (0.5, 0.5) if rf else None,
         }
     ]
-    notes, seen = [], {}
+    notes, seen, taps = [], {}, {}
     field = None  # per-axis shapes.Field once a deconv/upsample has made units uneven
     for i, spec in enumerate(specs, 1):
         key = f"pool:{spec.args.get('mode', 'max')}" if spec.kind == "pool" else spec.kind
@@ -294,8 +297,15 @@ def summarize(
             raise CvtoolError(f"layer {i}: 'input:...' must come first in the spec.")
         try:
             row = layer_row(spec, shape, floor)
+            if spec.kind in ("add", "concat"):  # a skip: the tapped branch joins here
+                tap = taps[spec.args["name"]]
+                row["output_shape"] = shapes.merge_output(spec.kind, shape, tap["shape"])
+                if tap["rf"] is not None and rf is not None:  # the wider of the two branches
+                    rf = [max(a, b) for a, b in zip(rf, tap["rf"], strict=True)]
         except CvtoolError as exc:
             raise CvtoolError(f"layer {i} ({spec.text or spec.kind}): {exc}") from None
+        if spec.kind == "tap":
+            taps[spec.args["name"]] = {"shape": shape, "rf": None if rf is None else list(rf)}
         type_name, base = TYPE_NAMES[key]
         seen[base] = seen.get(base, -1) + 1
         if field is not None and rf is not None and spec.kind in ("conv", "pool"):  # uneven units

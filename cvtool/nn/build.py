@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from cvtool.errors import CvtoolError
 from cvtool.nn import layers as L
+from cvtool.nn import merge
 from cvtool.nn.init import check_init
 
 FACTORIES = {
@@ -57,6 +58,11 @@ def split_input(specs: list) -> tuple[tuple[int, ...] | None, list]:
     return None, list(specs)
 
 
+FACTORIES["tap"] = lambda spec: merge.Tap(spec["name"])
+FACTORIES["add"] = lambda spec: merge.Add(spec["name"])
+FACTORIES["concat"] = lambda spec: merge.Concat(spec["name"])
+
+
 def build_layers(specs: list, init: str | None = None) -> list:
     """Layer objects for specs (an 'input' spec, if present, must be split off first).
 
@@ -68,7 +74,7 @@ def build_layers(specs: list, init: str | None = None) -> list:
     """
     if init is not None:
         check_init(init)
-    out = []
+    out, taps = [], {}
     for spec in specs:
         if spec.kind == "input":
             raise CvtoolError("'input:...' must come first in the spec.")
@@ -79,6 +85,10 @@ def build_layers(specs: list, init: str | None = None) -> list:
                 f"cannot train it yet; trainable kinds: {', '.join(FACTORIES)}."
             )
         layer = factory(spec)
+        if isinstance(layer, merge.Tap):
+            taps[layer.name] = layer
+        elif isinstance(layer, merge.Add | merge.Concat):
+            layer.link(taps)  # skips join the tap of that name
         if init is not None and hasattr(layer, "init"):
             layer.init = init
         out.append(layer)
