@@ -39,6 +39,7 @@ COMMANDS = {
     "show": ("show", "app"),
     "perceptron": ("perceptron", "perceptron_cmd"),
     "export": ("export", "export_cmd"),
+    "train-segmenter": ("train_segmenter", "train_segmenter_cmd"),
 }
 
 
