@@ -4,8 +4,9 @@
 one table; a dense or conv spec with an activation other than identity becomes
 two layers (the parametrised layer, then an :class:`Activation`), so a
 Keras-style summary lists them apart. Conv and pooling layers come from
-:mod:`cvtool.nn.conv`, imported only when a spec uses them. The 'input' item
-is not a layer: the model takes it as its input shape (``split_input``).
+:mod:`cvtool.nn.conv`, batch normalisation from :mod:`cvtool.nn.norm`, imported
+only when a spec uses them. The 'input' item is not a layer: the model takes it
+as its input shape (``split_input``).
 """
 
 from __future__ import annotations
@@ -34,8 +35,15 @@ def _pool(spec):
     return conv.pool_from_spec(spec)
 
 
+def _batchnorm(spec):
+    from cvtool.nn import norm
+
+    return norm.BatchNorm.from_spec(spec)
+
+
 FACTORIES["conv"] = _conv
 FACTORIES["pool"] = _pool
+FACTORIES["batchnorm"] = _batchnorm
 
 
 def split_input(specs: list) -> tuple[tuple[int, ...] | None, list]:
