@@ -112,8 +112,16 @@ def _nchw(a, torch):
     return t.permute(0, 3, 1, 2) if a.ndim == 4 else t
 
 
-@pytest.mark.parametrize("shape", [(4, 5, 6, 3), (16, 5)])
-@pytest.mark.parametrize("momentum", [0.9, 0.99])
+@pytest.mark.parametrize(
+    ("shape", "momentum"),
+    [
+        ((4, 5, 6, 3), 0.9),
+        ((4, 5, 6, 3), 0.99),
+        ((16, 5), 0.9),
+        ((1031, 2), 0.9),  # a prime count per channel: no folding of rows
+        ((8, 32, 32, 16), 0.9),  # large enough to be split across threads
+    ],
+)
 def test_batchnorm_matches_torch(shape, momentum):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(2)
