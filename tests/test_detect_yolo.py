@@ -264,3 +264,24 @@ def test_conv_head_trains_on_a_fixed_batch():
         model.backward(g / len(x))
         opt.step()
     assert value < 0.2 * first
+
+
+def test_detector_head_summary():
+    from cvtool.nn.spec import parse_spec
+    from cvtool.summary import detector_head, summarize
+
+    spec = "input:64x64x1, conv:8x3:p=same, bn, relu, pool:2, conv:8x3:p=same, pool:4, conv:20x1"
+    head = detector_head(summarize(parse_spec(spec)), 2, 10)
+    assert head["grid"] == 8 and head["head_shape"] == (8, 8, 20)
+    assert head["cell_size"] == (8.0, 8.0)
+    # rf: 3, then 4 after pool:2 (jump 2), then 3x3 at jump 2 -> 8, pool:4 at jump 2 -> 14
+    assert head["rf"] == (14, 14) and head["rf_cells"] == (1.75, 1.75)
+    assert "1.75 cells" in head["note"] and "partial view" in head["note"]
+    wide = detector_head(
+        summarize(parse_spec(spec.replace("conv:20x1", "conv:20x5:p=same"))), 2, 10
+    )
+    assert wide["rf"] == (46, 46) and "partial view" not in wide["note"]  # 14 + 4 * 8
+    with pytest.raises(CvtoolError, match=r"S x S x 20"):
+        detector_head(summarize(parse_spec("input:64x48x1, conv:20x8:s=8")), 2, 10)
+    with pytest.raises(CvtoolError, match=r"S x S x 21"):
+        detector_head(summarize(parse_spec(spec)), 2, 11)
