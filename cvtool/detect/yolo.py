@@ -259,7 +259,8 @@ class YoloLoss:
             )
 
     def _terms(self, a, y, need_grad: bool):
-        """(per-part batch sums, gradient or None): the loss and its derivative side by side."""
+        """(per-part batch sums as 0-d device arrays, gradient or None): the loss and its
+        derivative side by side. Nothing leaves the device here."""
         self.check(a, y)
         xp = array_module(a)
         n, s, _, _ = a.shape
@@ -278,7 +279,7 @@ class YoloLoss:
         noobj = 1.0 - resp
 
         d = box[..., :4] - truth  # (N, S, S, B, 4)
-        coord = self.lambda_coord * float((resp[..., None] * d * d).sum())
+        coord = self.lambda_coord * (resp[..., None] * d * d).sum()
 
         z = box[..., 4]  # (N, S, S, B) confidence logits
         p = _sigmoid(xp, z)
@@ -286,22 +287,22 @@ class YoloLoss:
         lam = self.lambda_noobj
         if self.variant == "bce":
             softplus = xp.logaddexp(0.0, z)  # -ln(1 - p); -ln p = softplus - z
-            conf_obj = float((resp * (softplus - t * z)).sum())
-            conf_noobj = lam * float((noobj * softplus).sum())
+            conf_obj = (resp * (softplus - t * z)).sum()
+            conf_noobj = lam * (noobj * softplus).sum()
             dz = resp * (p - t) + lam * noobj * p
         else:
-            conf_obj = float((resp * (p - t) ** 2).sum())
-            conf_noobj = lam * float((noobj * p * p).sum())
+            conf_obj = (resp * (p - t) ** 2).sum()
+            conf_noobj = lam * (noobj * p * p).sum()
             dz = 2.0 * (resp * (p - t) + lam * noobj * p) * p * (1.0 - p)
 
         logp = _log_softmax(xp, logits)  # (N, S, S, C)
         prob = xp.exp(logp)
         if self.variant == "bce":
-            cls = -float((obj[..., None] * onehot * logp).sum())
+            cls = -(obj[..., None] * onehot * logp).sum()
             dlogits = obj[..., None] * (prob - onehot)
         else:
             e = prob - onehot
-            cls = float((obj[..., None] * e * e).sum())
+            cls = (obj[..., None] * e * e).sum()
             gp = 2.0 * obj[..., None] * e  # dL/dprob, then through the softmax Jacobian
             dlogits = prob * (gp - (gp * prob).sum(axis=-1, keepdims=True))
 
@@ -318,21 +319,21 @@ class YoloLoss:
     def parts(self, a, y) -> dict:
         """Batch means of the four terms: coord, conf_obj, conf_noobj, class."""
         terms, _ = self._terms(a, y, need_grad=False)
-        return {k: v / max(len(a), 1) for k, v in terms.items()}
+        return {k: float(v) / max(len(a), 1) for k, v in terms.items()}
 
     def fn(self, a, y) -> float:
         """The loss: batch mean of the per-image sum over cells."""
         terms, _ = self._terms(a, y, need_grad=False)
-        return sum(terms.values()) / max(len(a), 1)
+        return float(sum(terms.values())) / max(len(a), 1)
 
     def grad(self, a, y):
-        """d(per-image loss)/da, shape (N, S, S, 5B + C)."""
+        """d(per-image loss)/da, shape (N, S, S, 5B + C), on a's device (no host transfer)."""
         return self._terms(a, y, need_grad=True)[1]
 
     def loss_and_grad(self, a, y):
-        """(``fn(a, y)``, ``grad(a, y)``) from one pass."""
+        """(``fn(a, y)``, ``grad(a, y)``) from one pass (the float is one host transfer)."""
         terms, g = self._terms(a, y, need_grad=True)
-        return sum(terms.values()) / max(len(a), 1), g
+        return float(sum(terms.values())) / max(len(a), 1), g
 
 
 def _center_iou(xp, pred, truth, s: int):
