@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cvtool import shapes
 from cvtool.backend import to_numpy
@@ -285,3 +287,36 @@ def test_detector_head_summary():
         detector_head(summarize(parse_spec("input:64x48x1, conv:20x8:s=8")), 2, 10)
     with pytest.raises(CvtoolError, match=r"S x S x 21"):
         detector_head(summarize(parse_spec(spec)), 2, 11)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_encode_decode_round_trip_property(data):
+    """Boxes whose centres lie in distinct cells come back exactly from a perfect head."""
+    size, grid, k = 64, 8, 3
+    cells = data.draw(
+        st.lists(st.integers(0, grid * grid - 1), min_size=1, max_size=5, unique=True)
+    )
+    boxes, classes = [], []
+    for cell in cells:
+        row, col = divmod(cell, grid)
+        cx = (col + data.draw(st.floats(0.05, 0.95))) * size / grid
+        cy = (row + data.draw(st.floats(0.05, 0.95))) * size / grid
+        w = data.draw(st.floats(0.05, 1.0)) * 2 * min(cx, size - cx)  # inside the image
+        h = data.draw(st.floats(0.05, 1.0)) * 2 * min(cy, size - cy)
+        boxes.append([cx - w / 2, cy - h / 2, w, h])
+        classes.append(data.draw(st.integers(0, k - 1)))
+    boxes, classes = np.array(boxes), np.array(classes)
+    y = encode_targets([boxes], [classes], grid=grid, num_classes=k, image_size=size,
+                       dtype=np.float64)  # fmt: skip
+    a = np.zeros((1, grid, grid, 5 + k))  # B = 1: [x, y, sqrt w, sqrt h, conf], classes
+    obj = y[..., 0] > 0
+    a[..., 4] = np.where(obj, 30.0, -30.0)
+    a[..., :4] = y[..., 1:5]
+    a[..., 5:] = 30.0 * y[..., 5:]
+    out = decode(a, boxes_per_cell=1, num_classes=k, image_size=size, iou_threshold=1.0,
+                 score_threshold=0.5, top_k=None)  # fmt: skip
+    got, want = out["boxes"], boxes
+    go, wo = np.lexsort(got.T[::-1]), np.lexsort(want.T[::-1])
+    np.testing.assert_allclose(got[go], want[wo], atol=1e-9)
+    np.testing.assert_array_equal(out["classes"][go], classes[wo])
