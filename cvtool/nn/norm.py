@@ -32,7 +32,7 @@ usual batch-statistics gradient (the mean and variance depend on x)::
 On NumPy the (m, C) values are viewed as (m/k, k C) rows so reductions
 (``einsum``) and per-channel broadcasts run along long rows instead of a few
 channels, and the element-wise passes are split across cores
-(``conv.run_rows``): about 3x faster than plain ``sum(axis=0)`` code.
+(``conv.run_rows``): 2-3x faster than plain ``sum(axis=0)`` code here.
 Left out: Keras' ``renorm``, virtual batches, inference-mode training of a
 frozen layer (a layer with ``trainable = False`` still uses batch statistics
 in a training pass, as PyTorch's does), and synchronised statistics.
