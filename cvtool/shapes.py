@@ -636,3 +636,18 @@ def merge_output(kind: str, in_shape: tuple[int, ...], tap_shape: tuple[int, ...
             f"tap's {tap_shape}. Upsample or pool one side first."
         )
     return (*in_shape[:-1], in_shape[-1] + tap_shape[-1])
+
+
+def yolo_head_output(grid: int, boxes_per_cell: int, num_classes: int) -> tuple[int, int, int]:
+    """(S, S, 5B + C): a YOLO-v1-style head's output for an S x S grid, B boxes, C classes.
+
+    Each box is x, y, sqrt w, sqrt h and a confidence; the C class scores are per cell.
+
+    >>> yolo_head_output(7, 2, 20)
+    (7, 7, 30)
+    """
+    for name, value in (("grid", grid), ("boxes_per_cell", boxes_per_cell),
+                        ("num_classes", num_classes)):  # fmt: skip
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise CvtoolError(f"The '{name}' parameter must be an int >= 1. Got {value!r} instead.")
+    return grid, grid, 5 * boxes_per_cell + num_classes

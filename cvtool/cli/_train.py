@@ -31,7 +31,10 @@ LmbdaOpt = Annotated[
 OptimizerOpt = Annotated[str, typer.Option("--optimizer", help="sgd, momentum (μ = 0.9) or adam.")]
 InitOpt = Annotated[
     str,
-    typer.Option("--init", help="Weights: default N(0,1/n_in), large N(0,1), he, glorot."),
+    typer.Option(
+        "--init",
+        help="Weights: default N(0,1/n_in), large N(0,1), he, glorot, pytorch (U(+-1/sqrt(n_in))).",
+    ),
 ]
 CostOpt = Annotated[
     str, typer.Option("--cost", help="quadratic, cross-entropy (sigmoid out) or log-likelihood.")

@@ -5,15 +5,16 @@ one table; a dense or conv spec with an activation other than identity becomes
 two layers (the parametrised layer, then an :class:`Activation`), so a
 Keras-style summary lists them apart. Conv and pooling layers come from
 :mod:`cvtool.nn.conv`, transposed convolution and upsampling from
-:mod:`cvtool.nn.upsample`, each imported only when a spec uses them. The 'input' item
-is not a layer: the model takes it as its input shape (``split_input``).
+:mod:`cvtool.nn.upsample`, batch normalisation from :mod:`cvtool.nn.norm`, skips
+from :mod:`cvtool.nn.merge`. The 'input' item is not a layer: the model takes it
+as its input shape (``split_input``).
 """
 
 from __future__ import annotations
 
 from cvtool.errors import CvtoolError
+from cvtool.nn import conv, merge, norm, pool, upsample
 from cvtool.nn import layers as L
-from cvtool.nn import merge
 from cvtool.nn.init import check_init
 
 FACTORIES = {
@@ -21,34 +22,15 @@ FACTORIES = {
     "activation": L.Activation.from_spec,
     "flatten": L.Flatten.from_spec,
     "dropout": L.Dropout.from_spec,
+    "conv": conv.Conv2D.from_spec,
+    "pool": pool.pool_from_spec,
+    "batchnorm": norm.BatchNorm.from_spec,
+    "deconv": upsample.ConvTranspose2D.from_spec,
+    "upsample": upsample.UpSampling2D.from_spec,
+    "tap": lambda spec: merge.Tap(spec["name"]),
+    "add": lambda spec: merge.Add(spec["name"]),
+    "concat": lambda spec: merge.Concat(spec["name"]),
 }
-
-
-def _conv(spec):
-    from cvtool.nn import conv
-
-    return conv.Conv2D.from_spec(spec)
-
-
-def _pool(spec):
-    from cvtool.nn import conv
-
-    return conv.pool_from_spec(spec)
-
-
-FACTORIES["conv"] = _conv
-FACTORIES["pool"] = _pool
-
-
-def _upsampling(spec):
-    from cvtool.nn import upsample
-
-    kinds = {"deconv": upsample.ConvTranspose2D, "upsample": upsample.UpSampling2D}
-    return kinds[spec.kind].from_spec(spec)
-
-
-FACTORIES["deconv"] = _upsampling
-FACTORIES["upsample"] = _upsampling
 
 
 def split_input(specs: list) -> tuple[tuple[int, ...] | None, list]:
@@ -56,11 +38,6 @@ def split_input(specs: list) -> tuple[tuple[int, ...] | None, list]:
     if specs and specs[0].kind == "input":
         return tuple(specs[0]["shape"]), list(specs[1:])
     return None, list(specs)
-
-
-FACTORIES["tap"] = lambda spec: merge.Tap(spec["name"])
-FACTORIES["add"] = lambda spec: merge.Add(spec["name"])
-FACTORIES["concat"] = lambda spec: merge.Concat(spec["name"])
 
 
 def build_layers(specs: list, init: str | None = None) -> list:
