@@ -76,6 +76,24 @@ ExactOpt = Annotated[
         "mini-batches (Keras).",
     ),
 ]
+# The detector's and segmenter's data: generated canvases (or a canvas folder).
+CanvasSizeOpt = Annotated[
+    int, typer.Option("--train-size", help="Training canvases (generated sets).")
+]
+CanvasValOpt = Annotated[int, typer.Option("--validation", help="Validation canvases (0 = none).")]
+CanvasTestOpt = Annotated[int, typer.Option("--test-size", help="Test canvases (generated sets).")]
+CanvasFreshOpt = Annotated[
+    bool,
+    typer.Option(
+        "--fresh/--no-fresh",
+        help="Draw new training canvases every epoch (generated sets; no overfitting to a "
+        "fixed set).",
+    ),
+]
+CanvasSourceOpt = Annotated[
+    str,
+    typer.Option("--source", help="Digits the canvases are made of: mnist-sample, fashion-mnist."),
+]
 MetricsOpt = Annotated[
     Path | None, typer.Option("--metrics", help="Per-epoch metrics to a .csv or .json file.")
 ]

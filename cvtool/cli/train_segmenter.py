@@ -19,21 +19,6 @@ from cvtool.cli._common import (
     user_errors,
 )
 
-SizeOpt = Annotated[int, typer.Option("--train-size", help="Training canvases (generated sets).")]
-ValOpt = Annotated[int, typer.Option("--validation", help="Validation canvases (0 = none).")]
-TestOpt = Annotated[int, typer.Option("--test-size", help="Test canvases (generated sets).")]
-FreshOpt = Annotated[
-    bool,
-    typer.Option(
-        "--fresh/--no-fresh",
-        help="Draw new training canvases every epoch (generated sets; no overfitting to a "
-        "fixed set).",
-    ),
-]
-SourceOpt = Annotated[
-    str,
-    typer.Option("--source", help="Digits the canvases are made of: mnist-sample, fashion-mnist."),
-]
 ArchOpt = Annotated[
     str | None,
     typer.Option(
@@ -54,11 +39,11 @@ WeightsOpt = Annotated[
 
 def train_segmenter_cmd(
     dataset: DatasetOpt = None,
-    source: SourceOpt = "mnist-sample",
-    train_size: SizeOpt = 2000,
-    validation: ValOpt = 200,
-    test_size: TestOpt = 500,
-    fresh: FreshOpt = True,
+    source: T.CanvasSourceOpt = "mnist-sample",
+    train_size: T.CanvasSizeOpt = 2000,
+    validation: T.CanvasValOpt = 200,
+    test_size: T.CanvasTestOpt = 500,
+    fresh: T.CanvasFreshOpt = True,
     arch: ArchOpt = None,
     class_weights: WeightsOpt = "auto",
     epochs: T.EpochsOpt = 10,

@@ -172,3 +172,31 @@ def predict_maps(model, x, batch: int = EVAL_BATCH) -> np.ndarray:
         if out
         else np.zeros((0, *model.input_shape[:2]), np.uint8)
     )
+
+
+def segmenter_of(model) -> Segmentation:
+    """The Segmentation task a saved segmenter was trained with (its file's metadata)."""
+    cfg = model.meta.get("training", {})
+    if model.meta.get("task") != "segmentation":
+        kind = model.meta.get("task", "classification")
+        raise CvtoolError(
+            f"This model is a {kind} model, not a segmenter; 'cvtool segment' runs models from "
+            "'cvtool train-segmenter'."
+        )
+    return Segmentation(cfg["num_classes"], weight=cfg.get("class_weights"),
+                        ignore_index=cfg.get("ignore_index"))  # fmt: skip
+
+
+def segment(model, images, batch: int = EVAL_BATCH):
+    """(label maps (N, H, W) uint8, class probabilities (N, H, W, K) float32) on the host."""
+    segmenter_of(model)
+    x = model.prepare(images)
+    xp = model.xp
+    maps, probs = [], []
+    for i in range(0, len(x), batch):
+        z = model.forward(x[i : i + batch])
+        e = xp.exp(z - z.max(axis=-1, keepdims=True))
+        p = e / e.sum(axis=-1, keepdims=True)  # softmax over classes
+        maps.append(to_numpy(p.argmax(axis=-1)).astype(np.uint8))
+        probs.append(to_numpy(p).astype(np.float32))
+    return np.concatenate(maps), np.concatenate(probs)
