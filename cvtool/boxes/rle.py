@@ -212,8 +212,11 @@ def strings_to_counts(strings, h, w, name: str = "mask", index=None) -> RleSet:
 
 
 # ---------------------------------------------------------------- dicts <-> sets
-def _as_set(rles, name="mask", index=None) -> RleSet:
-    """A list of RLE dicts (compressed or uncompressed counts), or an RleSet, as an RleSet."""
+def to_set(rles, name="mask", index=None) -> RleSet:
+    """A list of RLE dicts (compressed or uncompressed counts), or an RleSet, as an RleSet.
+
+    ``name`` and ``index`` (the caller's numbering) go into error messages.
+    """
     if isinstance(rles, RleSet):
         return rles
     if isinstance(rles, dict):
@@ -312,7 +315,7 @@ def decode(rles):
     array of uint8, shape (H, W) for one dict, (N, H, W) for a list (same size each).
     """
     single = isinstance(rles, dict)
-    rs = _as_set(rles)
+    rs = to_set(rles)
     if len(rs) and ((rs.h != rs.h[0]).any() or (rs.w != rs.w[0]).any()):
         raise CvtoolError("decode: the masks of a batch must all have the same size.")
     H, W = (int(rs.h[0]), int(rs.w[0])) if len(rs) else (0, 0)
@@ -325,7 +328,7 @@ def decode(rles):
 def area(rles):
     """Foreground pixels of each mask (sum of the odd runs): int, or int64 array (N,)."""
     single = isinstance(rles, dict)
-    rs = _as_set(rles)
+    rs = to_set(rles)
     a = _area(rs)
     return int(a[0]) if single else a
 
@@ -339,7 +342,7 @@ def _area(rs: RleSet):
 def to_bbox(rles):
     """xywh boxes of masks, as ``pycocotools.mask.toBbox``: float64 (4,) or (N, 4)."""
     single = isinstance(rles, dict)
-    b = _bbox(_as_set(rles))
+    b = _bbox(to_set(rles))
     return b[0] if single else b
 
 
@@ -507,7 +510,7 @@ def merge(rles, intersect: bool = False) -> dict:
     One mask comes back unchanged; several give canonical runs (no empty run
     but a leading one), which is what pycocotools gives for canonical input.
     """
-    rs = _as_set(rles)
+    rs = to_set(rles)
     if len(rs) == 0:
         return {"size": [0, 0], "counts": ""}
     if (rs.h != rs.h[0]).any() or (rs.w != rs.w[0]).any():
@@ -594,7 +597,7 @@ def iou(dt, gt, iscrowd):
     float64 array (D, G)
         For a crowd ground truth the union is the detection's area; -1 where sizes differ.
     """
-    d, g = _as_set(dt, "detection"), _as_set(gt, "ground truth")
+    d, g = to_set(dt, "detection"), to_set(gt, "ground truth")
     crowd = np.asarray(iscrowd, bool).reshape(-1)
     if crowd.size != len(g):
         raise CvtoolError(f"iscrowd needs one flag per ground truth ({len(g)}). Got {crowd.size}.")
@@ -649,7 +652,7 @@ def from_segmentations(segms, h, w, name: str = "annotation") -> RleSet:
         parts.append(_combine(per_poly, group, ann.size))
         where.append(ann)
     if rles:
-        parts.append(_as_set(rles, name, rle_i))
+        parts.append(to_set(rles, name, rle_i))
         where.append(np.array(rle_i, np.int64))
     if not parts:
         return RleSet(*(np.zeros(0, np.int64) for _ in range(3)), np.zeros(1, np.int64))
