@@ -192,18 +192,13 @@ def strings_to_counts(strings, h, w, name: str = "mask", index=None) -> RleSet:
     x = np.where(neg, x - (np.int64(1) << (5 * nch)), x)
     nval = np.diff(np.concatenate(([0], np.cumsum(end)))[soff])
     voff = _offsets(nval)
-    # cnts[m] = x[m] + cnts[m - 2] for m > 2: separate running sums of odd and even runs
-    seg, r = _seg(voff)
-    cls = np.where(r == 0, 0, np.where(r % 2 == 1, 1, 2))
-    order = np.lexsort((r, cls, seg))
-    key = seg[order] * 3 + cls[order]
-    gstart = np.r_[True, key[1:] != key[:-1]] if key.size else np.zeros(0, bool)
-    xs = x[order]
-    cs = np.cumsum(xs)
-    first = np.maximum.accumulate(np.where(gstart, np.arange(key.size), 0))
-    summed = cs - (cs[first] - xs[first])
-    counts = np.empty_like(x)
-    counts[order] = summed
+    # cnts[m] = x[m] + cnts[m - 2] for m > 2: running sums of the odd and the even runs from 1
+    _, r = _seg(voff)
+    odd = (r & 1).astype(bool)
+    late = np.where(r > 0, x, 0)
+    counts = np.where(odd, _seg_cumsum(np.where(odd, late, 0), voff),
+                      _seg_cumsum(np.where(odd, 0, late), voff))  # fmt: skip
+    counts = np.where(r == 0, x, counts)
     counts &= 0xFFFFFFFF  # maskApi.c stores uint
     rs = RleSet(np.asarray(h, np.int64).reshape(-1), np.asarray(w, np.int64).reshape(-1),
                 counts, voff)  # fmt: skip
@@ -359,17 +354,18 @@ def _bbox(rs: RleSet):
     t = cc - r % 2  # first pixel of a run (even j), last pixel (odd j)
     y = np.where(h > 0, t % np.maximum(h, 1), 0)
     x = np.where(h > 0, t // np.maximum(h, 1), 0)
-    big = np.iinfo(np.int64).max
-    xs = np.full(N, big)
-    ys = np.full(N, big)
-    xe = np.zeros(N, np.int64)
-    ye = np.zeros(N, np.int64)
-    np.minimum.at(xs, seg, x)
-    np.minimum.at(ys, seg, y)
-    np.maximum.at(xe, seg, x)
-    np.maximum.at(ye, seg, y)
+    xs, ys = np.zeros(N, np.int64), np.zeros(N, np.int64)
+    xe, ye = np.zeros(N, np.int64), np.zeros(N, np.int64)
     span = np.zeros(N, bool)  # a run starting in one column and ending in a later one
-    np.logical_or.at(span, seg[1::2], x[1::2] > x[0::2])  # kept runs alternate start, end
+    if seg.size:
+        first = np.r_[0, np.nonzero(seg[1:] != seg[:-1])[0] + 1]  # kept runs, grouped by mask
+        have = seg[first]
+        xs[have] = np.minimum.reduceat(x, first)
+        ys[have] = np.minimum.reduceat(y, first)
+        xe[have] = np.maximum.reduceat(x, first)
+        ye[have] = np.maximum.reduceat(y, first)
+        grew = x[1::2] > x[0::2]  # kept runs alternate start, end
+        span[have] = np.logical_or.reduceat(np.repeat(grew, 2), first)
     ys = np.where(span, 0, ys)
     ye = np.where(span, rs.h - 1, ye)
     box = np.stack([xs, ys, xe - xs + 1, ye - ys + 1], axis=1).astype(np.float64)
@@ -382,6 +378,15 @@ def _polygon_set(polys, h, w) -> RleSet:
     """One RleSet entry per polygon (maskApi.c rleFrPoly), all polygons at once.
 
     polys : list of float64 arrays (k_i, 2) of x, y vertices; h, w : int arrays (P,).
+
+    rleFrPoly walks every edge on a 5x grid, one point per step of the longer
+    axis, and keeps the steps where the grid column ``u`` changes from ``m`` to
+    ``m + 1`` with ``m = 5 X + 2``: pixel column X's y-boundary, at the lower of
+    the two ``v``. Only those steps are computed here: on a flat edge
+    (``dx >= dy``) ``u`` moves one per step, so the step is known; on a steep
+    one ``u(t)`` is monotone and the step is found by bisection, with C's own
+    floating-point formula. (Consecutive edges share their end point, and
+    where C's truncation makes them differ, the column is negative and dropped.)
     """
     P = len(polys)
     h = np.asarray(h, np.int64).reshape(-1)
@@ -395,35 +400,57 @@ def _polygon_set(polys, h, w) -> RleSet:
     nxt = np.where(j + 1 < k[pv], np.arange(vx.size) + 1, np.arange(vx.size) - j)
     xs, xe, ys, ye = vx, vx[nxt], vy, vy[nxt]
     dx, dy = np.abs(xe - xs), np.abs(ye - ys)
-    alongx = dx >= dy
-    flip = (alongx & (xs > xe)) | (~alongx & (ys > ye))
+    flat = dx >= dy
+    flip = (flat & (xs > xe)) | (~flat & (ys > ye))
     xs, xe = np.where(flip, xe, xs), np.where(flip, xs, xe)
     ys, ye = np.where(flip, ye, ys), np.where(flip, ys, ye)
-    length = np.where(alongx, dx, dy)
-    num = np.where(alongx, ye - ys, xe - xs).astype(np.float64)
-    s = num / np.maximum(length, 1)  # length 0: C divides 0/0, but that point is never used
-    npts = length + 1
-    e, d = _seg(_offsets(npts))  # points along each edge, from its original start
-    t = np.where(flip[e], length[e] - d, d)
-    lin = np.trunc((np.where(alongx[e], ys[e], xs[e]) + s[e] * t) + 0.5).astype(np.int64)
-    u = np.where(alongx[e], t + xs[e], lin)
-    v = np.where(alongx[e], lin, t + ys[e])
-    # y-boundary crossings, downsampled; consecutive points of one polygon only
-    pe = pv[e]
-    nb = u.shape[0]
-    cur = np.arange(1, nb)
-    ok = (pe[cur] == pe[cur - 1]) & (u[cur] != u[cur - 1])
-    cur = cur[ok]
-    prv = cur - 1
-    xd = np.where(u[cur] < u[prv], u[cur], u[cur] - 1).astype(np.float64)
-    xd = (xd + 0.5) / SCALE - 0.5
-    pp = pe[cur]
-    ok = (np.floor(xd) == xd) & (xd >= 0) & (xd <= w[pp] - 1)
-    cur, prv, xd, pp = cur[ok], prv[ok], xd[ok], pp[ok]
-    yd = np.minimum(v[cur], v[prv]).astype(np.float64)
-    yd = (yd + 0.5) / SCALE - 0.5
+    s = np.where(flat, ye - ys, xe - xs) / np.maximum(np.where(flat, dx, dy), 1).astype(float)
+    fx, fy = xs.astype(np.float64), ys.astype(np.float64)
+
+    def col(e, t):  # u at step t of steep edges e (C: (int)(xs + s*t + .5))
+        return np.trunc(fx[e] + s[e] * t + 0.5).astype(np.int64)
+
+    def row(e, t):  # v at step t of flat edges e
+        return np.trunc(fy[e] + s[e] * t + 0.5).astype(np.int64)
+
+    # the range of u along each edge, limited to the image's columns
+    last = np.where(flat, dx, dy)
+    u0 = np.where(flat, xs, np.trunc(fx + 0.5).astype(np.int64))
+    u1 = np.where(flat, xe, np.trunc(fx + s * last + 0.5).astype(np.int64))
+    lo_u, hi_u = np.minimum(u0, u1), np.maximum(u0, u1) - 1  # m in [lo_u, hi_u]
+    W = w[pv]
+    x_lo = np.maximum(-((2 - lo_u) // SCALE), 0)  # ceil((lo_u - 2) / 5)
+    x_hi = np.minimum((hi_u - 2) // SCALE, W - 1)
+    n = np.maximum(x_hi - x_lo + 1, 0)
+    e, i = _seg(_offsets(n))
+    X = x_lo[e] + i
+    m = SCALE * X + 2
+    fe = flat[e]
+    # flat edges: the step from m to m + 1 is t = m - xs + 1
+    t_flat = m - xs[e] + 1
+    # steep edges: the first t whose u reaches m + 1 (s > 0) or falls to m (s < 0)
+    up = s[e] > 0
+    lo, hi = np.ones_like(m), last[e].copy()
+    st = np.nonzero(~fe)[0]
+    lo_s, hi_s, es, ms, ups = lo[st], hi[st], e[st], m[st], up[st]
+    while True:
+        open_ = lo_s < hi_s
+        if not open_.any():
+            break
+        mid = (lo_s + hi_s) // 2
+        u = col(es, mid)
+        hit = np.where(ups, u >= ms + 1, u <= ms)
+        hi_s = np.where(open_ & hit, mid, hi_s)
+        lo_s = np.where(open_ & ~hit, mid + 1, lo_s)
+    t = t_flat
+    t[st] = lo_s
+    yd = np.where(fe, 0, ys[e] + t - 1)
+    fl = np.nonzero(fe)[0]
+    yd[fl] = np.minimum(row(e[fl], t[fl] - 1), row(e[fl], t[fl]))
+    pp = pv[e]
+    yd = (yd.astype(np.float64) + 0.5) / SCALE - 0.5
     yd = np.ceil(np.clip(yd, 0, h[pp]))
-    pos = xd.astype(np.int64) * h[pp] + yd.astype(np.int64)
+    pos = X * h[pp] + yd.astype(np.int64)
     # toggles: positions crossed an odd number of times, below h * w
     order = np.lexsort((pos, pp))
     pp, pos = pp[order], pos[order]
