@@ -169,3 +169,12 @@ def test_bad_segmentations_name_the_entry(segm, words):
     with pytest.raises(CvtoolError, match="annotation 1") as exc:
         rle.from_segmentations(segms, [4, 4], [4, 4])
     assert words in str(exc.value) and "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("module", ["boxes.rle", "boxes.coco", "boxes.report"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"cvtool.{module}"), extraglobs={"np": np})
+    assert result.attempted > 0 and result.failed == 0

@@ -294,7 +294,7 @@ def encode(mask):
     Examples
     --------
     >>> encode(np.array([[0, 1], [1, 1]]))
-    {'size': [2, 2], 'counts': '101'}
+    {'size': [2, 2], 'counts': '13'}
     """
     m = np.asarray(mask)
     if m.ndim not in (2, 3):
