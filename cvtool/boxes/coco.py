@@ -311,9 +311,9 @@ def _coco_summary(precision, recall, thr, area_names, max_dets) -> dict:
     """The 12 COCOeval.summarize numbers (AP/AR over valid entries; -1 when none).
 
     With maxDets other than (1, 10, 100) every AP and the area ARs use the
-    largest value and the three ARs one value each. (COCOeval.summarize looks
-    for maxDets=100 in the AP line and prints -1 when it is absent, and labels
-    lines 6-8 "1/10/100" whatever the values: cocoapi#584.)
+    largest value and the three ARs one value each. (COCOeval.summarize computes
+    its first line at maxDets=100 whatever the values, so it prints -1 there
+    when 100 is not among them: cocoapi#584.)
     """
     a_all = area_names.index("all")
     m_last = len(max_dets) - 1

@@ -127,8 +127,8 @@ def _check_sizes(rs: RleSet, name: str, index=None):
         seg, _ = _seg(rs.offsets)
         i = int(index[seg[np.argmax(rs.counts < 0)]])
         raise CvtoolError(f"{name} {i}: RLE counts must be >= 0.")
-    tot = np.add.reduceat(rs.counts, rs.offsets[:-1]) if rs.counts.size else rs.h * 0
-    tot = np.where(np.diff(rs.offsets) > 0, tot, 0)
+    cs = np.concatenate(([0], np.cumsum(rs.counts)))
+    tot = cs[rs.offsets[1:]] - cs[rs.offsets[:-1]]
     bad = np.nonzero(tot != rs.h * rs.w)[0]
     if bad.size:
         b = int(bad[0])
