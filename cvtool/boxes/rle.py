@@ -28,7 +28,7 @@ gives the same characters as ``bytes``). Left out: boxes as RLE (``frBbox``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,13 +43,15 @@ class RleSet:
 
     ``h``, ``w`` : int64 (N,); ``counts`` : int64 (total,) run lengths of all
     masks one after another; ``offsets`` : int64 (N + 1,), mask i's runs are
-    ``counts[offsets[i]:offsets[i + 1]]``.
+    ``counts[offsets[i]:offsets[i + 1]]``. Treated as immutable: ``cache``
+    keeps what was derived from it (run positions, areas, boxes).
     """
 
     h: np.ndarray
     w: np.ndarray
     counts: np.ndarray
     offsets: np.ndarray
+    cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.h.shape[0])
@@ -89,6 +91,13 @@ def _seg(offsets):
     return seg, np.arange(offsets[-1]) - offsets[:-1][seg]
 
 
+def _runs(rs: RleSet):
+    """(mask, position inside the mask) of every run of ``rs``, computed once."""
+    if "runs" not in rs.cache:
+        rs.cache["runs"] = _seg(rs.offsets)
+    return rs.cache["runs"]
+
+
 def _seg_cumsum(x, offsets):
     """Cumulative sums restarting at every segment."""
     cs = np.cumsum(x)
@@ -124,7 +133,7 @@ def _check_sizes(rs: RleSet, name: str, index=None):
     """Counts must be >= 0 and sum to h * w (``index`` maps entries to the caller's numbers)."""
     index = np.arange(len(rs)) if index is None else np.asarray(index)
     if rs.counts.size and rs.counts.min() < 0:
-        seg, _ = _seg(rs.offsets)
+        seg, _ = _runs(rs)
         i = int(index[seg[np.argmax(rs.counts < 0)]])
         raise CvtoolError(f"{name} {i}: RLE counts must be >= 0.")
     cs = np.concatenate(([0], np.cumsum(rs.counts)))
@@ -141,7 +150,7 @@ def _check_sizes(rs: RleSet, name: str, index=None):
 def counts_to_strings(rs: RleSet) -> list[str]:
     """pycocotools' compressed strings of a batch (maskApi.c ``rleToString``)."""
     x = rs.counts.copy()
-    _, r = _seg(rs.offsets)
+    seg, r = _runs(rs)
     late = np.nonzero(r > 2)[0]
     x[late] -= rs.counts[late - 2]  # deltas from the 4th run on
     k = np.arange(8) * 5
@@ -152,7 +161,7 @@ def counts_to_strings(rs: RleSet) -> list[str]:
     use = np.arange(8) < nchar[:, None]
     c = c | np.where(np.arange(8) < nchar[:, None] - 1, 0x20, 0)
     text = (c[use] + 48).astype(np.uint8).tobytes().decode("ascii")
-    per = np.bincount(_seg(rs.offsets)[0], weights=nchar, minlength=len(rs)).astype(np.int64)
+    per = np.bincount(seg, weights=nchar, minlength=len(rs)).astype(np.int64)
     ends = np.cumsum(per)
     return [text[a:b] for a, b in zip((ends - per).tolist(), ends.tolist(), strict=True)]
 
@@ -184,10 +193,13 @@ def strings_to_counts(strings, h, w, name: str = "mask", index=None) -> RleSet:
     if nch.size and nch.max() > 7:  # more than a uint32 needs
         i = int(index[_seg(soff)[0][vend[np.argmax(nch > 7)]]])
         raise CvtoolError(f"{name} {i}: the RLE string holds a value beyond 32 bits.")
-    _, k = _seg(_offsets(nch))
-    x = np.zeros(vend.shape[0], np.int64)
-    if c.size:
-        x = np.add.reduceat((c & 0x1F) << (5 * k), vstart) if vend.size else x
+    x = c[vstart] & 0x1F if vend.size else np.zeros(0, np.int64)
+    longer = np.nonzero(nch > 1)[0]  # most values fit one or two characters
+    for k in range(1, 7):
+        longer = longer[nch[longer] > k]
+        if not longer.size:
+            break
+        x[longer] |= (c[vstart[longer] + k] & 0x1F) << (5 * k)
     neg = (c[vend] & 0x10) != 0
     x = np.where(neg, x - (np.int64(1) << (5 * nch)), x)
     nval = np.diff(np.concatenate(([0], np.cumsum(end)))[soff])
@@ -329,9 +341,12 @@ def area(rles):
 
 
 def _area(rs: RleSet):
-    seg, r = _seg(rs.offsets)
-    odd = r % 2 == 1
-    return np.bincount(seg[odd], weights=rs.counts[odd], minlength=len(rs)).astype(np.int64)
+    if "area" not in rs.cache:
+        seg, r = _runs(rs)
+        odd = r % 2 == 1
+        a = np.bincount(seg[odd], weights=rs.counts[odd], minlength=len(rs))
+        rs.cache["area"] = a.astype(np.int64)
+    return rs.cache["area"]
 
 
 def to_bbox(rles):
@@ -343,10 +358,16 @@ def to_bbox(rles):
 
 def _bbox(rs: RleSet):
     """maskApi.c rleToBbox: runs spanning a column boundary make the box full-height."""
+    if "bbox" not in rs.cache:
+        rs.cache["bbox"] = _bbox_of(rs)
+    return rs.cache["bbox"]
+
+
+def _bbox_of(rs: RleSet):
     N = len(rs)
     n = np.diff(rs.offsets)
     m2 = (n // 2) * 2  # a trailing background run is ignored
-    seg, r = _seg(rs.offsets)
+    seg, r = _runs(rs)
     keep = r < m2[seg]
     cc = _seg_cumsum(rs.counts, rs.offsets)[keep]
     seg, r = seg[keep], r[keep]
@@ -499,7 +520,7 @@ def from_polygons(polygons, h: int, w: int):
 def _intervals(rs: RleSet):
     """Foreground intervals [start, end) of every mask: (mask, start, end), sorted."""
     cs = _seg_cumsum(rs.counts, rs.offsets)
-    seg, r = _seg(rs.offsets)
+    seg, r = _runs(rs)
     odd = np.nonzero(r % 2 == 1)[0]
     return seg[odd], cs[odd] - rs.counts[odd], cs[odd]
 
