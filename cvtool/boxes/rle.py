@@ -153,14 +153,22 @@ def counts_to_strings(rs: RleSet) -> list[str]:
     seg, r = _runs(rs)
     late = np.nonzero(r > 2)[0]
     x[late] -= rs.counts[late - 2]  # deltas from the 4th run on
-    k = np.arange(8) * 5
-    c = (x[:, None] >> k) & 0x1F  # (n, 8) 5-bit groups, lowest first
-    rest = x[:, None] >> (k + 5)
-    more = np.where(c & 0x10, rest != -1, rest != 0)
-    nchar = np.argmin(more, axis=1) + 1  # the encoder stops at the first group with no more
-    use = np.arange(8) < nchar[:, None]
-    c = c | np.where(np.arange(8) < nchar[:, None] - 1, 0x20, 0)
-    text = (c[use] + 48).astype(np.uint8).tobytes().decode("ascii")
+    # characters per value: the fewest 5-bit groups holding x in two's complement
+    nchar = np.ones(x.shape[0], np.int64)
+    for k in range(1, 8):
+        half = np.int64(1) << (5 * k - 1)
+        nchar += (x < -half) | (x >= half)
+    start = np.cumsum(nchar) - nchar
+    out = np.empty(int(nchar.sum()), np.uint8)
+    idx = np.arange(x.shape[0])
+    for k in range(8):  # the k-th character of every value that has one
+        if k:
+            idx = idx[nchar[idx] > k]
+        if not idx.size:
+            break
+        c = (x[idx] >> (5 * k)) & 0x1F
+        out[start[idx] + k] = c + np.where(nchar[idx] > k + 1, 0x20, 0) + 48
+    text = out.tobytes().decode("ascii")
     per = np.bincount(seg, weights=nchar, minlength=len(rs)).astype(np.int64)
     ends = np.cumsum(per)
     return [text[a:b] for a, b in zip((ends - per).tolist(), ends.tolist(), strict=True)]
