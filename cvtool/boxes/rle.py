@@ -184,7 +184,7 @@ def strings_to_counts(strings, h, w, name: str = "mask", index=None) -> RleSet:
     """
     raw = [s.encode("ascii", "replace") if isinstance(s, str) else bytes(s) for s in strings]
     lens = np.array([len(s) for s in raw], np.int64)
-    c = np.frombuffer(b"".join(raw), np.uint8).astype(np.int64) - 48
+    c = np.frombuffer(b"".join(raw), np.uint8).astype(np.int16) - 48
     soff = _offsets(lens)
     index = np.arange(lens.size) if index is None else np.asarray(index)
     if c.size and (c.min() < 0 or c.max() > 63):
@@ -201,13 +201,13 @@ def strings_to_counts(strings, h, w, name: str = "mask", index=None) -> RleSet:
     if nch.size and nch.max() > 7:  # more than a uint32 needs
         i = int(index[_seg(soff)[0][vend[np.argmax(nch > 7)]]])
         raise CvtoolError(f"{name} {i}: the RLE string holds a value beyond 32 bits.")
-    x = c[vstart] & 0x1F if vend.size else np.zeros(0, np.int64)
+    x = (c[vstart] & 0x1F).astype(np.int64)
     longer = np.nonzero(nch > 1)[0]  # most values fit one or two characters
     for k in range(1, 7):
         longer = longer[nch[longer] > k]
         if not longer.size:
             break
-        x[longer] |= (c[vstart[longer] + k] & 0x1F) << (5 * k)
+        x[longer] |= (c[vstart[longer] + k] & 0x1F).astype(np.int64) << (5 * k)
     neg = (c[vend] & 0x10) != 0
     x = np.where(neg, x - (np.int64(1) << (5 * nch)), x)
     nval = np.diff(np.concatenate(([0], np.cumsum(end)))[soff])
@@ -577,7 +577,7 @@ def merge(rles, intersect: bool = False) -> dict:
 
 
 # ---------------------------------------------------------------- IoU
-def pair_iou(dt: RleSet, di, gt: RleSet, gi, crowd, limit: int = 4_000_000):
+def pair_iou(dt: RleSet, di, gt: RleSet, gi, crowd, limit: int = 1_000_000):
     """IoU of the pairs (dt[di[p]], gt[gi[p]]) as maskApi.c rleIou, on runs.
 
     Parameters
