@@ -550,7 +550,6 @@ def _combine(rs: RleSet, group, n_groups, intersect=False) -> RleSet:
     on = cover >= need[gk]
     before = np.r_[False, on[:-1]] & np.r_[False, gk[1:] == gk[:-1]]
     tog = on != before
-    hw = np.zeros(n_groups, np.int64)
     hh = np.zeros(n_groups, np.int64)
     ww = np.zeros(n_groups, np.int64)
     hh[group], ww[group] = rs.h, rs.w
