@@ -98,6 +98,13 @@ def _runs(rs: RleSet):
     return rs.cache["runs"]
 
 
+def _ends(rs: RleSet):
+    """Where each run ends inside its mask (cumulative counts), computed once."""
+    if "ends" not in rs.cache:
+        rs.cache["ends"] = _seg_cumsum(rs.counts, rs.offsets)
+    return rs.cache["ends"]
+
+
 def _seg_cumsum(x, offsets):
     """Cumulative sums restarting at every segment."""
     cs = np.cumsum(x)
@@ -136,8 +143,8 @@ def _check_sizes(rs: RleSet, name: str, index=None):
         seg, _ = _runs(rs)
         i = int(index[seg[np.argmax(rs.counts < 0)]])
         raise CvtoolError(f"{name} {i}: RLE counts must be >= 0.")
-    cs = np.concatenate(([0], np.cumsum(rs.counts)))
-    tot = cs[rs.offsets[1:]] - cs[rs.offsets[:-1]]
+    n = np.diff(rs.offsets)
+    tot = np.where(n > 0, _ends(rs)[np.maximum(rs.offsets[1:] - 1, 0)] if rs.counts.size else 0, 0)
     bad = np.nonzero(tot != rs.h * rs.w)[0]
     if bad.size:
         b = int(bad[0])
@@ -210,10 +217,10 @@ def strings_to_counts(strings, h, w, name: str = "mask", index=None) -> RleSet:
         x[longer] |= (c[vstart[longer] + k] & 0x1F).astype(np.int64) << (5 * k)
     neg = (c[vend] & 0x10) != 0
     x = np.where(neg, x - (np.int64(1) << (5 * nch)), x)
-    nval = np.diff(np.concatenate(([0], np.cumsum(end)))[soff])
+    nval = np.diff(np.searchsorted(vend, soff))  # values ending inside each string
     voff = _offsets(nval)
     # cnts[m] = x[m] + cnts[m - 2] for m > 2: running sums of the odd and the even runs from 1
-    _, r = _seg(voff)
+    seg, r = _seg(voff)
     odd = (r & 1).astype(bool)
     late = np.where(r > 0, x, 0)
     counts = np.where(odd, _seg_cumsum(np.where(odd, late, 0), voff),
@@ -222,6 +229,7 @@ def strings_to_counts(strings, h, w, name: str = "mask", index=None) -> RleSet:
     counts &= 0xFFFFFFFF  # maskApi.c stores uint
     rs = RleSet(np.asarray(h, np.int64).reshape(-1), np.asarray(w, np.int64).reshape(-1),
                 counts, voff)  # fmt: skip
+    rs.cache["runs"] = (seg, r)
     _check_sizes(rs, name, index)
     return rs
 
@@ -377,12 +385,14 @@ def _bbox_of(rs: RleSet):
     m2 = (n // 2) * 2  # a trailing background run is ignored
     seg, r = _runs(rs)
     keep = r < m2[seg]
-    cc = _seg_cumsum(rs.counts, rs.offsets)[keep]
-    seg, r = seg[keep], r[keep]
-    h = rs.h[seg]
-    t = cc - r % 2  # first pixel of a run (even j), last pixel (odd j)
-    y = np.where(h > 0, t % np.maximum(h, 1), 0)
-    x = np.where(h > 0, t // np.maximum(h, 1), 0)
+    seg = seg[keep]
+    t = _ends(rs)[keep] - (r[keep] & 1)  # first pixel of a run (even j), last pixel (odd j)
+    if N and (rs.h == rs.h[0]).all():  # one image size: divide by a scalar (much faster)
+        h = max(int(rs.h[0]), 1)
+    else:
+        h = np.maximum(rs.h[seg], 1)
+    x = t // h
+    y = t - x * h
     xs, ys = np.zeros(N, np.int64), np.zeros(N, np.int64)
     xe, ye = np.zeros(N, np.int64), np.zeros(N, np.int64)
     span = np.zeros(N, bool)  # a run starting in one column and ending in a later one
@@ -393,8 +403,8 @@ def _bbox_of(rs: RleSet):
         ys[have] = np.minimum.reduceat(y, first)
         xe[have] = np.maximum.reduceat(x, first)
         ye[have] = np.maximum.reduceat(y, first)
-        grew = x[1::2] > x[0::2]  # kept runs alternate start, end
-        span[have] = np.logical_or.reduceat(np.repeat(grew, 2), first)
+        grew = x[1::2] > x[0::2]  # kept runs alternate start, end; masks keep an even number
+        span[have] = np.logical_or.reduceat(grew, first // 2)
     ys = np.where(span, 0, ys)
     ye = np.where(span, rs.h - 1, ye)
     box = np.stack([xs, ys, xe - xs + 1, ye - ys + 1], axis=1).astype(np.float64)
@@ -527,7 +537,7 @@ def from_polygons(polygons, h: int, w: int):
 # ---------------------------------------------------------------- merge
 def _intervals(rs: RleSet):
     """Foreground intervals [start, end) of every mask: (mask, start, end), sorted."""
-    cs = _seg_cumsum(rs.counts, rs.offsets)
+    cs = _ends(rs)
     seg, r = _runs(rs)
     odd = np.nonzero(r % 2 == 1)[0]
     return seg[odd], cs[odd] - rs.counts[odd], cs[odd]
