@@ -86,3 +86,51 @@ def test_train_segmenter_command(cli, tmp_path):
         result = cli(*args, *bad)
         assert result.exit_code == 2 and result.stdout == ""
         assert result.stderr.count("\n") == 1 and message in result.stderr
+
+
+def test_segment_command_writes_maps_scored_by_iou_seg_and_instances_by_iou_map(cli, tmp_path):
+    pytest.importorskip("pycocotools")
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    canvases, model = tmp_path / "digits", tmp_path / "seg.npz"
+    args = ["data", "make-canvas", canvases, "--train", "48", "--test", "12", "--size", "32",
+            "--max-objects", "2", "--min-scale", "0.5", "--max-scale", "0.8"]  # fmt: skip
+    assert cli(*args).exit_code == 0
+    args = ["train-segmenter", "--dataset", canvases, "--epochs", "3", "--validation", "8",
+            "--batch-size", "16", "--eta", "0.01", "--arch", TINY, "--out", model, "--json"]  # fmt: skip
+    result = cli(*args)
+    assert result.exit_code == 0, result.stderr
+    trained = json.loads(result.stdout)["test"]
+    maps, found = tmp_path / "maps", tmp_path / "instances.json"
+    result = cli("segment", model, "--dataset", canvases, "--out", maps, "--instances", found)
+    assert result.exit_code == 0, result.stderr
+    assert len(list(maps.glob("*.png"))) == 12
+    seg = json.loads(cli("iou", "seg", maps, canvases / "masks" / "test", "--num-classes", "11",
+                         "--json").stdout)  # fmt: skip
+    assert seg["mean_iou"] == pytest.approx(trained["mean_iou"], abs=1e-12)
+    results = json.loads(found.read_text())
+    assert all(r["segmentation"]["size"] == [32, 32] for r in results)
+    gt_path = canvases / "annotations" / "test.json"
+    if results:
+        ours = json.loads(cli("iou", "map", "--gt", gt_path, "--dets", found, "--iou-type", "segm",
+                              "--json").stdout)  # fmt: skip
+        gt = COCO(str(gt_path))
+        ev = COCOeval(gt, gt.loadRes(str(found)), "segm")
+        ev.evaluate(), ev.accumulate(), ev.summarize()
+        assert ours["stats"]["AP"] == pytest.approx(ev.stats[0], abs=1e-12)
+
+
+def test_connected_components_split_classes_and_touching_objects_merge():
+    from cvtool.segment.instances import components, instances
+
+    m = np.zeros((6, 8), np.uint8)
+    m[1:3, 1:3] = 4  # one "3"
+    m[1:3, 5:7] = 4  # another "3", apart
+    m[4, 0:8] = 2  # a "1" running along a row
+    lab, n = components(m == 4)
+    assert n == 2 and set(np.unique(lab)) == {0, 1, 2}
+    found = instances(m, image_id=7)
+    assert sorted((r["category_id"], r["area"]) for r in found) == [(2, 8), (4, 4), (4, 4)]
+    m[1:3, 3:5] = 4  # now the two "3"s touch: one component, one instance (the limit)
+    assert len([r for r in instances(m) if r["category_id"] == 4]) == 1
