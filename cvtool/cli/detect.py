@@ -43,8 +43,12 @@ def detect_cmd(
         ),
     ] = "-",
     score_threshold: Annotated[
-        float, typer.Option("--score-threshold", help="Keep detections scoring at least this.")
-    ] = 0.25,
+        float,
+        typer.Option(
+            "--score-threshold",
+            help="Keep detections scoring at least this (low for mAP, which integrates over scores).",
+        ),
+    ] = 0.05,
     iou: Annotated[float, typer.Option("--iou", help="Per-class NMS IoU threshold.")] = 0.5,
     top_k: Annotated[int, typer.Option("--top-k", help="At most this many per image.")] = 100,
     preview: PreviewOpt = None,

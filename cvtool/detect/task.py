@@ -172,7 +172,7 @@ def detector_of(model) -> Detection:
     return Detection(loss, cfg["image_size"], cfg["class_names"])
 
 
-def detect(model, images, *, image_ids=None, score_threshold: float = 0.25,
+def detect(model, images, *, image_ids=None, score_threshold: float = 0.05,
            iou_threshold: float = 0.5, top_k: int | None = 100) -> list[dict]:  # fmt: skip
     """COCO results of a trained detector on images (what ``cvtool detect`` writes).
 
