@@ -78,7 +78,7 @@ def boxes_image(image, detections: list[dict], class_names, scale: int = 4):
         x, y, bw, bh = (v * scale for v in d["bbox"])
         c = int(d["category_id"])
         colour = colours[c % len(colours)] if c else (255, 255, 255)
-        draw.rectangle([x, y, x + bw - 1, y + bh - 1], outline=colour, width=2)
+        draw.rectangle([x, y, max(x, x + bw - 1), max(y, y + bh - 1)], outline=colour, width=2)
         name = class_names[c - 1] if 0 < c <= len(class_names) else str(c)
         draw.text((x + 2, y + 1), f"{name} {d['score']:.2f}", fill=colour)
     return im

@@ -96,3 +96,18 @@ def test_a_classifier_given_to_detect_is_refused(cli, tmp_path):
     assert cli("train-mlp", "--epochs", "1", "--train-size", "100", "--out", model).exit_code == 0
     result = cli("detect", model, "--dataset", "x")
     assert result.exit_code == 2 and "not a detector" in result.stderr
+
+
+def test_the_trainers_generated_test_set_is_make_canvas_test_set():
+    """So `iou map --gt DIR/annotations/test.json` (make-canvas, same seed) scores a default run."""
+    import numpy as np
+
+    from cvtool.data.canvas import canvas_streams, make_canvas_splits
+
+    _, _, _, from_trainer = canvas_streams(10, 5, 6, seed=3, size=32, max_objects=2,
+                                           min_scale=0.5, max_scale=0.8)  # fmt: skip
+    _, from_make_canvas = make_canvas_splits(10, 6, seed=3, size=32, max_objects=2,
+                                             min_scale=0.5, max_scale=0.8)  # fmt: skip
+    assert np.array_equal(from_trainer.images, from_make_canvas.images)
+    for a, b in zip(from_trainer.boxes, from_make_canvas.boxes, strict=True):
+        assert np.array_equal(a, b)
