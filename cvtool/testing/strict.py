@@ -513,6 +513,7 @@ def _suspended():
             c.launches = n
 
 
+_DECL = re.compile(r"^(?:const\s+)?\w+\s+(\w+)\s*=(?!=)")
 _PARAM = re.compile(r"^\s*(raw\s+)?(\w+)\s+(\w+)\s*$")
 _C_MATH = {f: getattr(np, f) for f in ("sqrt", "exp", "log", "abs", "tanh", "fabs", "fmax")}
 _C_MATH.update(max=np.maximum, min=np.minimum, fmin=np.minimum, fmax=np.maximum, fabs=np.abs)
@@ -533,6 +534,7 @@ class ElementwiseKernel:
         self.outs = [self._param(p) for p in out_params.split(",") if p.strip()]
         self.name = name
         body = [s.strip() for s in operation.strip().split(";") if s.strip()]
+        body = [_DECL.sub(r"\1 =", s) for s in body]  # 'T g = ...' declares g: 'g = ...'
         self.code = [compile(s, f"<{name}>", "exec") for s in body]
 
     @staticmethod
