@@ -137,7 +137,9 @@ def choose(name: str | None = None, *, macs_per_step: float | None = None) -> Ch
         )
     if macs_per_step is None:
         return Choice("cupy", "auto, a GPU answers")
-    return Choice("cupy", f"auto, a GPU answers and a step is {_millions(macs_per_step)} multiply-adds")
+    return Choice(
+        "cupy", f"auto, a GPU answers and a step is {_millions(macs_per_step)} multiply-adds"
+    )
 
 
 def _millions(n: float) -> str:

@@ -3,11 +3,17 @@
 Generated from ``cupy/__init__.py`` (``from X import name`` lines, aliases, functions) and
 the submodules' files at cupy/cupy commit 6b6d9563c4f7 (2026-08-20), read with the
 repository mirror. ``numpy`` as the source means CuPy re-exports NumPy's object itself
-(dtypes, constants, ``finfo``). Regenerate by re-reading those files; do not add names by hand.
+(dtypes, constants, ``finfo``); the conditional imports CuPy makes under NumPy 2
+(``bool``, ``long``, ``ulong``, ``broadcast_shapes``) are included. Regenerate by re-reading
+those files rather than adding names by hand.
 """
 
 # fmt: off
 TOP_LEVEL = {
+    'bool': 'numpy',
+    'broadcast_shapes': 'numpy',
+    'long': 'numpy',
+    'ulong': 'numpy',
     'AxisError': 'cupy.exceptions',
     'ComplexWarning': 'cupy.exceptions',
     'ElementwiseKernel': 'cupy._core',
