@@ -40,12 +40,14 @@ def xp(request):
     return backend.get_xp(request.param)
 
 
-@pytest.fixture
-def device_xp(xp):
-    """``xp`` on device backends only (strict, and cupy where present)."""
-    if xp is np:
-        pytest.skip("a device-only test (runs on the strict backend and CuPy)")
-    return xp
+@pytest.fixture(params=["strict", "cupy"])
+def device_xp(request):
+    """A device array module: the strict backend, and CuPy where a device answers."""
+    if request.param == "cupy" and not backend.gpu_available():
+        pytest.skip("CuPy or a CUDA device is not available")
+    if request.param == "strict":
+        _STRICT["nodes"].add(request.node.nodeid)
+    return backend.get_xp(request.param)
 
 
 def pytest_runtest_logreport(report):
