@@ -297,7 +297,9 @@ def test_an_augmentation_batch_makes_no_download(device_xp):
     with counting(device_xp) as c:
         out = aug(x)
     assert backend.array_module(out) is device_xp
-    np.testing.assert_array_equal(backend.to_numpy(out), ref)
+    # CuPy's matrix products may round coordinates differently: one grey level at most.
+    diff = np.abs(backend.to_numpy(out).astype(int) - ref.astype(int))
+    assert diff.max() <= (0 if is_strict(device_xp) else 1)
     if is_strict(device_xp):
         assert (c.downloads, c.uploads) == (0, 1), c.report()
 

@@ -187,3 +187,10 @@ def test_auto_without_a_gpu_says_why(monkeypatch):
     assert c.name == "numpy" and c.reason.startswith("auto, no GPU")
     monkeypatch.setenv(backend.ENV_VAR, "numpy")
     assert backend.describe() == "numpy: asked for"
+
+
+def test_sorts_are_stable_and_take_no_other_kind():
+    a = sx.asarray(np.array([1, 0, 1, 0, 1] * 20))
+    assert sx.argsort(a).get().tolist() == np.argsort(a.get(), kind="stable").tolist()
+    with pytest.raises(ValueError, match="stable"):
+        a.argsort(kind="quicksort")

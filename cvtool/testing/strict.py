@@ -167,6 +167,10 @@ def _call(fn, name: str, args, kwargs):
     what = f"xp.{name}"
     a = [_unwrap(x, what) for x in args]
     k = {key: _unwrap(v, what) for key, v in kwargs.items()}
+    if name in ("sort", "argsort"):  # CuPy's sorts are stable and take no other kind
+        if k.get("kind") not in (None, "stable"):
+            raise ValueError("kind can only be None or 'stable'")
+        k["kind"] = "stable"
     _launch()
     if name in SYNCING:
         download(f"{what} (sizes its result on the host)")
