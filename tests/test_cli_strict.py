@@ -80,3 +80,11 @@ def test_train_cnn_then_evaluate_and_predict(cli, tmp_path, optimizer):
     p = ok(cli("predict", out, digits, "--json", "--backend", "strict"))
     q = ok(cli("predict", out, digits, "--json", "--backend", "numpy"))
     assert [r["class"] for r in p["predictions"]] == [r["class"] for r in q["predictions"]]
+
+
+def test_train_cnn_with_augmentation_and_validation(cli):
+    args = ("train-cnn", "--arch", TINY, "--train-size", 120, "--validation", 40, "--epochs", 2,
+            "--batch", 20, "--augment", "--json")  # fmt: skip
+    a = ok(cli(*args, "--backend", "numpy"))
+    b = ok(cli(*args, "--backend", "strict"))
+    np.testing.assert_allclose(b["test"]["accuracy"], a["test"]["accuracy"], atol=0.01)
