@@ -26,7 +26,7 @@ from cvtool.boxes.io import (
     _existing,
     _float,
     _read_csv,
-    _read_json,
+    read_json,
 )
 from cvtool.errors import CvtoolError
 
@@ -37,7 +37,7 @@ def load_boxes(path, fmt: str = "xywh", offset: float = 0.0) -> np.ndarray:
     if p.lower().endswith(".npy"):
         arr = np.load(_existing(path), allow_pickle=False).astype(np.float64)
     elif p.lower().endswith(".json"):
-        doc = _read_json(p)
+        doc = read_json(p)
         if not isinstance(doc, list):
             raise CvtoolError(f"'{path}' must be a JSON list of boxes.")
         items = [d.get("bbox") if isinstance(d, dict) else d for d in doc]
@@ -92,7 +92,7 @@ def read_detection_table(path, fmt: str = "xywh") -> dict:
     """
     header = None
     if str(path).lower().endswith(".json"):
-        records = _read_json(path)
+        records = read_json(path)
         if isinstance(records, dict) and "annotations" in records:
             records = records["annotations"]
         if not isinstance(records, list):

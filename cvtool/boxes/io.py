@@ -35,7 +35,7 @@ def _existing(path) -> Path:
     return p
 
 
-def _read_json(path):
+def read_json(path):
     p = _existing(path)
     try:
         return json.loads(p.read_text())
@@ -245,12 +245,12 @@ def detections_from_csv(path, gt: GroundTruth, fmt: str = "xywh") -> Detections:
 def load_ground_truth(path, fmt: str = "xywh") -> GroundTruth:
     """Ground truth from COCO JSON (``.json``) or CSV (anything else)."""
     if str(path).lower().endswith(".json"):
-        return ground_truth_from_coco(_read_json(path), str(path))
+        return ground_truth_from_coco(read_json(path), str(path))
     return ground_truth_from_csv(path, fmt)
 
 
 def load_detections(path, gt: GroundTruth, fmt: str = "xywh") -> Detections:
     """Detections from a COCO results JSON (``.json``) or CSV, checked against ``gt``."""
     if str(path).lower().endswith(".json"):
-        return detections_from_coco(_read_json(path), gt, str(path))
+        return detections_from_coco(read_json(path), gt, str(path))
     return detections_from_csv(path, gt, fmt)

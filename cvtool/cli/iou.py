@@ -273,6 +273,16 @@ def map_cmd(
     fmt: BoxFormatOpt = "xywh",
     voc_pixels: PixelOpt = False,
     plot: PlotOpt = None,
+    iou_type: Annotated[
+        str,
+        typer.Option(
+            "--iou-type",
+            help="bbox (boxes) or segm (masks: polygons or RLE, COCO JSON; COCO mode).",
+        ),
+    ] = "bbox",
+    max_dets: Annotated[
+        str, typer.Option("--max-dets", help="COCO maxDets: three increasing ints, A,B,C.")
+    ] = "1,10,100",
     json_out: JsonOpt = False,
 ) -> None:
     """Detection mAP. COCO mode gives pycocotools' 12 numbers; a per-class AP table follows.
@@ -284,7 +294,8 @@ def map_cmd(
         from cvtool.render import header, make_table, render, warn
 
         result = rep.evaluate_files(gt, dets, mode=mode, fmt=fmt, iou_threshold=iou_threshold,
-                                    offset=_offset(voc_pixels))  # fmt: skip
+                                    offset=_offset(voc_pixels), iou_type=iou_type,
+                                    max_dets=rep.parse_max_dets(max_dets))  # fmt: skip
         for w in result["warnings"]:
             warn(w)
         if plot is not None:

@@ -189,7 +189,9 @@ class Conv2D(Layer):
         w = init_weights(self.init, (kh, kw, c, f), kh * kw * c, kh * kw * f, rng)
         self.params = {"W": xp.asarray(w, dtype=dtype)}
         if self.bias:
-            self.params["b"] = xp.asarray(init_biases(self.init, (f,), rng), dtype=dtype)
+            self.params["b"] = xp.asarray(
+                init_biases(self.init, (f,), rng, kh * kw * c), dtype=dtype
+            )
         self.grads = {k: xp.zeros_like(v) for k, v in self.params.items()}
 
     def _plan(self, xp, n: int, image_bytes: int) -> tuple[int, list]:
