@@ -88,3 +88,46 @@ def test_train_cnn_with_augmentation_and_validation(cli):
     a = ok(cli(*args, "--backend", "numpy"))
     b = ok(cli(*args, "--backend", "strict"))
     np.testing.assert_allclose(b["test"]["accuracy"], a["test"]["accuracy"], atol=0.01)
+
+
+@pytest.fixture(scope="module")
+def canvases(tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from cvtool.cli import app
+
+    root = tmp_path_factory.mktemp("strict-canvas") / "digits"
+    args = ["data", "make-canvas", str(root), "--train", "48", "--test", "12", "--size", "32",
+            "--max-objects", "2", "--min-scale", "0.5", "--max-scale", "0.8"]  # fmt: skip
+    assert CliRunner().invoke(app, args).exit_code == 0
+    return root
+
+
+def test_train_detector_and_detect(cli, canvases, tmp_path):
+    arch = "conv:8x3:p=same, bn, relu, pool:4, conv:16x3:p=same, bn, relu, pool:2, conv:{head}x1"
+    docs, dets = [], []
+    for name in ("numpy", "strict"):
+        model = tmp_path / f"{name}.npz"
+        args = ("train-detector", "--dataset", canvases, "--grid", 4, "--epochs", 2, "--eta", 0.01,
+                "--validation", 8, "--batch-size", 16, "--arch", arch, "--out", model, "--json")  # fmt: skip
+        docs.append(ok(cli(*args, "--backend", name)))
+        out = tmp_path / f"{name}.json"
+        r = cli("detect", model, "--dataset", canvases, "--out", out, "--backend", name)
+        assert r.exit_code == 0, r.stderr
+        dets.append(json.loads(out.read_text()))
+    assert docs[1]["test"]["map50"] == pytest.approx(docs[0]["test"]["map50"], abs=0.02)
+    assert len(dets[0]) == len(dets[1])
+
+
+def test_train_segmenter_and_segment(cli, canvases, tmp_path):
+    arch = "conv:4x3:relu:p=same, tap:a, pool:2, conv:8x3:relu:p=same, upsample:2, concat:a, conv:{classes}x1"
+    docs = []
+    for name in ("numpy", "strict"):
+        model = tmp_path / f"{name}.npz"
+        args = ("train-segmenter", "--dataset", canvases, "--epochs", 2, "--validation", 8,
+                "--batch-size", 16, "--eta", 0.01, "--arch", arch, "--out", model, "--json")  # fmt: skip
+        docs.append(ok(cli(*args, "--backend", name)))
+        r = cli("segment", model, "--dataset", canvases, "--out", tmp_path / f"maps-{name}",
+                "--backend", name)  # fmt: skip
+        assert r.exit_code == 0, r.stderr
+    assert docs[1]["test"]["mean_iou"] == pytest.approx(docs[0]["test"]["mean_iou"], abs=0.01)
