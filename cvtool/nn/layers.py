@@ -47,8 +47,12 @@ class Layer:
         self._buffers: dict = {}
 
     def build(self, in_shape: tuple[int, ...], xp, dtype, rng) -> None:
-        """Allocate parameters for inputs of shape (N, *in_shape)."""
+        """Allocate parameters for inputs of shape (N, *in_shape).
+
+        Scratch buffers of an earlier build (another backend or dtype) are dropped.
+        """
         self.xp, self.dtype = xp, dtype
+        self._buffers = {}
 
     def forward(self, x, training: bool = False):
         raise NotImplementedError
