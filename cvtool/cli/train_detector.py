@@ -83,7 +83,7 @@ def train_detector_cmd(
         from cvtool import backend as B
         from cvtool.detect import detection_data, train_detector
 
-        xp, dt = B.get_xp(backend), B.resolve_dtype(dtype)
+        dt = B.resolve_dtype(dtype)
         canvases = {"source": source} if dataset is None else {}
         data = detection_data(dataset, n_train=train_size, n_val=validation, n_test=test_size,
                               fresh=fresh, seed=seed, **canvases)  # fmt: skip
@@ -95,6 +95,6 @@ def train_detector_cmd(
                                     lmbda=lmbda, init=init, early_stop=early_stop,
                                     eta_schedule=eta_schedule, seed=seed, out=out,
                                     metrics=metrics, plot=plot, overwrite=force,
-                                    callbacks=[reporter], xp=xp, dtype=dt,
+                                    callbacks=[reporter], backend_name=backend, dtype=dt,
                                     title="train-detector")  # fmt: skip
     T.render_result("train-detector", result, json_out)
