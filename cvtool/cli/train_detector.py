@@ -50,7 +50,7 @@ def train_detector_cmd(
     lambda_noobj: Annotated[
         float, typer.Option("--lambda-noobj", help="No-object confidence weight.")
     ] = 0.5,
-    epochs: T.EpochsOpt = 20,
+    epochs: T.EpochsOpt = 30,
     batch_size: T.BatchOpt = 32,
     optimizer: T.OptimizerOpt = "adam",
     eta: Annotated[
@@ -75,7 +75,7 @@ def train_detector_cmd(
     With no options: 2,000 generated 64x64 canvases of mnist-sample digits (fresh ones
     every epoch), 200 validation and 500 test canvases (test digits never seen in
     training), an 8x8 grid with 2 boxes per cell, the default conv + batch-norm network,
-    YOLO's loss with a BCE confidence, Adam, 20 epochs. Validation watches mAP@0.5; the
+    YOLO's loss with a BCE confidence, Adam, 30 epochs. Validation watches mAP@0.5; the
     test report gives COCO mAP, mAP@0.5 and per-class AP. --dataset takes a folder from
     'cvtool data make-canvas'. 'cvtool detect' runs the saved model.
     """
