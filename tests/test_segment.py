@@ -134,3 +134,55 @@ def test_connected_components_split_classes_and_touching_objects_merge():
     assert sorted((r["category_id"], r["area"]) for r in found) == [(2, 8), (4, 4), (4, 4)]
     m[1:3, 3:5] = 4  # now the two "3"s touch: one component, one instance (the limit)
     assert len([r for r in instances(m) if r["category_id"] == 4]) == 1
+
+
+def _pairs(root, n=12, size=16, split=True):
+    """A folder of images/ + masks/ PNG pairs (train/ and test/ when split)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for sub in ("train", "test") if split else ("",):
+        for kind in ("images", "masks"):
+            (root / kind / sub).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            y = np.zeros((size, size), np.uint8)
+            y[2:8, 3:9] = 1 + i % 2
+            x = (y * 100 + rng.integers(0, 20, (size, size))).astype(np.uint8)
+            Image.fromarray(x).save(root / "images" / sub / f"{i:03d}.png")
+            Image.fromarray(y).save(root / "masks" / sub / f"{i:03d}.png")
+    return root
+
+
+def test_train_segmenter_reads_image_and_mask_folders(cli, tmp_path):
+    root = _pairs(tmp_path / "pairs")
+    args = ["train-segmenter", "--dataset", root, "--epochs", "1", "--validation", "2",
+            "--batch-size", "8", "--arch", TINY, "--json"]  # fmt: skip
+    result = cli(*args)
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["test"]["n"] == 12 and doc["dataset"] == "pairs"
+    assert doc["layers"][-1]["output_shape"] == [16, 16, 3]  # background + classes 1, 2
+
+
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        (lambda r: (r / "masks" / "train" / "003.png").unlink(), "has no mask"),
+        (lambda r: (r / "images" / "train" / "004.png").unlink(), "has no image"),
+        (
+            lambda r: (
+                __import__("PIL.Image")
+                .Image.fromarray(np.zeros((8, 8), np.uint8))
+                .save(r / "masks" / "train" / "005.png")
+            ),
+            "the size of its image",
+        ),
+        (lambda r: __import__("shutil").rmtree(r / "masks"), "images/ and masks/"),
+    ],
+)
+def test_bad_image_mask_folders_are_one_line_errors(cli, tmp_path, spoil, message):
+    root = _pairs(tmp_path / "pairs", n=6)
+    spoil(root)
+    result = cli("train-segmenter", "--dataset", root, "--epochs", "1", "--arch", TINY)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and message in result.stderr

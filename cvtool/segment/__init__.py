@@ -70,10 +70,12 @@ def segmentation_data(
 
     Parameters
     ----------
-    folder : None for generated canvases (``cvtool.data.canvas``), or a folder
+    folder : None for generated canvases (``cvtool.data.canvas``), a folder
         written by ``cvtool data make-canvas`` (``annotations/``, ``images/``,
-        ``masks/``), whose ``train`` split is carved into training and
-        validation and whose ``test`` split is the test set.
+        ``masks/``), or a folder of ``images/`` + ``masks/`` PNG pairs
+        (:mod:`cvtool.data.pairs`; classes 0..max label, 0 = background). The
+        ``train`` split is carved (seeded) into training and validation; the
+        ``test`` split, if any, is the test set.
     n_train, n_val, n_test : canvases per split (generated sets only).
     fresh : draw new training canvases every epoch (generated sets only).
     seed : seeds the canvases and the validation split.
@@ -96,18 +98,30 @@ def segmentation_data(
             ds, None if val is None else (val.images, val.label_maps),
             epoch_data if fresh else None, source="generated canvases",
         )  # fmt: skip
-    from cvtool.data.canvas_io import read_canvas_set
-    from cvtool.data.datasets import stratified_split
-
     folder = Path(folder)
-    train, test = read_canvas_set(folder, "train"), read_canvas_set(folder, "test")
-    x, y = train.images, train.label_maps
+    if (folder / "annotations").is_dir():  # a canvas folder from `cvtool data make-canvas`
+        from cvtool.data.canvas_io import read_canvas_set
+
+        train, test = read_canvas_set(folder, "train"), read_canvas_set(folder, "test")
+        x, y, names = train.images, train.label_maps, _names(train.class_names)
+        x_test, y_test = test.images, test.label_maps
+    else:  # images/ + masks/ pairs, split into train/ and test/ or flat (no test split)
+        from cvtool.data.pairs import has_splits, read_pairs
+
+        split = has_splits(folder)
+        x, y, _ = read_pairs(folder, "train" if split else None)
+        if split:
+            x_test, y_test, _ = read_pairs(folder, "test")
+        else:
+            x_test, y_test = x[:0], y[:0]
+        k = int(max(y.max(), y_test.max(initial=0))) + 1
+        names = ("background", *(str(c) for c in range(1, k)))
     val = None
     if n_val:
-        strata = np.array([lab.min() if len(lab) else -1 for lab in train.labels])
-        tr, va = stratified_split(strata, min(n_val, len(x) // 2) or 1, seed)
-        x, y, val = x[tr], y[tr], (x[va], y[va])
-    ds = Dataset(folder.name, x, y, test.images, test.label_maps, _names(train.class_names))
+        n_val = min(n_val, len(x) // 2) or 1
+        order = np.random.default_rng(seed).permutation(len(x))
+        x, y, val = x[order[n_val:]], y[order[n_val:]], (x[order[:n_val]], y[order[:n_val]])
+    ds = Dataset(folder.name, x, y, x_test, y_test, names)
     return SegmentationData(ds, val, None, source=str(folder))
 
 
