@@ -65,20 +65,32 @@ def _is_stdout(path) -> bool:
         return False
 
 
-def check_output(path, *, overwrite: bool = False, what: str = "output") -> Path | str:
+def check_output(
+    path, *, overwrite: bool = False, what: str = "output", folder: bool = False
+) -> Path | str:
     """`path` if a result can be written there; a one-line CvtoolError if not.
 
     Run it before any work starts. '-' and existing streams always pass; a
     regular file that exists passes only with `overwrite`; its folder must
-    exist (it is not created) and take a new file.
+    exist (it is not created) and take a new file. With ``folder=True`` the
+    output is a folder to be made: an existing folder passes only with
+    `overwrite`, an existing file is refused, and '-' is refused.
     """
     if is_stdio(path):
+        if folder:
+            raise CvtoolError(f"The {what} is a folder; '-' (stdout) cannot take it.")
         return STDIO
     path = Path(path)
+    if str(path) == "" or str(path) == ".":
+        raise CvtoolError(f"The {what} must be a file name. Got {str(path)!r}.")
     if _is_stream(path):
+        if folder:
+            raise CvtoolError(f"The {what} {str(path)!r} is a stream; this output is a folder.")
         return path
     final = _final(path)
-    if final.is_dir():
+    if folder and final.exists() and not final.is_dir():
+        raise CvtoolError(f"The {what} {str(path)!r} exists and is not a folder.")
+    if final.is_dir() and not folder:
         raise CvtoolError(f"The {what} {str(path)!r} is a folder; give a file name.")
     if final.exists() and not overwrite:
         raise CvtoolError(
@@ -107,6 +119,16 @@ def check_outputs(*paths) -> None:
         )
 
 
+def writes_stdout(*paths) -> bool:
+    """True when one of `paths` (None entries skipped) is stdout: '-' or /dev/stdout."""
+    return any(p is not None and _is_stdout(p) for p in paths)
+
+
+def looks_like_json(text: str) -> bool:
+    """True when `text` starts (after blanks) like a JSON document: '[' or '{'."""
+    return text.lstrip()[:1] in ("[", "{")
+
+
 def read_bytes(path) -> bytes:
     """The whole content of a file, '-' (stdin) or a stream, read once without seeking."""
     if is_stdio(path):
@@ -120,6 +142,8 @@ def read_bytes(path) -> bytes:
         raise CvtoolError(f"{path} is a folder, not a file.") from None
     except OSError as exc:
         raise CvtoolError(f"Cannot read {path}: {exc.strerror}.") from None
+    except MemoryError:
+        raise CvtoolError(f"{path} is too large to read into memory.") from None
 
 
 def read_text(path) -> str:
