@@ -163,18 +163,20 @@ def seekable(path) -> io.BytesIO | Path:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path to write; on success it becomes `path` (see the module rules).
 
     The temporary name keeps the suffix, so writers that choose a format by
     extension (Pillow, np.savez, matplotlib) still see the right one. For '-'
     and streams the finished bytes are copied to stdout or the stream; for a
     symlink the target is replaced and the link kept. Nothing is created when
-    the block fails.
+    the block fails. `suffix` names the format for '-' and streams, whose names
+    have none (e.g. ".npz", ".png").
     """
     if is_stdio(path) or _is_stream(Path(path)):
         with tempfile.TemporaryDirectory(prefix="cvtool-") as folder:
-            tmp = Path(folder) / f"out{''.join(Path(str(path)).suffixes)}"
+            ext = "".join(Path(str(path)).suffixes) if not is_stdio(path) else ""
+            tmp = Path(folder) / f"out{ext or suffix or ''}"
             yield tmp
             with open(tmp, "rb") as src:
                 if is_stdio(path):

@@ -79,7 +79,11 @@ def predict_cmd(
     model_path: PredictModelArg,
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="PNG/JPEG images, a .npy array or a data file/folder."),
+        typer.Argument(
+            help="PNG/JPEG images, a .npy array or a data file/folder; '-' reads one .npy array "
+            "or image from stdin. Float images above 1 are taken as 0..255 and divided by 255 "
+            "(the training rule); NaN/inf are refused."
+        ),
     ],
     top: Annotated[int, typer.Option("--top", help="Classes listed per input.")] = 3,
     backend: BackendOpt = None,
@@ -93,6 +97,10 @@ def predict_cmd(
         from cvtool.nn.inference import predictions, read_inputs
 
         check_int("top", top, low=1)
+        from cvtool.errors import CvtoolError
+
+        if [str(p) for p in (model_path, *inputs)].count("-") > 1:
+            raise CvtoolError("Only one of MODEL and the inputs can be '-' (stdin).")
         model = load_model(model_path, backend_name=backend)  # .npz, or .onnx through ORT
         x, names = read_inputs(inputs, model.input_shape)
         rows = predictions(model.predict_proba(x), model.class_names, top)
