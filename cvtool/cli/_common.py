@@ -93,16 +93,13 @@ MEMORY_HINTS = {
 }
 
 
-def _memory_hint() -> str:
-    """The MEMORY_HINTS entry of the running command (click's context), else a general one."""
-    import click
+# The command being run (the first word after 'cvtool'), set by the root group.
+RUNNING: dict[str, str | None] = {"command": None}
 
-    ctx = click.get_current_context(silent=True)
-    while ctx is not None:
-        if ctx.info_name in MEMORY_HINTS:
-            return MEMORY_HINTS[ctx.info_name]
-        ctx = ctx.parent
-    return "use smaller sizes"
+
+def _memory_hint() -> str:
+    """The MEMORY_HINTS entry of the running command, else a general one."""
+    return MEMORY_HINTS.get(RUNNING["command"] or "", "use smaller sizes")
 
 
 def _too_big(exc: BaseException) -> str | None:

@@ -203,9 +203,13 @@ def net_cmd(
     with user_errors():
         if (spec_text is None) == (spec_file is None):
             raise CvtoolError("Give the architecture as SPEC or as --spec FILE (one of them).")
-        text = sys.stdin.read() if spec_text == "-" else spec_text or "@" + spec_file
+        text = spec_text if spec_text is not None else "@" + spec_file
+        if not text.strip():
+            raise CvtoolError("The architecture spec is empty.")
         shape = spec.parse_dims(input_shape) if input_shape else None
         columns = parse_columns(cols)
+        if json_out and csv_out:
+            raise CvtoolError("Give --json or --csv, not both.")
         summary = summarize(spec.parse_network(text), shape, floor, batch, dtype)
     headers, rows = summary_table(summary, columns)
     if csv_out:
