@@ -221,8 +221,8 @@ def _detections_slow(results, imap, cmap, name) -> Detections:
 def _csv_rows(path, fmt, extra, text: str | None = None):
     header, rows = _read_csv(path, text)
     col = 6
-    if header is not None and extra in header:
-        col = header.index(extra)
+    if header is not None:  # a header names its columns: a 'score' column is no 'difficult' one
+        col = header.index(extra) if extra in header else None
     out = []
     for i, r in enumerate(rows):
         where = f"{path}: row {i + 1}"
@@ -230,7 +230,7 @@ def _csv_rows(path, fmt, extra, text: str | None = None):
             raise CvtoolError(f"{where} must have image, class, 4 coordinates. Got {r!r}.")
         b = np.array([[_float(v, f"{where}: coordinate") for v in r[2:6]]])
         validate(b, fmt, where)
-        val = r[col] if len(r) > col and r[col] != "" else None
+        val = r[col] if col is not None and len(r) > col and r[col] != "" else None
         out.append((r[0], r[1], convert(b, fmt, "xywh")[0], val, where))
     return out
 
