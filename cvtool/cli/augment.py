@@ -139,6 +139,7 @@ def augment_cmd(
         from cvtool import augment as aug
         from cvtool.augment.warp import FILL_MODES
         from cvtool.backend import backend_name, get_xp
+        from cvtool.boxes.core import FORMATS
         from cvtool.data.datasets import load_dataset
         from cvtool.data.formats import output_format, write_any
         from cvtool.errors import CvtoolError, check_choice, check_int, check_number
@@ -146,6 +147,7 @@ def augment_cmd(
         from cvtool.render import header
 
         one_of(replay=replay, preset=preset)
+        check_choice("box-format", box_format, FORMATS)
         check_int("copies", copies, low=1)
         check_number("min-visibility", min_visibility, low=0, high=1)
         check_number("hflip", hflip, low=0, high=1)
