@@ -305,9 +305,9 @@ def write_boxes(path: str | Path, boxes: Boxes, image_shape: tuple[int, ...] | N
                 strict=True,
             )
         ):
-            item = {"image_id": i, "category_id": lab, "bbox": [_num(v) for v in b]}
+            item = {"image_id": i, "category_id": lab, "bbox": [_jnum(v) for v in b]}
             if kind == "coco":
-                item = {"id": n + 1, **item, "area": _num(b[2] * b[3]), "iscrowd": 0}
+                item = {"id": n + 1, **item, "area": _jnum(b[2] * b[3]), "iscrowd": 0}
             if ex is not None:
                 item["score"] = ex
             items.append(item)
@@ -345,6 +345,12 @@ def write_boxes(path: str | Path, boxes: Boxes, image_shape: tuple[int, ...] | N
     ):
         writer.writerow([i, lab, *(_num(v) for v in b), *([] if ex is None else [ex])])
     atomic_write_text(path, buf.getvalue())
+
+
+def _jnum(v: float) -> float | int:
+    """A coordinate for JSON: 4 decimals, an int when whole."""
+    r = round(float(v), 4)
+    return int(r) if r.is_integer() else r
 
 
 def _num(v: float):
