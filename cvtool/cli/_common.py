@@ -154,6 +154,17 @@ def report_stream(*outputs) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def spinner(text: str) -> Iterator[None]:
+    """A spinner on stderr while a slow step runs (loading, searching); silent off a terminal."""
+    from cvtool.render import progress
+
+    bar = progress()
+    with bar:
+        bar.add_task(text, total=None)
+        yield
+
+
 def fail(message: str) -> None:
     """Write 'error: message' on stderr and exit with code 2."""
     sys.stderr.write(f"error: {message}\n")

@@ -19,6 +19,7 @@ from cvtool.cli._common import (
     check_out,
     one_of,
     report_stream,
+    spinner,
     user_errors,
 )
 
@@ -183,7 +184,8 @@ def augment_cmd(
         if str(boxes) == "-" and str(replay) == "-":
             raise CvtoolError("Only one of --boxes and --replay can be '-' (stdin).")
         xp = get_xp(backend)
-        ds = load_dataset(dataset)
+        with spinner(f"augment: loading {dataset}"):
+            ds = load_dataset(dataset)
         _check_memory(len(ds.x_train), copies, keep_original, ds.image_shape)
         ranges = aug.make_ranges(
             rotation=rotation, zoom=zoom, stretch_x=stretch_x, stretch_y=stretch_y, shear=shear,

@@ -12,6 +12,7 @@ from cvtool.cli._common import (
     JsonOpt,
     check_out,
     report_stream,
+    spinner,
     user_errors,
 )
 
@@ -122,8 +123,12 @@ def convert_cmd(
         check_out(output, force, folder=out_fmt in ("idx", "folder"))
         if out_fmt == "csv" and output != "-" and Path(output).suffix:
             check_out(partner_path(Path(output)), force, "test-split output")
-        ds = load_dataset(source) if source in KNOWN or shape is None else read_any(source, shape_t)
-        written = write_any(ds, output, out_fmt, overwrite=True)
+        with spinner(f"data convert: {source} -> {output}"):
+            if source in KNOWN or shape is None:
+                ds = load_dataset(source)
+            else:
+                ds = read_any(source, shape_t)
+            written = write_any(ds, output, out_fmt, overwrite=True)
     doc = {
         "source": source,
         "output": output,

@@ -16,6 +16,7 @@ from cvtool.cli._common import (
     PlotOpt,
     check_out,
     report_stream,
+    spinner,
     user_errors,
 )
 
@@ -344,8 +345,9 @@ def map_cmd(
             raise CvtoolError(f"--plot must end in .png. Got {str(plot)!r}.")
         check_out(plot, force, "plot")
 
-        result = rep.evaluate_files(gt, dets, mode=mode, fmt=fmt, iou_threshold=iou_threshold,
-                                    offset=_offset(voc_pixels))  # fmt: skip
+        with spinner(f"iou map --mode {mode}"):
+            result = rep.evaluate_files(gt, dets, mode=mode, fmt=fmt, iou_threshold=iou_threshold,
+                                        offset=_offset(voc_pixels))  # fmt: skip
         for w in result["warnings"]:
             warn(w)
         if plot is not None:
