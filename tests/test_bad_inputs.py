@@ -279,6 +279,23 @@ def _cases() -> list[tuple[str, list[str]]]:
         "conv:1000000000000x3, flatten, dense:3:softmax")  # fmt: skip
     add("cnn-conflict", "train-cnn", "--dataset", "tiny.npz", "--arch", SPEC, "--preset",
         "keras-course")  # fmt: skip
+    # --- '-' with nothing (or garbage) on stdin
+    for stdin_case in (
+        ("iou", "nms", "-"),
+        ("iou", "matrix", "-", "dets.csv"),
+        ("iou", "map", "--gt", "-", "--dets", "dets.csv"),
+        ("iou", "mask", "-", "mask.npy"),
+        ("layer-calc", "net", "-"),
+        ("layer-calc", "net", "@-"),
+        ("train-mlp", "--dataset", "tiny.npz", "--layers", "-"),
+        ("predict", "m.npz", "-"),
+        ("predict", "-", "x.npy"),
+        ("evaluate", "-", "--dataset", "tiny.npz"),
+        ("data", "info", "-"),
+        ("data", "convert", "-", "o.npz"),
+        ("knn", "--train", "-"),
+    ):
+        add("stdin", *stdin_case)
     # --- perceptron
     for opt, v in [("--weights", "x"), ("--weights", "nan,1"), ("--learn", "NOPE"),
                    ("--inputs", "0"), ("--inputs", "-1"), ("--eta", "nan"), ("--epochs", "0"),
