@@ -279,6 +279,17 @@ def _cases() -> list[tuple[str, list[str]]]:
         "conv:1000000000000x3, flatten, dense:3:softmax")  # fmt: skip
     add("cnn-conflict", "train-cnn", "--dataset", "tiny.npz", "--arch", SPEC, "--preset",
         "keras-course")  # fmt: skip
+    # --- huge numbers (layer-calc is arithmetic on any size, and a huge --top-k keeps all: valid)
+    huge = "1" + "0" * 30
+    add("huge-k", "knn", "--dataset", "tiny.npz", "-k", huge)
+    add("huge-copies", "augment", "--dataset", "tiny.npz", "--copies", huge, "--out", "a.npz")
+    add("huge-copies-fit", "augment", "--dataset", "mnist-sample", "--copies", "10000000",
+        "--out", "a.npz")  # fmt: skip
+    add("huge-memory", "knn", "--dataset", "tiny.npz", "--memory", "1e400")
+    add("huge-mlp", "train-mlp", "--dataset", "tiny.npz", "--layers", f"16,{huge},3")
+    add("huge-epochs", "train-mlp", "--dataset", "tiny.npz", "--layers", "16,3", "--epochs", huge)
+    add("huge-box", "iou", "box", f"0,0,{huge}e300,1", "0,0,1,1")
+    add("huge-counts", "iou", "counts", "--pred", "1e400", "--true", "1", "--overlap", "1")
     # --- '-' with nothing (or garbage) on stdin
     for stdin_case in (
         ("iou", "nms", "-"),

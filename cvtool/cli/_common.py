@@ -107,7 +107,9 @@ def _too_big(exc: BaseException) -> str | None:
     text = " ".join(str(exc).split())
     if isinstance(exc, MemoryError):
         asked = text or "an array larger than the free memory"
-    elif isinstance(exc, ValueError) and ("too big" in text or "maximum possible size" in text):
+    elif isinstance(exc, ValueError) and any(
+        m in text for m in ("too big", "maximum possible size", "Maximum allowed dimension")
+    ):
         asked = "an array larger than any the machine can address"
     elif isinstance(exc, OverflowError):
         asked = f"a size that does not fit in memory ({text})"
