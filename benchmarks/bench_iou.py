@@ -9,11 +9,17 @@
    precision/recall arrays of both are compared (max abs difference).
 2. Box IoU matrices: ``pycocotools.mask.iou`` against ``cvtool.boxes.box_iou``
    (NumPy), N x N for a few N, with the max abs difference.
+3. COCO segm evaluation (``--segm-images``, 480 x 640 images, polygon, RLE
+   and crowd ground truth, RLE results): pycocotools and faster-coco-eval
+   (COCO index + loadRes + evaluate + accumulate) against cvtool
+   (``segm_inputs`` + ``coco_evaluate``), all from the parsed JSON dicts;
+   precision/recall compared with pycocotools'. ``--only segm`` runs this part alone.
 
 Each row is the median of ``--repeat`` runs, each in a forked child
 (benchmarks/_common.py). The machine may be shared: quote ratios from one run.
 
-    python benchmarks/bench_iou.py [--images 500] [--dets-per-image 50] [--repeat 5] [--json out.json]
+    python benchmarks/bench_iou.py [--images 500] [--dets-per-image 50] [--repeat 5]
+        [--segm-images 300] [--only all|bbox|segm] [--json out.json]
 """
 
 from __future__ import annotations
@@ -33,7 +39,8 @@ from benchmarks._common import measure, report  # noqa: E402
 from cvtool.boxes import box_iou  # noqa: E402
 from cvtool.boxes.coco import coco_evaluate  # noqa: E402
 from cvtool.boxes.io import detections_from_coco, ground_truth_from_coco  # noqa: E402
-from cvtool.boxes.synth import synthetic_coco  # noqa: E402
+from cvtool.boxes.report import segm_inputs  # noqa: E402
+from cvtool.boxes.synth import synthetic_coco, synthetic_coco_segm  # noqa: E402
 
 
 def _quiet():
@@ -75,6 +82,59 @@ def cvtool_from_json(gt, dets):
     return cvtool_eval(G, detections_from_coco(dets, G))
 
 
+def pyco_segm(gt, dets):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with _quiet():
+        cg = COCO()
+        cg.dataset = copy.deepcopy(gt)
+        cg.createIndex()
+        E = COCOeval(cg, cg.loadRes(copy.deepcopy(dets)), "segm")
+        E.evaluate()
+        E.accumulate()
+    return E.eval["precision"], E.eval["recall"]
+
+
+def faster_segm(gt, dets):
+    from faster_coco_eval import COCO, COCOeval_faster
+
+    with _quiet():
+        cg = COCO(copy.deepcopy(gt))
+        E = COCOeval_faster(cg, cg.loadRes(copy.deepcopy(dets)), "segm")
+        E.evaluate()
+        E.accumulate()
+    return E.eval["precision"], E.eval["recall"]
+
+
+def cvtool_segm(gt, dets):
+    g, d, gm, dm, da = segm_inputs(gt, dets)
+    r = coco_evaluate(g, d, iou_type="segm", gt_masks=gm, dt_masks=dm, dt_area=da)
+    return r["precision"], r["recall"]
+
+
+def bench_segm(args) -> list:
+    gt, dets = synthetic_coco_segm(n_images=args.segm_images, n_cats=args.classes,
+                                   gt_per_image=7, dets_per_image=args.dets_per_image,
+                                   height=480, width=640, seed=0)  # fmt: skip
+    rows, ref = [], None
+    for name, fn in (("pycocotools segm", pyco_segm), ("faster-coco-eval segm", faster_segm),
+                     ("cvtool segm", cvtool_segm)):  # fmt: skip
+        try:
+            m = measure(fn, gt, dets, repeat=args.repeat)
+        except ImportError as exc:
+            print(f"({name} skipped: {exc})")
+            continue
+        prec, rec = m.pop("result")
+        ref = ref or (prec, rec)
+        diff = max(float(np.abs(prec - ref[0]).max()), float(np.abs(rec - ref[1]).max()))
+        rows.append({"name": name, **m, "max_abs_diff": diff})
+    title = (f"COCO segm evaluation from parsed JSON: {args.segm_images} images 480x640, "
+             f"{len(dets)} mask results, {len(gt['annotations'])} objects")  # fmt: skip
+    report(title, rows, baseline="pycocotools segm", json_path=None)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=500)
@@ -82,8 +142,13 @@ def main() -> None:
     ap.add_argument("--classes", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--iou-sizes", default="500,2000")
+    ap.add_argument("--segm-images", type=int, default=300)
+    ap.add_argument("--only", choices=("all", "bbox", "segm"), default="all")
     ap.add_argument("--json", dest="json_path", default=None)
     args = ap.parse_args()
+    segm_rows = bench_segm(args) if args.only in ("all", "segm") else []
+    if args.only == "segm":
+        return _write(args, [], [], segm_rows)
 
     gt, dets = synthetic_coco(n_images=args.images, n_cats=args.classes,
                               dets_per_image=args.dets_per_image, seed=0)  # fmt: skip
@@ -124,18 +189,18 @@ def main() -> None:
         iou_rows.append({"name": f"pycocotools.mask.iou {n}x{n}", **mp})
         iou_rows.append({"name": f"cvtool box_iou {n}x{n}", **mc, "max_abs_diff": diff})
         report(f"Box IoU matrix {n} x {n}", iou_rows[-2:], baseline=f"pycocotools.mask.iou {n}x{n}")
+    _write(args, eval_rows, iou_rows, segm_rows)
+
+
+def _write(args, eval_rows, iou_rows, segm_rows) -> None:
     if args.json_path:
         import json
 
-        for r in eval_rows + iou_rows:
+        for r in eval_rows + iou_rows + segm_rows:
             r.pop("result", None)
-        Path(args.json_path).write_text(
-            json.dumps(
-                {"python": sys.version.split()[0], "evaluation": eval_rows, "iou": iou_rows},
-                indent=2,
-                default=str,
-            )  # fmt: skip
-        )
+        doc = {"python": sys.version.split()[0], "evaluation": eval_rows, "iou": iou_rows,
+               "segm": segm_rows}  # fmt: skip
+        Path(args.json_path).write_text(json.dumps(doc, indent=2, default=str))
         print(f"(written to {args.json_path})")
 
 

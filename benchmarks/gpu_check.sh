@@ -8,7 +8,10 @@
 # The GPU machine has CuPy, NumPy, typer, rich, pytest, Pillow and PyTorch but no internet:
 # pure-Python wheels it lacks (hypothesis and its dependencies) travel in .gpu-wheels/ and
 # Fashion-MNIST in .gpu-data/fashion-mnist/ (both ignored by git; see benchmarks/README.md).
-# Results go to $OUT (the device tool's folder) or /tmp/gpu-check.
+# Results go to $OUT (the device tool's folder) or /tmp/gpu-check. TEST_ARGS narrows the
+# suite (e.g. TEST_ARGS='-k cupy' runs only the CuPy cases); the default is the whole suite,
+# whose CuPy cases include tests/test_device.py (CNN fit, Adam/momentum vs NumPy, dropout,
+# transforms, save/load, kNN, augmentation, NMS on the device).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/gpu-check}
@@ -17,6 +20,7 @@ GPU_BACKEND=${GPU_BACKEND:-cupy}
 TORCH_DEVICE=${TORCH_DEVICE:-cuda}
 QUICK=${QUICK:-}
 TEST_LIMIT=${TEST_LIMIT:-300}
+TEST_ARGS=${TEST_ARGS:-}
 BENCH_LIMIT=${BENCH_LIMIT:-180}
 
 echo "== machine"
@@ -37,11 +41,21 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 if [ -d .gpu-data/fashion-mnist ]; then export CVTOOL_FASHION_DIR=$PWD/.gpu-data/fashion-mnist; fi
 export CVTOOL_BACKEND=$GPU_BACKEND
 
+echo "== auto's choice (backend.describe)"
+python - <<'PY'
+from cvtool import backend
+for what, macs in (("MLP 784-30-10, batch 10", 10 * 23_820), ("MLP 784-100-10, batch 128", 128 * 79_400),
+                   ("nielsen-ch6, batch 128", 128 * 1_633_000), ("kNN / augment", None)):
+    print(f"{what:28s}", backend.describe("auto", macs_per_step=macs))
+PY
+
 echo "== tests (CVTOOL_BACKEND=$GPU_BACKEND)"
-timeout "$TEST_LIMIT" python -m pytest -q -p no:cacheprovider -rs -o addopts= \
+# shellcheck disable=SC2086  # TEST_ARGS is a list of words
+timeout "$TEST_LIMIT" python -m pytest -q -p no:cacheprovider -rs -o addopts= $TEST_ARGS \
   --junitxml="$OUT/tests.xml" > "$OUT/tests.txt" 2>&1
 test_rc=$?
 tail -n 25 "$OUT/tests.txt"
+grep "^strict backend:" "$OUT/tests.txt" || echo "strict backend: no count printed"
 python - "$OUT/tests.xml" <<'PY'
 import sys, xml.etree.ElementTree as ET
 try:

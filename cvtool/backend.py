@@ -9,11 +9,25 @@ Seeding: ``host_rng(seed)`` is a NumPy Generator, used for everything that is
 sampled on the host (weight initialisation, shuffles, splits), so the same seed
 gives the same result on the same backend and dtype. ``device_rng(seed, xp)``
 samples on the device (dropout masks) without a transfer.
+
+Other array modules can be registered (``register_backend``): the tests add
+the strict CuPy-like CPU backend (:mod:`cvtool.testing.strict`) so that every
+backend-parametrised test and ``--backend strict`` in in-process CLI tests run
+the device code paths without a GPU. Registered names are not offered in help.
+
+``auto`` picks the GPU only where it pays (``choose``): a mini-batch step of
+fewer than ``GPU_MIN_MACS`` multiply-adds is launch-bound on a GPU (each of its
+tens of kernels costs a ~10 us launch while the arithmetic would take a few),
+so it stays on NumPy: an MLP at mini-batch 10 takes 8.2 s per epoch with
+PyTorch on an H100 and 0.27 s on two CPU cores. Work of unknown size (kNN,
+augmentation, IoU matrices: large array operations) goes to the GPU when one
+answers.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -23,6 +37,27 @@ from cvtool.errors import CvtoolError, check_choice
 BACKENDS = ("numpy", "cupy", "auto")
 DTYPES = ("float32", "float64")
 ENV_VAR = "CVTOOL_BACKEND"
+# Forward multiply-adds per mini-batch step below which a GPU is launch-bound: at ~30 kernel
+# launches of ~10 us per step, a step costs ~0.3 ms on a GPU whatever its size, which two CPU
+# cores (~25 G multiply-adds/s, x3 for the backward pass) match at ~2.5 M; 10 M leaves margin.
+GPU_MIN_MACS = 10_000_000
+
+_EXTRA: dict[str, tuple[object, type]] = {}  # name -> (array module, its array type)
+
+
+def register_backend(name: str, module, array_type: type) -> None:
+    """Add an array module under a name (tests register the strict backend).
+
+    ``get_xp(name)``, ``--backend name``, ``array_module``, ``backend_name``,
+    ``to_numpy`` and ``synchronize`` then know it; help texts do not list it.
+    The module must offer ``asnumpy`` and ``cuda.Device().synchronize()``.
+    """
+    _EXTRA[name.strip().lower()] = (module, array_type)
+
+
+def unregister_backend(name: str) -> None:
+    """Forget a backend added by ``register_backend`` (no error if absent)."""
+    _EXTRA.pop(name.strip().lower(), None)
 
 
 @lru_cache(maxsize=1)
@@ -47,8 +82,31 @@ def gpu_available() -> bool:
     return _cupy_status()[0] is not None
 
 
-def resolve_backend(name: str | None = None) -> str:
-    """Turn 'numpy' | 'cupy' | 'auto' | None (from $CVTOOL_BACKEND) into 'numpy' or 'cupy'.
+@dataclass(frozen=True)
+class Choice:
+    """A resolved backend: its name ('numpy', 'cupy' or a registered one) and why."""
+
+    name: str
+    reason: str
+
+    @property
+    def xp(self):
+        if self.name == "numpy":
+            return np
+        if self.name == "cupy":
+            return _cupy_status()[0]
+        return _EXTRA[self.name][0]
+
+
+def choose(name: str | None = None, *, macs_per_step: float | None = None) -> Choice:
+    """Resolve a backend name (None: $CVTOOL_BACKEND, else 'auto') with the reason for it.
+
+    Parameters
+    ----------
+    name : 'numpy', 'cupy', 'auto', a registered name, or None.
+    macs_per_step : forward multiply-adds of one mini-batch step (batch size x
+        the network's MACs per example), when known; ``auto`` keeps a step below
+        ``GPU_MIN_MACS`` on NumPy even where a GPU answers.
 
     Raises
     ------
@@ -57,41 +115,95 @@ def resolve_backend(name: str | None = None) -> str:
     """
     if name is None:
         name = os.environ.get(ENV_VAR) or "auto"
-    name = name.strip().lower()
+    name = str(name).strip().lower()
+    if name in _EXTRA:
+        return Choice(name, "asked for (a registered test backend)")
     check_choice("backend", name, BACKENDS)
-    if name == "auto":
-        return "cupy" if gpu_available() else "numpy"
-    if name == "cupy" and not gpu_available():
-        raise CvtoolError(
-            f"--backend cupy is unavailable: {_cupy_status()[1]}. Use --backend numpy."
+    if name == "numpy":
+        return Choice("numpy", "asked for")
+    if name == "cupy":
+        if not gpu_available():
+            raise CvtoolError(
+                f"--backend cupy is unavailable: {_cupy_status()[1]}. Use --backend numpy."
+            )
+        return Choice("cupy", "asked for")
+    if not gpu_available():
+        return Choice("numpy", f"auto, no GPU: {_cupy_status()[1]}")
+    if macs_per_step is not None and macs_per_step < GPU_MIN_MACS:
+        return Choice(
+            "numpy",
+            f"auto, {_millions(macs_per_step)} multiply-adds per step is launch-bound on a GPU "
+            f"(the GPU from {_millions(GPU_MIN_MACS)})",
         )
-    return name
+    if macs_per_step is None:
+        return Choice("cupy", "auto, a GPU answers")
+    return Choice(
+        "cupy", f"auto, a GPU answers and a step is {_millions(macs_per_step)} multiply-adds"
+    )
 
 
-def get_xp(name: str | None = None):
-    """The array module for a backend name (see ``resolve_backend``)."""
-    if resolve_backend(name) == "cupy":
-        return _cupy_status()[0]
-    return np
+def _millions(n: float) -> str:
+    return f"{n / 1e6:.3g} M"
+
+
+def describe(name: str | None = None, *, macs_per_step: float | None = None) -> str:
+    """One line for a run's header: the backend ``choose`` picks and why, e.g.
+    ``'numpy: auto, 0.238 M multiply-adds per step is launch-bound on a GPU (the GPU from 10 M)'``.
+    """
+    c = choose(name, macs_per_step=macs_per_step)
+    return f"{c.name}: {c.reason}"
+
+
+def resolve_backend(name: str | None = None, *, macs_per_step: float | None = None) -> str:
+    """Turn 'numpy' | 'cupy' | 'auto' | None (from $CVTOOL_BACKEND) into a backend name.
+
+    Raises
+    ------
+    CvtoolError
+        For an unknown name, or 'cupy' where CuPy or a GPU is missing.
+    """
+    return choose(name, macs_per_step=macs_per_step).name
+
+
+def get_xp(name: str | None = None, *, macs_per_step: float | None = None):
+    """The array module for a backend name (see ``choose``)."""
+    return choose(name, macs_per_step=macs_per_step).xp
 
 
 def backend_name(xp) -> str:
-    """'numpy' or 'cupy' for an array module."""
-    return "numpy" if xp is np else "cupy"
+    """'numpy', 'cupy' or a registered name for an array module."""
+    if xp is np:
+        return "numpy"
+    for name, (module, _) in _EXTRA.items():
+        if xp is module:
+            return name
+    return "cupy"
+
+
+def is_device(xp) -> bool:
+    """True for an array module whose arrays live on a device (CuPy, the strict backend)."""
+    return xp is not np
 
 
 def array_module(x):
     """The array module of an array (``cupy.get_array_module`` without importing cupy)."""
-    mod = type(x).__module__
-    if mod.startswith("cupy"):
+    t = type(x)
+    if t.__module__.startswith("cupy"):
         return _cupy_status()[0]
+    for module, array_type in _EXTRA.values():
+        if isinstance(x, array_type):
+            return module
     return np
 
 
 def to_numpy(x):
-    """A NumPy copy of x (no copy when x is already a NumPy array)."""
-    if hasattr(x, "get") and type(x).__module__.startswith("cupy"):
-        return x.get()
+    """A NumPy copy of x (no copy when x is already a NumPy array); a device array is
+    copied to the host (one transfer)."""
+    if isinstance(x, np.ndarray):
+        return x
+    xp = array_module(x)
+    if xp is not np:
+        return xp.asnumpy(x)
     return np.asarray(x)
 
 

@@ -110,6 +110,57 @@ def check_output(
     return path
 
 
+def check_output_folder(path, *, overwrite: bool = False, what: str = "output folder") -> Path:
+    """`path` if a new folder of results can be made there (before any work).
+
+    An existing folder is replaced only with `overwrite` (``--force``), and then
+    only once the new one is complete (:func:`atomic_folder`); a symlink or a
+    file is never replaced. The parent must exist and take a new folder.
+    """
+    root = Path(path)
+    if root.is_symlink() or root.exists() and not root.is_dir():
+        raise CvtoolError(f"The {what} {str(root)!r} is not a folder; cvtool will not replace it.")
+    if root.exists() and not overwrite:
+        raise CvtoolError(
+            f"The {what} {str(root)!r} exists; add --force to replace it, or choose another name."
+        )
+    parent = root.parent
+    if not parent.is_dir():
+        raise CvtoolError(f"The {what}'s parent {str(parent)!r} does not exist or is no folder.")
+    try:
+        tempfile.TemporaryDirectory(dir=parent).cleanup()
+    except OSError as exc:
+        raise CvtoolError(
+            f"The {what}'s parent {str(parent)!r} cannot be written ({exc.strerror})."
+        ) from None
+    return root
+
+
+@contextmanager
+def atomic_folder(path) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; on success it replaces `path` whole.
+
+    The user's old folder (if any, and allowed by :func:`check_output_folder`)
+    is swapped out only after the new one is complete, and put back if the
+    swap fails half-way.
+    """
+    root = Path(path)
+    tmp = root.with_name(f".{root.name}.tmp-{os.getpid()}")
+    old = root.with_name(f".{root.name}.old-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)  # left by a crashed run with the same pid
+    tmp.mkdir()
+    try:
+        yield tmp
+        if root.exists():
+            os.replace(root, old)
+        os.replace(tmp, root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not root.exists():
+            os.replace(old, root)
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def check_outputs(*paths) -> None:
     """Refuse two outputs that both go to stdout ('-' or /dev/stdout); None entries are skipped."""
     to_stdout = [str(p) for p in paths if p is not None and _is_stdout(p)]

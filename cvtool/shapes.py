@@ -609,3 +609,45 @@ def field_summary(field: Field) -> tuple[int, float, float]:
 def _divide(jump: int, period: int) -> float:
     """jump / period, kept an int while it divides exactly (jumps print as 2, not 2.0)."""
     return jump // period if jump % period == 0 else jump / period
+
+
+def merge_output(kind: str, in_shape: tuple[int, ...], tap_shape: tuple[int, ...]) -> tuple:
+    """Output shape of a skip connection joining `in_shape` with an earlier `tap_shape`.
+
+    'add' needs equal shapes (FCN's sum of score maps); 'concat' needs equal
+    sizes but the channels (U-Net's join), and adds the channels up.
+
+    >>> merge_output("concat", (16, 16, 32), (16, 16, 8))
+    (16, 16, 40)
+    """
+    in_shape, tap_shape = tuple(in_shape), tuple(tap_shape)
+    if kind == "add":
+        if in_shape != tap_shape:
+            raise CvtoolError(
+                f"add joins equal shapes; got {in_shape} and the tap's {tap_shape}. Use concat, or "
+                "match the channels with a 1x1 conv."
+            )
+        return in_shape
+    if kind != "concat":
+        raise CvtoolError(f"The 'kind' parameter must be one of add, concat. Got {kind!r} instead.")
+    if len(in_shape) != len(tap_shape) or in_shape[:-1] != tap_shape[:-1]:
+        raise CvtoolError(
+            f"concat joins equal sizes along all but the channel axis; got {in_shape} and the "
+            f"tap's {tap_shape}. Upsample or pool one side first."
+        )
+    return (*in_shape[:-1], in_shape[-1] + tap_shape[-1])
+
+
+def yolo_head_output(grid: int, boxes_per_cell: int, num_classes: int) -> tuple[int, int, int]:
+    """(S, S, 5B + C): a YOLO-v1-style head's output for an S x S grid, B boxes, C classes.
+
+    Each box is x, y, sqrt w, sqrt h and a confidence; the C class scores are per cell.
+
+    >>> yolo_head_output(7, 2, 20)
+    (7, 7, 30)
+    """
+    for name, value in (("grid", grid), ("boxes_per_cell", boxes_per_cell),
+                        ("num_classes", num_classes)):  # fmt: skip
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise CvtoolError(f"The '{name}' parameter must be an int >= 1. Got {value!r} instead.")
+    return grid, grid, 5 * boxes_per_cell + num_classes

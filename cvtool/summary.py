@@ -10,7 +10,8 @@ receptive field with its jump; totals; and notes on what ``--floor`` dropped.
 
 Every size and count comes from :mod:`cvtool.shapes`, the functions the layers
 call themselves; this module holds no formula of its own, only the bookkeeping
-around them. Left out: printing (that is ``cvtool.render``) and anything that
+around them. :func:`detector_head` reads a summary as a YOLO-style grid
+detector (grid, cell size, receptive field in cells). Left out: printing (that is ``cvtool.render``) and anything that
 needs allocated weights.
 """
 
@@ -40,6 +41,9 @@ TYPE_NAMES.update(
     {
         "deconv": ("ConvTranspose2D", "conv2d_transpose"),
         "upsample": ("UpSampling2D", "up_sampling2d"),
+        "tap": ("Tap", "tap"),
+        "add": ("Add", "add"),
+        "concat": ("Concatenate", "concatenate"),
     }
 )
 
@@ -199,7 +203,7 @@ def layer_row(spec, shape: tuple[int, ...], floor: bool = False) -> dict:
         row["weights"], row["biases"] = gamma_beta // 2, gamma_beta // 2
         row["non_trainable"] = stats
         row["mult_adds"] = gamma_beta  # torchinfo: each of gamma, beta once per sample
-    elif kind not in ("dropout", "activation"):
+    elif kind not in ("dropout", "activation", "tap", "add", "concat"):
         raise CvtoolError(f"Layer kind {kind!r} has no size rule; known: {', '.join(TYPE_NAMES)}.")
     row["trainable"] = row["weights"] + row["biases"]
     row["params"] = row["trainable"] + row["non_trainable"]
@@ -286,7 +290,7 @@ def summarize(
             "rf_start": (0.5, 0.5) if rf else None,
         }
     ]
-    notes, seen = [], {}
+    notes, seen, taps = [], {}, {}
     field = None  # per-axis shapes.Field once a deconv/upsample has made units uneven
     for i, spec in enumerate(specs, 1):
         key = f"pool:{spec.args.get('mode', 'max')}" if spec.kind == "pool" else spec.kind
@@ -294,8 +298,15 @@ def summarize(
             raise CvtoolError(f"layer {i}: 'input:...' must come first in the spec.")
         try:
             row = layer_row(spec, shape, floor)
+            if spec.kind in ("add", "concat"):  # a skip: the tapped branch joins here
+                tap = taps[spec.args["name"]]
+                row["output_shape"] = shapes.merge_output(spec.kind, shape, tap["shape"])
+                if tap["rf"] is not None and rf is not None:  # the wider of the two branches
+                    rf = [max(a, b) for a, b in zip(rf, tap["rf"], strict=True)]
         except CvtoolError as exc:
             raise CvtoolError(f"layer {i} ({spec.text or spec.kind}): {exc}") from None
+        if spec.kind == "tap":
+            taps[spec.args["name"]] = {"shape": shape, "rf": None if rf is None else list(rf)}
         type_name, base = TYPE_NAMES[key]
         seen[base] = seen.get(base, -1) + 1
         if field is not None and rf is not None and spec.kind in ("conv", "pool"):  # uneven units
@@ -370,6 +381,63 @@ def summarize(
         "counts": COUNTS,
         "notes": notes,
     }
+
+
+def detector_head(summary: dict, boxes_per_cell: int, num_classes: int) -> dict:
+    """How a summarised network reads as a YOLO-style grid detector (``cvtool.detect``).
+
+    The network's output must be S x S x (5B + C) (``shapes.yolo_head_output``).
+    Each output cell answers for the objects whose centres fall in its cell of
+    the image; its receptive field should cover the objects, not only the cell.
+
+    Parameters
+    ----------
+    summary : dict
+        From :func:`summarize` on an image input.
+    boxes_per_cell, num_classes : int
+        B and C.
+
+    Returns
+    -------
+    dict with grid (S), boxes_per_cell, num_classes, head_shape, cell_size
+    (pixels per cell along height and width), rf (the last layer's receptive
+    field in pixels, None after a dense layer), rf_cells (rf / cell size per
+    axis, None likewise) and a one-line ``note``.
+
+    Raises
+    ------
+    CvtoolError
+        The output is not S x S x (5B + C), or the input is not an image.
+    """
+    inp, out = tuple(summary["input_shape"]), tuple(summary["totals"]["output_shape"])
+    if len(inp) != 3:
+        raise CvtoolError(f"A detector needs an image input (H x W x C). Got {format_shape(inp)}.")
+    want = None
+    if len(out) == 3 and out[0] == out[1]:
+        want = shapes.yolo_head_output(out[0], boxes_per_cell, num_classes)
+    if out != want:
+        depth = 5 * boxes_per_cell + num_classes
+        raise CvtoolError(
+            f"A detector with B={boxes_per_cell} and C={num_classes} must end in S x S x {depth} "
+            f"(S x S x (5B + C), e.g. conv:{depth}x1). Got {format_shape(out)} instead."
+        )
+    s = out[0]
+    cell = (inp[0] / s, inp[1] / s)
+    rf = summary["rows"][-1]["rf"]
+    rf_cells = None if rf is None else (rf[0] / cell[0], rf[1] / cell[1])
+    if rf is None:
+        note = "a dense layer sees the whole image from every cell"
+    else:
+        note = (
+            f"each of the {s}x{s} cells ({per_axis(cell, '')} px) sees {per_axis(rf, '')} px, "
+            f"{per_axis(tuple(round(r, 2) for r in rf_cells), '')} cells"
+        )
+        if min(rf_cells) < 2:
+            note += ": less than two cells, so an object reaching into the neighbours is judged "
+            note += "from a partial view"
+    return {"grid": s, "boxes_per_cell": boxes_per_cell, "num_classes": num_classes,
+            "head_shape": out, "cell_size": cell, "rf": rf, "rf_cells": rf_cells,
+            "note": note}  # fmt: skip
 
 
 def per_axis(value, whole: str) -> str:

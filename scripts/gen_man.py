@@ -152,6 +152,46 @@ EXAMPLES = {
             "cvtool export m.npz m.onnx \\-\\-opset 13 \\-\\-force",
         ),
     ],
+    "train-detector": [
+        (
+            "A grid detector on freshly generated canvases, saved",
+            "cvtool train\\-detector \\-\\-epochs 5 \\-\\-out detector.npz",
+        ),
+        (
+            "On a canvas folder, replacing an earlier model",
+            "cvtool train\\-detector \\-\\-dataset canvases \\-\\-out detector.npz \\-\\-force",
+        ),
+    ],
+    "detect": [
+        (
+            "Detections of a canvas folder's test split, scored by iou map",
+            "cvtool detect detector.npz \\-\\-dataset canvases | cvtool iou map "
+            "\\-\\-gt canvases/annotations/test.json \\-\\-dets \\-",
+        ),
+        ("The box CSV of two images", "cvtool detect detector.npz a.png b.png \\-\\-out d.csv"),
+    ],
+    "train-segmenter": [
+        (
+            "An FCN segmenter on generated canvases",
+            "cvtool train\\-segmenter \\-\\-out segmenter.npz",
+        ),
+        (
+            "Fewer epochs, JSON summary",
+            "cvtool train\\-segmenter \\-\\-epochs 3 \\-\\-out s.npz \\-\\-force \\-\\-json",
+        ),
+    ],
+    "segment": [
+        (
+            "Label maps of a canvas folder's test split",
+            "cvtool segment segmenter.npz \\-\\-dataset canvases \\-\\-out maps",
+        ),
+        (
+            "Instances piped into segm mAP",
+            "cvtool segment segmenter.npz \\-\\-dataset canvases \\-\\-instances \\- > "
+            "inst.json && cvtool iou map \\-\\-gt canvases/annotations/test.json \\-\\-dets "
+            "inst.json \\-\\-iou\\-type segm",
+        ),
+    ],
 }
 
 EXIT_STATUS = [

@@ -5,18 +5,20 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import json
 
 import numpy as np
 import pytest
 
 from cvtool.boxes.coco import coco_evaluate
 from cvtool.boxes.io import detections_from_coco, ground_truth_from_coco
-from cvtool.boxes.synth import synthetic_coco
+from cvtool.boxes.report import segm_inputs, stat_labels
+from cvtool.boxes.synth import synthetic_coco, synthetic_coco_segm
 from cvtool.boxes.voc import voc_ap, voc_evaluate
 
 
-def pycoco_eval(gt, dets):
-    """COCOeval(bbox) evaluate + accumulate + summarize on deep copies (it mutates its input)."""
+def pycoco_eval(gt, dets, iou_type="bbox", max_dets=None):
+    """COCOeval evaluate + accumulate + summarize on deep copies (it mutates its input)."""
     coco = pytest.importorskip("pycocotools.coco")
     cocoeval = pytest.importorskip("pycocotools.cocoeval")
     with contextlib.redirect_stdout(io.StringIO()):
@@ -24,7 +26,9 @@ def pycoco_eval(gt, dets):
         cg.dataset = copy.deepcopy(gt)
         cg.createIndex()
         cd = cg.loadRes(copy.deepcopy(dets)) if dets else coco.COCO()
-        E = cocoeval.COCOeval(cg, cd, "bbox")
+        E = cocoeval.COCOeval(cg, cd, iou_type)
+        if max_dets is not None:
+            E.params.maxDets = list(max_dets)
         E.evaluate()
         E.accumulate()
         E.summarize()
@@ -141,6 +145,130 @@ def test_crowd_region_absorbs_detections():
     r = ours(gt, dets)
     assert r["stats"][0] == pytest.approx(1.0)
     assert_same(r, pycoco_eval(gt, dets))
+
+
+# ---------------------------------------------------------------- segm vs pycocotools
+def ours_segm(gt, dets, **kw):
+    g, d, gm, dm, da = segm_inputs(copy.deepcopy(gt), copy.deepcopy(dets))
+    return coco_evaluate(g, d, iou_type="segm", gt_masks=gm, dt_masks=dm, dt_area=da, **kw)
+
+
+@pytest.mark.parametrize("seed, det_bbox", [(1, False), (2, True), (3, False)])
+def test_segm_equals_pycocotools(seed, det_bbox):
+    # polygons (some of two parts, some past the border), compressed and uncompressed RLE,
+    # crowds; with det_bbox the results carry boxes and pycocotools sizes them by box area
+    gt, dets = synthetic_coco_segm(n_images=40, n_cats=3, crowd_frac=0.15, rle_frac=0.25,
+                                   det_bbox=det_bbox, seed=seed)  # fmt: skip
+    segs = [a["segmentation"] for a in gt["annotations"]]
+    assert any(isinstance(s, list) for s in segs)
+    assert any(isinstance(s, dict) and isinstance(s["counts"], str) for s in segs)
+    assert any(isinstance(s, dict) and isinstance(s["counts"], list) for s in segs)
+    assert sum(a["iscrowd"] for a in gt["annotations"]) > 5
+    r, E = ours_segm(gt, dets), pycoco_eval(gt, dets, "segm")
+    np.testing.assert_allclose(r["stats"], E.stats, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(r["precision"], E.eval["precision"], atol=1e-12, rtol=0)
+    np.testing.assert_allclose(r["recall"], E.eval["recall"], atol=1e-12, rtol=0)
+    assert 0.05 < r["stats"][0] < 0.9 and (r["stats"] > 0).all()
+
+
+def test_segm_dense_groups_past_max_dets():
+    gt, dets = synthetic_coco_segm(n_images=6, n_cats=2, gt_per_image=10, dets_per_image=240,
+                                   crowd_frac=0.2, score_decimals=1, seed=5)  # fmt: skip
+    r, E = ours_segm(gt, dets), pycoco_eval(gt, dets, "segm")
+    np.testing.assert_allclose(r["stats"], E.stats, atol=1e-12, rtol=0)
+
+
+# ---------------------------------------------------------------- custom maxDets
+@pytest.mark.parametrize("max_dets", [(5, 20, 50), (1, 3, 7), (10, 100, 300)])
+def test_custom_max_dets_equal_pycocotools_arrays(max_dets):
+    gt, dets = synthetic_coco(n_images=25, n_cats=3, gt_per_image=12, dets_per_image=150,
+                              crowd_frac=0.1, seed=4)  # fmt: skip
+    G = ground_truth_from_coco(gt)
+    r = coco_evaluate(G, detections_from_coco(dets, G), max_dets=max_dets)
+    E = pycoco_eval(gt, dets, max_dets=max_dets)
+    np.testing.assert_allclose(r["precision"], E.eval["precision"], atol=1e-12, rtol=0)
+    np.testing.assert_allclose(r["recall"], E.eval["recall"], atol=1e-12, rtol=0)
+    # every line but the first agrees; COCOeval's first looks for maxDets=100 (-1 if absent)
+    np.testing.assert_allclose(r["stats"][1:], E.stats[1:], atol=1e-12, rtol=0)
+    p = E.eval["precision"][:, :, :, 0, -1]
+    assert r["stats"][0] == pytest.approx(p[p > -1].mean(), abs=1e-12)
+    if 100 not in max_dets:
+        assert E.stats[0] == -1 and r["stats"][0] > 0
+    assert r["stat_names"][6:9] == [f"AR{m}" for m in max_dets]
+    labels = stat_labels(max_dets)
+    assert f"maxDets={max_dets[0]}]" in labels[6] and f"maxDets={max_dets[1]}]" in labels[7]
+    assert all(f"maxDets={max_dets[2]}]" in labels[i] for i in (0, 1, 2, 3, 4, 5, 8, 9, 10, 11))
+
+
+# ---------------------------------------------------------------- the command
+@pytest.fixture
+def segm_files(tmp_path):
+    gt, dets = synthetic_coco_segm(n_images=12, n_cats=2, seed=6)
+    g, d = tmp_path / "gt.json", tmp_path / "dets.json"
+    g.write_text(json.dumps(gt))
+    d.write_text(json.dumps(dets))
+    return gt, dets, g, d
+
+
+def test_cli_segm_json_equals_pycocotools(cli, segm_files):
+    gt, dets, g, d = segm_files
+    r = cli("iou", "map", "--gt", g, "--dets", d, "--iou-type", "segm", "--json")
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["iou_type"] == "segm" and doc["max_dets"] == [1, 10, 100]
+    E = pycoco_eval(gt, dets, "segm")
+    got = [-1 if v is None else v for v in doc["stats"].values()]
+    np.testing.assert_allclose(got, E.stats, atol=1e-12, rtol=0)
+
+
+def test_cli_max_dets_labels_the_summary(cli, segm_files):
+    _, _, g, d = segm_files
+    r = cli(
+        "iou", "map", "--gt", g, "--dets", d, "--iou-type", "segm", "--max-dets", "3,7,40", "--json"
+    )
+    doc = json.loads(r.stdout)
+    assert list(doc["stats"])[6:9] == ["AR3", "AR7", "AR40"]
+    r = cli("iou", "map", "--gt", g, "--dets", d, "--iou-type", "segm", "--max-dets", "3,7,40")
+    assert r.exit_code == 0 and "maxDets=40" in r.stdout and "maxDets=100" not in r.stdout
+
+
+def _bad(r, *words):
+    assert r.exit_code == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+    assert all(w in lines[0] for w in words), lines[0]
+
+
+@pytest.mark.parametrize(
+    "where, segm, words",
+    [
+        ("gt", {"size": [240, 320], "counts": [5, 10]}, ("annotation 0", "sum to height")),
+        ("gt", [[1.0, 2.0, 30.0, 2.0]], ("annotation 0", "at least 3 x, y pairs")),
+        ("gt", {"size": [10, 10], "counts": [100]}, ("annotation 0", "differs from its image")),
+        ("dets", {"size": [240, 320], "counts": "0"}, ("detection 0", "sum to height")),
+        ("dets", [[1.0, 2.0, 30.0, 2.0, 9.0, 9.0]], ("detection 0", "needs an RLE")),
+    ],
+)
+def test_cli_segm_bad_input_is_one_line(cli, segm_files, where, segm, words):
+    gt, dets, g, d = segm_files
+    (gt["annotations"] if where == "gt" else dets)[0]["segmentation"] = segm
+    g.write_text(json.dumps(gt))
+    d.write_text(json.dumps(dets))
+    _bad(cli("iou", "map", "--gt", g, "--dets", d, "--iou-type", "segm"), *words)
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (("--iou-type", "mask"), ("iou-type", "bbox, segm", "'mask'")),
+        (("--max-dets", "1,10"), ("max-dets", "'1,10'")),
+        (("--max-dets", "10,1,100"), ("max-dets",)),
+        (("--mode", "voc07", "--iou-type", "segm"), ("--mode coco",)),
+    ],
+)
+def test_cli_bad_options_are_one_line(cli, segm_files, args, words):
+    _, _, g, d = segm_files
+    _bad(cli("iou", "map", "--gt", g, "--dets", d, *args), *words)
 
 
 # ---------------------------------------------------------------- VOC vs a plain reference

@@ -48,6 +48,7 @@ from __future__ import annotations
 from cvtool.augment.api import (
     PRESETS,
     AugmentResult,
+    RandomAffine,
     apply_params,
     augment_dataset,
     nielsen_expand,
@@ -91,6 +92,7 @@ __all__ = [
     "INTERPOLATIONS",
     "PARAM_NAMES",
     "PRESETS",
+    "RandomAffine",
     "Ranges",
     "SETTINGS",
     "affine_matrices",

@@ -28,7 +28,7 @@ from cvtool.augment.params import (
     nielsen_params,
     sample_params,
 )
-from cvtool.augment.warp import warp_affine
+from cvtool.augment.warp import FILL_MODES, INTERPOLATIONS, warp_affine
 from cvtool.backend import array_module, synchronize, to_numpy
 from cvtool.data.core import Dataset
 from cvtool.errors import CvtoolError, check_choice
@@ -83,13 +83,42 @@ def random_affine_batch(
     -------
     x_aug with x's shape, dtype and module (and the parameters if asked).
     """
-    ranges = make_ranges(
-        rotation=rotation, zoom=zoom, stretch_x=stretch_x, stretch_y=stretch_y, shear=shear,
-        translate=shift, hflip=hflip, vflip=vflip,
+    t = RandomAffine(
+        rng, rotation=rotation, shift=shift, zoom=zoom, stretch_x=stretch_x, stretch_y=stretch_y,
+        shear=shear, hflip=hflip, vflip=vflip, interpolation=interpolation, fill=fill, cval=cval,
+        xp=xp,
     )  # fmt: skip
-    params = sample_params(len(x), ranges, rng)
-    out = apply_params(x, params, interpolation=interpolation, fill=fill, cval=cval, xp=xp)
-    return (out, params) if return_params else out
+    return t(x, return_params=return_params)
+
+
+class RandomAffine:
+    """:func:`random_affine_batch` as a transform for training loops (``fit(transform=...)``).
+
+    The ranges and options are checked once, here; each call samples one
+    matrix per image on the host from ``rng``, uploads them (one (N, 2, 3)
+    array) and resamples on the images' device: no device-to-host transfer per
+    batch. Parameters as :func:`random_affine_batch`.
+    """
+
+    def __init__(self, rng: np.random.Generator, *, rotation=0.0, shift=0.0, zoom=0.0,
+                 stretch_x=0.0, stretch_y=0.0, shear=0.0, hflip=False, vflip=False,
+                 interpolation: str = "bilinear", fill: str = "constant", cval: float = 0.0,
+                 xp=None):  # fmt: skip
+        self.rng, self.xp = rng, xp
+        self.ranges = make_ranges(
+            rotation=rotation, zoom=zoom, stretch_x=stretch_x, stretch_y=stretch_y, shear=shear,
+            translate=shift, hflip=hflip, vflip=vflip,
+        )  # fmt: skip
+        self.options = {
+            "interpolation": check_choice("interpolation", interpolation, INTERPOLATIONS),
+            "fill": check_choice("fill", fill, FILL_MODES),
+            "cval": cval,
+        }
+
+    def __call__(self, x, return_params: bool = False):
+        params = sample_params(len(x), self.ranges, self.rng)
+        out = apply_params(x, params, xp=self.xp, **self.options)
+        return (out, params) if return_params else out
 
 
 def nielsen_expand(x, xp=None):

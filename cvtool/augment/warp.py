@@ -13,9 +13,11 @@ Left out: sampling parameters and building matrices (``params.py``), boxes
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
-from cvtool.backend import array_module, to_numpy
+from cvtool.backend import array_module
 from cvtool.errors import CvtoolError, check_choice
 
 INTERPOLATIONS = ("bilinear", "nearest")
@@ -87,15 +89,15 @@ def warp_affine(
         padded[:, 1 : h + 1, 1 : w + 1] = xc
     else:
         padded[...] = xp.pad(xc, ((0, 0), (1, 2), (1, 2), (0, 0)), mode=_PAD_MODE[fill])
-    a = xp.asarray(to_numpy(inverse).astype(np.float64)[:, :2, :], dtype=work)  # (N, 2, 3)
+    if array_module(inverse) is np:  # host matrices: one upload of (N, 2, 3)
+        a = xp.asarray(np.asarray(inverse, dtype=np.float64)[:, :2, :], dtype=work)
+    else:  # already on the device: no round trip through the host
+        a = inverse[:, :2, :].astype(work)
     # output pixel centres as homogeneous columns: coordinates = a @ grid, one batched matmul
     # (short rows make broadcasting slow); long rows broadcast instead, which also keeps a
     # multi-threaded BLAS out of the loop
     by_matmul = w < 64 or xp is not np
-    grid = xp.stack(
-        [xp.tile(xp.arange(w, dtype=work), h), xp.repeat(xp.arange(h, dtype=work), w)]
-        + [xp.ones(h * w, dtype=work)]
-    )  # (3, H*W)
+    grid = _grid(xp, h, w, np.dtype(work))  # (3, H*W), made once per size
     gx, gy = grid[0].reshape(1, 1, h, w)[..., :1, :], grid[1].reshape(1, 1, h, w)[..., :1]
     out = xp.empty_like(x)
     fixed = x.dtype == np.uint8 and channels == 1 and interpolation == "bilinear"
@@ -147,6 +149,15 @@ def warp_affine(
             val += 0.5  # round to nearest: values are convex combinations in [0, 255]
         oc[...] = (val if channels > 1 else val[..., None]).astype(x.dtype, copy=False)
     return out
+
+
+@lru_cache(maxsize=8)
+def _grid(xp, h: int, w: int, work):
+    """Output pixel centres (x, y, 1) as (3, H*W) columns on xp, cached per size (read-only)."""
+    return xp.stack(
+        [xp.tile(xp.arange(w, dtype=work), h), xp.repeat(xp.arange(h, dtype=work), w)]
+        + [xp.ones(h * w, dtype=work)]
+    )
 
 
 def _gatherer(flat, idx, xp):

@@ -13,15 +13,22 @@ detections whose best IoU reaches the lowest threshold (the rest can match
 nothing). COCOeval's one quirk kept for parity: a match to an annotation with
 ``id == 0`` counts as no match.
 
-PASCAL VOC mAP lives in :mod:`cvtool.boxes.voc`. Left out: segmentation-mask
-and keypoint mAP, ``useCats=0``.
+Segmentation mode (``iou_type="segm"``, as ``COCOeval(iouType='segm')``) is the
+same evaluation with mask IoU from :func:`cvtool.boxes.rle.pair_iou` (computed on
+runs, crowds as the detection's area) and the detection's area for the area
+ranges passed in (pycocotools' ``loadRes`` takes the box area when results
+carry a ``bbox``, the mask area otherwise).
+
+PASCAL VOC mAP lives in :mod:`cvtool.boxes.voc`. Left out: keypoint mAP, ``useCats=0``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from cvtool.boxes import rle
 from cvtool.boxes.detections import Detections, GroundTruth, group_gt, pairs
+from cvtool.errors import check_choice
 
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # exactly pycocotools' Params
 COCO_RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
@@ -32,10 +39,20 @@ COCO_AREA_RANGES = {
     "large": (9216.0, 1e10),
 }
 COCO_MAX_DETS = (1, 10, 100)
+IOU_TYPES = ("bbox", "segm")
 STAT_NAMES = (
     "AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
     "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large",
 )  # fmt: skip
+
+
+def stat_names(max_dets=COCO_MAX_DETS) -> list[str]:
+    """Names of the summary numbers: the recall ones carry the maxDets values in use.
+
+    >>> stat_names((5, 20, 50))[6:9]
+    ['AR5', 'AR20', 'AR50']
+    """
+    return list(STAT_NAMES[:6]) + [f"AR{m}" for m in max_dets] + list(STAT_NAMES[9:])
 
 
 def _coco_pair_iou(D, G, crowd):
@@ -154,8 +171,12 @@ def coco_evaluate(
     area_ranges=COCO_AREA_RANGES,
     max_dets=COCO_MAX_DETS,
     chunk_elements: int = 4_000_000,
+    iou_type: str = "bbox",
+    gt_masks: rle.RleSet | None = None,
+    dt_masks: rle.RleSet | None = None,
+    dt_area=None,
 ) -> dict:
-    """COCO bbox evaluation, equal to pycocotools' COCOeval evaluate + accumulate + summarize.
+    """COCO evaluation, equal to pycocotools' COCOeval evaluate + accumulate + summarize.
 
     Parameters
     ----------
@@ -168,6 +189,12 @@ def coco_evaluate(
         Default 1, 10, 100; matching uses the largest.
     chunk_elements : int
         Bound on one matching step's temporaries (groups x areas x thresholds x gts).
+    iou_type : {"bbox", "segm"}
+    gt_masks, dt_masks : RleSet, one mask per annotation / detection (input order)
+        Needed for ``segm``.
+    dt_area : array (D,), optional
+        Detection areas for the area ranges; default the box area (bbox) or the
+        mask area (segm).
 
     Returns
     -------
@@ -177,6 +204,10 @@ def coco_evaluate(
         ``stats`` (12,) as ``COCOeval.stats``; ``stat_names``;
         ``iou_thresholds``, ``recall_thresholds``, ``area_names``, ``max_dets``.
     """
+    check_choice("iou_type", iou_type, IOU_TYPES)
+    segm = iou_type == "segm"
+    if segm and (gt_masks is None or dt_masks is None):
+        raise ValueError("iou_type='segm' needs gt_masks and dt_masks")
     thr = np.asarray(iou_thresholds, np.float64)
     rec_thr = COCO_RECALL_THRESHOLDS
     areas = np.asarray(list(area_ranges.values()), np.float64)  # (A, 2)
@@ -200,7 +231,10 @@ def coco_evaluate(
 
     # every (detection, gt) pair of a group, and which detections can match anything
     pd, pg, gc = pairs(d_key, g_key)
-    piou = _coco_pair_iou(d_box[pd], g_box[pg], g_crowd[pg])
+    if segm:
+        piou = rle.pair_iou(dt_masks, do[pd], gt_masks, go[pg], g_crowd[pg])
+    else:
+        piou = _coco_pair_iou(d_box[pd], g_box[pg], g_crowd[pg])
     best = np.full(Dn, -1.0)
     np.maximum.at(best, pd, piou)
     matchable = best >= thr.min()
@@ -215,7 +249,12 @@ def coco_evaluate(
                                              g_zero, thr, chunk_elements):  # fmt: skip
             has[mi[rows]], via_ig[mi[rows]], zero[mi[rows]] = h, v, zr
     # COCOeval: dtIg = gtIg[match], or (no match and detection outside the area range)
-    d_area = d_box[:, 2] * d_box[:, 3]
+    if dt_area is not None:
+        d_area = np.asarray(dt_area, np.float64)[do]
+    elif segm:
+        d_area = rle.area(dt_masks).astype(np.float64)[do]
+    else:
+        d_area = d_box[:, 2] * d_box[:, 3]
     out = (d_area[:, None] < areas[:, 0]) | (d_area[:, None] > areas[:, 1])  # (Dn, A)
     eff = has & ~zero
     ignored = (has & via_ig) | (~eff & out[:, :, None])
@@ -269,7 +308,13 @@ def _mean_valid(s) -> float:
 
 
 def _coco_summary(precision, recall, thr, area_names, max_dets) -> dict:
-    """The 12 COCOeval.summarize numbers (AP/AR over valid entries; -1 when none)."""
+    """The 12 COCOeval.summarize numbers (AP/AR over valid entries; -1 when none).
+
+    With maxDets other than (1, 10, 100) every AP and the area ARs use the
+    largest value and the three ARs one value each. (COCOeval.summarize computes
+    its first line at maxDets=100 whatever the values, so it prints -1 there
+    when 100 is not among them: cocoapi#584.)
+    """
     a_all = area_names.index("all")
     m_last = len(max_dets) - 1
     t50 = np.nonzero(thr == 0.5)[0]
@@ -291,7 +336,7 @@ def _coco_summary(precision, recall, thr, area_names, max_dets) -> dict:
     ]
     return {
         "stats": np.asarray(stats),
-        "stat_names": list(STAT_NAMES),
+        "stat_names": stat_names(max_dets),
         "precision": precision,
         "recall": recall,
         "per_class_ap": per_class_ap,

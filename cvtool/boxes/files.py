@@ -26,8 +26,8 @@ from cvtool.boxes.io import (
     _existing,
     _float,
     _read_csv,
-    _read_json,
     is_json_source,
+    read_json,
     read_source,
 )
 from cvtool.errors import CvtoolError
@@ -48,7 +48,7 @@ def load_boxes(path, fmt: str = "xywh", offset: float = 0.0) -> np.ndarray:
         return validate(arr, fmt, p, offset) if len(arr) else _no_boxes(path)
     text = read_source(path)
     if is_json_source(path, text):
-        doc = _read_json(p, text)
+        doc = read_json(p, text)
         if not isinstance(doc, list):
             raise CvtoolError(f"'{path}' must be a JSON list of boxes.")
         items = [d.get("bbox") if isinstance(d, dict) else d for d in doc]
@@ -136,7 +136,7 @@ def read_detection_table(path, fmt: str = "xywh") -> dict:
     header = None
     text = read_source(path)
     if is_json_source(path, text):
-        records = _read_json(path, text)
+        records = read_json(path, text)
         if isinstance(records, dict) and "annotations" in records:
             records = records["annotations"]
         if not isinstance(records, list):

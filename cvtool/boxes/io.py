@@ -59,7 +59,8 @@ def is_json_source(path, text: str) -> bool:
     return looks_like_json(text)
 
 
-def _read_json(path, text: str | None = None):
+def read_json(path, text: str | None = None):
+    """A parsed JSON file ('-' is stdin); `text` when the caller has read it already."""
     text = read_source(path) if text is None else text
     try:
         return json.loads(text)
@@ -274,7 +275,7 @@ def load_ground_truth(path, fmt: str = "xywh") -> GroundTruth:
     """Ground truth from COCO JSON or CSV: by extension, else by content ('-' is stdin)."""
     text = read_source(path)
     if is_json_source(path, text):
-        return ground_truth_from_coco(_read_json(path, text), str(path))
+        return ground_truth_from_coco(read_json(path, text), str(path))
     return ground_truth_from_csv(path, fmt, text)
 
 
@@ -282,5 +283,8 @@ def load_detections(path, gt: GroundTruth, fmt: str = "xywh") -> Detections:
     """Detections from a COCO results JSON or CSV (as for the ground truth), checked against ``gt``."""
     text = read_source(path)
     if is_json_source(path, text):
-        return detections_from_coco(_read_json(path, text), gt, str(path))
+        return detections_from_coco(read_json(path, text), gt, str(path))
     return detections_from_csv(path, gt, fmt, text)
+
+
+_read_json = read_json  # the older private name

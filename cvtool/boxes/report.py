@@ -11,12 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from cvtool.boxes import io as boxes_io
-from cvtool.boxes.coco import STAT_NAMES, coco_evaluate
+from cvtool.boxes import rle
+from cvtool.boxes.coco import COCO_MAX_DETS, IOU_TYPES, coco_evaluate, stat_names
 from cvtool.boxes.voc import voc_evaluate
 from cvtool.errors import CvtoolError, check_choice, check_number
 
 MODES = ("coco", "voc07", "voc12")
-STAT_LABELS = (
+STAT_LABELS = (  # the default maxDets; see stat_labels
     "AP @[IoU=.50:.95 | area=all | maxDets=100]",
     "AP @[IoU=.50 | area=all | maxDets=100]",
     "AP @[IoU=.75 | area=all | maxDets=100]",
@@ -32,12 +33,111 @@ STAT_LABELS = (
 )
 
 
+def stat_labels(max_dets=COCO_MAX_DETS) -> list[str]:
+    """COCO's summary labels with the maxDets values in use (largest for the AP lines)."""
+    a, b, c = (int(m) for m in max_dets)
+    out = [s.replace("maxDets=100", f"maxDets={c}") for s in STAT_LABELS]
+    out[6] = out[6].replace("maxDets=1]", f"maxDets={a}]")
+    out[7] = out[7].replace("maxDets=10]", f"maxDets={b}]")
+    return out
+
+
+def parse_max_dets(text) -> tuple[int, int, int]:
+    """``"A,B,C"`` -> three increasing ints >= 1 (COCOeval's params.maxDets).
+
+    >>> parse_max_dets("5,20,50")
+    (5, 20, 50)
+    """
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        vals = tuple(int(p) for p in parts)
+    except ValueError:
+        vals = ()
+    if len(vals) != 3 or vals[0] < 1 or not vals[0] < vals[1] < vals[2]:
+        raise CvtoolError(
+            "The 'max-dets' parameter must be three increasing ints >= 1, like 1,10,100. "
+            f"Got {text!r} instead."
+        )
+    return vals
+
+
+def segm_inputs(gt_doc, results, gt_name: str = "gt", dt_name: str = "dets"):
+    """Ground truth, detections and their masks for segmentation evaluation.
+
+    Ground-truth ``segmentation``: polygons (rasterised at the image's
+    ``height`` x ``width``), uncompressed or compressed RLE. Results need an
+    RLE ``segmentation``; a missing ``bbox`` is the mask's box. As pycocotools'
+    ``loadRes``, detections are sized by their box area when the first result
+    has a ``bbox``, by their mask area otherwise.
+
+    Returns
+    -------
+    gt, dt, gt_masks, dt_masks, dt_area (array (D,) or None)
+    """
+    gt = boxes_io.ground_truth_from_coco(gt_doc, gt_name)
+    if isinstance(results, dict) and "annotations" in results:
+        results = results["annotations"]
+    if not isinstance(results, list):
+        raise CvtoolError(
+            f"'{dt_name}' must be a JSON list of detections (the COCO results format)."
+        )
+    size = {}
+    for im in gt_doc["images"]:
+        try:
+            size[im["id"]] = (int(im.get("height", -1)), int(im.get("width", -1)))
+        except (TypeError, ValueError):
+            raise CvtoolError(
+                f"{gt_name}: image {im['id']!r}: height and width must be ints."
+            ) from None
+    anns = gt_doc["annotations"]
+    for i, a in enumerate(anns):
+        if "segmentation" not in a:
+            raise CvtoolError(
+                f"{gt_name}: annotation {i} has no 'segmentation' (needed by --iou-type segm)."
+            )
+    hw = np.array([size[a["image_id"]] for a in anns], np.int64).reshape(-1, 2)
+    where = f"{gt_name}: annotation"
+    gt_masks = rle.from_segmentations([a["segmentation"] for a in anns], hw[:, 0], hw[:, 1], where)
+    _same_size(gt_masks, hw, where)
+    for i, d in enumerate(results):
+        if not isinstance(d, dict) or not isinstance(d.get("segmentation"), dict):
+            raise CvtoolError(
+                f"{dt_name}: detection {i} needs an RLE 'segmentation' with 'size' and 'counts'."
+            )
+    dt_masks = rle.from_segmentations([d["segmentation"] for d in results], -1, -1,
+                                      f"{dt_name}: detection")  # fmt: skip
+    box = rle.to_bbox(dt_masks)
+    filled = [d if d.get("bbox") else {**d, "bbox": box[i].tolist()} for i, d in enumerate(results)]
+    dt = boxes_io.detections_from_coco(filled, gt, dt_name)
+    _same_size(dt_masks, np.array([size[gt.image_ids[i]] for i in dt.img], np.int64).reshape(-1, 2),
+               f"{dt_name}: detection")  # fmt: skip
+    by_box = bool(results) and bool(results[0].get("bbox"))
+    dt_area = dt.boxes[:, 2] * dt.boxes[:, 3] if by_box else None
+    return gt, dt, gt_masks, dt_masks, dt_area
+
+
+def _same_size(masks, hw, where):
+    """Each mask's size equals its image's (where the image gives one)."""
+    known = hw[:, 0] >= 0
+    bad = np.nonzero(known & ((masks.h != hw[:, 0]) | (masks.w != hw[:, 1])))[0]
+    if bad.size:
+        i = int(bad[0])
+        raise CvtoolError(
+            f"{where} {i}: the mask size [{int(masks.h[i])}, {int(masks.w[i])}] differs from "
+            f"its image's [{int(hw[i, 0])}, {int(hw[i, 1])}] (height, width)."
+        )
+
+
 def _none(v):
     return None if v is None or v == -1 or (isinstance(v, float) and np.isnan(v)) else float(v)
 
 
-def evaluate_files(gt_path, dets_path, *, mode="coco", fmt="xywh", iou_threshold=0.5, offset=0.0):
+def evaluate_files(gt_path, dets_path, *, mode="coco", fmt="xywh", iou_threshold=0.5, offset=0.0,
+                   iou_type="bbox", max_dets=COCO_MAX_DETS):  # fmt: skip
     """Load ground truth and detections, evaluate, and build the report.
+
+    ``iou_type`` ``segm`` (COCO JSON, mode coco) scores masks; ``max_dets`` are
+    COCOeval's three maxDets (mode coco).
 
     Returns
     -------
@@ -48,12 +148,27 @@ def evaluate_files(gt_path, dets_path, *, mode="coco", fmt="xywh", iou_threshold
     """
     check_choice("mode", mode, MODES)
     check_number("iou", iou_threshold, low=0, high=1, low_open=True)
-    gt = boxes_io.load_ground_truth(gt_path, fmt)
+    check_choice("iou-type", iou_type, IOU_TYPES)
+    max_dets = tuple(int(m) for m in max_dets)
+    if mode != "coco" and (iou_type != "bbox" or max_dets != COCO_MAX_DETS):
+        raise CvtoolError("--iou-type segm and --max-dets need --mode coco.")
+    masks = {}
+    if iou_type == "segm":
+        if not (
+            str(gt_path).lower().endswith(".json") and str(dets_path).lower().endswith(".json")
+        ):
+            raise CvtoolError("--iou-type segm needs COCO JSON ground truth and results.")
+        gt, dt, gm, dm, darea = segm_inputs(boxes_io.read_json(gt_path),
+                                            boxes_io.read_json(dets_path), str(gt_path), str(dets_path))  # fmt: skip
+        masks = {"iou_type": "segm", "gt_masks": gm, "dt_masks": dm, "dt_area": darea}
+    else:
+        gt = boxes_io.load_ground_truth(gt_path, fmt)
     if len(gt.image_ids) == 0:
         raise CvtoolError(f"The ground truth '{gt_path}' has no images.")
     if len(gt.img) == 0:
         raise CvtoolError(f"The ground truth '{gt_path}' has no annotations.")
-    dt = boxes_io.load_detections(dets_path, gt, fmt)
+    if iou_type == "bbox":
+        dt = boxes_io.load_detections(dets_path, gt, fmt)
     warnings = []
     if len(dt.img) == 0:
         warnings.append(f"'{dets_path}' has no detections: every AP is 0")
@@ -64,19 +179,21 @@ def evaluate_files(gt_path, dets_path, *, mode="coco", fmt="xywh", iou_threshold
     names = [str(n) for n in gt.cat_names]
     per_class, curves = [], []
     if mode == "coco":
-        r = coco_evaluate(gt, dt)
-        stats = {k: _none(v) for k, v in zip(STAT_NAMES, r["stats"].tolist(), strict=True)}
-        summary = {label: stats[k] for label, k in zip(STAT_LABELS, STAT_NAMES, strict=True)}
+        r = coco_evaluate(gt, dt, max_dets=max_dets, **masks)
+        names_ = stat_names(max_dets)
+        stats = {k: _none(v) for k, v in zip(names_, r["stats"].tolist(), strict=True)}
+        summary = {lab: stats[k] for lab, k in zip(stat_labels(max_dets), names_, strict=True)}
         for k, name in enumerate(names):
             per_class.append({"class": name, "id": gt.cat_ids[k], "gt": int(n_gt[k]), "dets": int(n_dt[k]),
                               "ap": _none(r["per_class_ap"][k]), "ap50": _none(r["per_class_ap50"][k])})  # fmt: skip
-            p = r["precision"][0, :, k, 0, -1]  # IoU .50, area all, maxDets 100
+            p = r["precision"][0, :, k, 0, -1]  # IoU .50, area all, largest maxDets
             if (p > -1).all():
                 curves.append((name, r["recall_thresholds"], p))
-        doc = {"mode": mode, "stats": stats, "per_class": per_class}
+        doc = {"mode": mode, "iou_type": iou_type, "max_dets": list(max_dets), "stats": stats,
+               "per_class": per_class}  # fmt: skip
         columns = ["class", "gt", "dets", "AP", "AP50"]
         rows = [[c["class"], c["gt"], c["dets"], c["ap"], c["ap50"]] for c in per_class]
-        title = "COCO bbox evaluation (pycocotools-compatible)"
+        title = f"COCO {iou_type} evaluation (pycocotools-compatible)"
         plot_title = "Precision-recall at IoU 0.50 (COCO, 101-point interpolated)"
     else:
         r = voc_evaluate(gt, dt, iou_threshold=iou_threshold, use_07=mode == "voc07", offset=offset)

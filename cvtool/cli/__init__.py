@@ -39,6 +39,10 @@ COMMANDS = {
     "show": ("show", "app"),
     "perceptron": ("perceptron", "perceptron_cmd"),
     "export": ("export", "export_cmd"),
+    "train-detector": ("train_detector", "train_detector_cmd"),
+    "detect": ("detect", "detect_cmd"),
+    "train-segmenter": ("train_segmenter", "train_segmenter_cmd"),
+    "segment": ("detect", "segment_cmd"),
 }
 
 

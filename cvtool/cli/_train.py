@@ -31,7 +31,10 @@ LmbdaOpt = Annotated[
 OptimizerOpt = Annotated[str, typer.Option("--optimizer", help="sgd, momentum (μ = 0.9) or adam.")]
 InitOpt = Annotated[
     str,
-    typer.Option("--init", help="Weights: default N(0,1/n_in), large N(0,1), he, glorot."),
+    typer.Option(
+        "--init",
+        help="Weights: default N(0,1/n_in), large N(0,1), he, glorot, pytorch (U(+-1/sqrt(n_in))).",
+    ),
 ]
 CostOpt = Annotated[
     str, typer.Option("--cost", help="quadratic, cross-entropy (sigmoid out) or log-likelihood.")
@@ -73,23 +76,51 @@ ExactOpt = Annotated[
         "mini-batches (Keras).",
     ),
 ]
+# The detector's and segmenter's data: generated canvases (or a canvas folder).
+CanvasSizeOpt = Annotated[
+    int, typer.Option("--train-size", help="Training canvases (generated sets).")
+]
+CanvasValOpt = Annotated[int, typer.Option("--validation", help="Validation canvases (0 = none).")]
+CanvasTestOpt = Annotated[int, typer.Option("--test-size", help="Test canvases (generated sets).")]
+CanvasFreshOpt = Annotated[
+    bool,
+    typer.Option(
+        "--fresh/--no-fresh",
+        help="Draw new training canvases every epoch (generated sets; no overfitting to a "
+        "fixed set).",
+    ),
+]
+CanvasSourceOpt = Annotated[
+    str,
+    typer.Option("--source", help="Digits the canvases are made of: mnist-sample, fashion-mnist."),
+]
 MetricsOpt = Annotated[
     Path | None, typer.Option("--metrics", help="Per-epoch metrics to a .csv or .json file.")
 ]
 
 
+def _metric_keys(record: dict) -> list[str]:
+    """The per-epoch figures of a record, training ones first (train_cost, val_mean_iou, ...)."""
+    keys = [k for k in record if k.startswith(("train_", "val_")) and k != "train_seconds"]
+    return sorted(
+        keys, key=lambda k: (not k.startswith("train_"), k != f"{k[: k.index('_')]}_cost")
+    )
+
+
 def _row_text(record: dict) -> tuple[str, str]:
     """(header, row) for one epoch record, aligned columns."""
     cols = [("epoch", "epoch", "{:>5d}")]
-    for key, label in (("train_cost", "train cost"), ("train_accuracy", "train acc"),
-                       ("val_cost", "val cost"), ("val_accuracy", "val acc")):  # fmt: skip
-        if key in record:
-            cols.append((key, label, "{:>10.4f}"))
+    for key in _metric_keys(record):
+        label = key.replace("_", " ").replace("accuracy", "acc")[:10]
+        cols.append((key, label, "{:>10.4f}"))
     cols += [("eta", "eta", "{:>8.4g}"), ("seconds", "seconds", "{:>8.2f}")]
     head = "  ".join(
         f"{label:>{max(5, len(label)) if k == 'epoch' else 10}}" for k, label, _ in cols
     )
-    body = "  ".join(f.format(record[k]).rjust(5 if k == "epoch" else 10) for k, _, f in cols)
+    body = "  ".join(
+        ("nan" if record[k] is None else f.format(record[k])).rjust(5 if k == "epoch" else 10)
+        for k, _, f in cols
+    )
     if "grad_norms" in record:
         head += "  gradient norms"
         body += "  " + " ".join(f"{n}={v:.3g}" for n, v in record["grad_norms"].items())
@@ -171,16 +202,17 @@ def render_result(command: str, result, json_out: bool) -> None:
     if json_out:
         render.render(doc, json_out=True)
     else:
-        keys = ("epochs_run", "stopped", "best_epoch", "train_seconds_per_epoch",
-                "test_accuracy", "test_cost", "n_test", "model")  # fmt: skip
+        keys = ("epochs_run", "stopped", "best_epoch", "train_seconds_per_epoch", "n_test", "model")
         summary = {k: doc[k] for k in keys}
+        for k, v in (doc.get("test") or {}).items():  # the task's test figures
+            if k != "n" and isinstance(v, int | float):
+                summary[f"test_{k}"] = v
         if result.test is not None:
             summary["note"] = "test split evaluated once, after training"
         rows = doc["history"]
         step = max(1, -(-len(rows) // 25))
         shown = [r for i, r in enumerate(rows) if i % step == 0 or i == len(rows) - 1]
-        cols = [c for c in ("epoch", "train_cost", "train_accuracy", "val_cost", "val_accuracy",
-                            "eta", "seconds") if rows and c in rows[0]]  # fmt: skip
+        cols = ["epoch", *_metric_keys(rows[0]), "eta", "seconds"] if rows else []
         title = "Epochs" if step == 1 else f"Epochs (every {step}th shown; all in --json/--metrics)"
         table = render.make_table(cols, [[r.get(c) for c in cols] for r in shown], title=title)
         render.render(doc, json_out=False, title=f"{command}: result", tables=[table],

@@ -323,6 +323,16 @@ def map_cmd(
     fmt: BoxFormatOpt = "xywh",
     voc_pixels: PixelOpt = False,
     plot: PlotOpt = None,
+    iou_type: Annotated[
+        str,
+        typer.Option(
+            "--iou-type",
+            help="bbox (boxes) or segm (masks: polygons or RLE, COCO JSON; COCO mode).",
+        ),
+    ] = "bbox",
+    max_dets: Annotated[
+        str, typer.Option("--max-dets", help="COCO maxDets: three increasing ints, A,B,C.")
+    ] = "1,10,100",
     force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -343,11 +353,14 @@ def map_cmd(
             raise CvtoolError("Only one of --gt and --dets can be '-' (stdin).")
         if plot is not None and plot.suffix.lower() != ".png":
             raise CvtoolError(f"--plot must end in .png. Got {str(plot)!r}.")
+        check_choice("iou-type", iou_type, rep.IOU_TYPES)
+        max_dets_t = rep.parse_max_dets(max_dets)
         check_out(plot, force, "plot")
 
         with spinner(f"iou map --mode {mode}"):
             result = rep.evaluate_files(gt, dets, mode=mode, fmt=fmt, iou_threshold=iou_threshold,
-                                        offset=_offset(voc_pixels))  # fmt: skip
+                                        offset=_offset(voc_pixels), iou_type=iou_type,
+                                        max_dets=max_dets_t)  # fmt: skip
         for w in result["warnings"]:
             warn(w)
         if plot is not None:

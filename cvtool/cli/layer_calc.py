@@ -31,6 +31,9 @@ Spec grammar (layers separated by commas or new lines; '#' starts a comment):
   pool:K | maxpool:K | avgpool:K | l2pool:K [:s=S][:p=P]   stride defaults to K
   dense:UNITS[:ACT][:bias=0]                    after an image it flattens implicitly
   dropout:RATE   flatten   batchnorm (bn)   relu|sigmoid|tanh|softmax|identity
+  deconv:FxK[:ACT][:s=S][:p=P][:op=OP][:bias=0]  transposed conv: (W-1)S - 2P + K + OP
+  upsample:F[:nearest|:bilinear]                 F times larger, no parameters
+  tap:NAME ... add:NAME | concat:NAME            a skip: join an earlier layer's output
   e.g. input:28x28x1, conv:64x3:relu, pool:2, flatten, dense:10:softmax
 
 'same' pads (K_eff-1)/2 on both sides (odd kernels) and gives ceil(W/S), the

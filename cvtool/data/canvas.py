@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cvtool.data.datasets import Dataset, load_dataset
+from cvtool.data.datasets import Dataset, load_dataset, stratified_split
 from cvtool.errors import CvtoolError, check_choice, check_int, check_number
 
 SPLITS = ("train", "test")
@@ -491,3 +491,43 @@ def make_canvas_splits(
     ds = load_dataset(source) if isinstance(source, str) else source
     gens = [CanvasGenerator(ds, split=s, seed=seed, **options) for s in SPLITS]
     return gens[0].sample(n_train), gens[1].sample(n_test)
+
+
+def canvas_streams(
+    n_train: int = 2000,
+    n_val: int = 200,
+    n_test: int = 500,
+    *,
+    source: Dataset | str = "mnist-sample",
+    seed: int | None = 0,
+    **options,
+) -> tuple[CanvasGenerator, CanvasSet, CanvasSet | None, CanvasSet]:
+    """What a trainer on canvases needs: a training stream, and fixed validation and test sets.
+
+    The source's training digits are split (seeded, stratified, 10% or at
+    least one per class) between the training stream and the validation set,
+    so validation canvases share no digit image with training ones; test
+    canvases come from the source's test split. The stream's first
+    ``sample(n_train)`` is returned too; later epochs may draw fresh ones.
+
+    Returns
+    -------
+    (generator, first training set, validation set or None, test set)
+    """
+    check_int("train canvases", n_train, low=1)
+    check_int("validation canvases", n_val, low=0)
+    check_int("test canvases", n_test, low=0)
+    ds = load_dataset(source) if isinstance(source, str) else source
+    train_idx = val_idx = None
+    if n_val:
+        train_idx, val_idx = stratified_split(ds.y_train, 0.1, seed)
+    train = CanvasGenerator(ds, split="train", source_indices=train_idx, seed=seed, **options)
+    val = None
+    if n_val:
+        val_seed = None if seed is None else seed + 1_000_003  # other positions and scales
+        val_gen = CanvasGenerator(
+            ds, split="train", source_indices=val_idx, seed=val_seed, **options
+        )
+        val = val_gen.sample(n_val)
+    test = CanvasGenerator(ds, split="test", seed=seed, **options).sample(n_test)
+    return train, train.sample(n_train), val, test

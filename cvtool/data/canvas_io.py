@@ -31,13 +31,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from cvtool.data.canvas import SPLITS, CanvasSet
 from cvtool.errors import CvtoolError, check_choice, check_path
+from cvtool.fileio import atomic_folder, check_output_folder
 
 _PNG = {"format": "PNG", "compress_level": 6, "optimize": False}
 
@@ -176,12 +176,8 @@ def write_canvas_set(
     if not splits:
         raise CvtoolError("Nothing to write: give a 'train' or a 'test' canvas set.")
     root = check_output_dir(out_dir, overwrite)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.with_name(f".{root.name}.tmp-{os.getpid()}")
-    old = root.with_name(f".{root.name}.old-{os.getpid()}")
     written = []
-    shutil.rmtree(tmp, ignore_errors=True)  # left by a crashed run with the same pid
-    try:
+    with atomic_folder(root) as tmp:
         for name, cs in splits.items():
             width = max(5, len(str(int(cs.image_ids.max(initial=0)))))
             doc = coco_document(cs, width)
@@ -197,14 +193,6 @@ def write_canvas_set(
             text = json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n"
             (tmp / "annotations" / f"{name}.json").write_text(text, encoding="utf-8")
             written.append(root / "annotations" / f"{name}.json")
-        if root.exists():
-            os.replace(root, old)
-        os.replace(tmp, root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not root.exists():
-            os.replace(old, root)  # the swap failed half-way: put the user's folder back
-        shutil.rmtree(old, ignore_errors=True)
     return written
 
 
@@ -232,19 +220,9 @@ def _read_png(path: Path, what: str, label: bool = False) -> np.ndarray:
 
 
 def check_output_dir(out_dir: str | os.PathLike, overwrite: bool = False) -> Path:
-    """`out_dir` as a Path if the writer may create it (call before generating).
-
-    Raises
-    ------
-    CvtoolError
-        It exists and `overwrite` is False, or it is a symlink or not a folder.
-    """
-    root = Path(out_dir)
-    if root.is_symlink() or root.exists() and not root.is_dir():
-        raise CvtoolError(f"{root} is not a folder; cvtool will not replace it.")
-    if root.exists() and not overwrite:
-        raise CvtoolError(f"{root} exists; choose another output or overwrite it (--force).")
-    return root
+    """`out_dir` as a Path if the writer may create it (call before generating): the one
+    rule of ``cvtool.fileio.check_output_folder``."""
+    return check_output_folder(out_dir, overwrite=overwrite, what="canvas folder")
 
 
 def _coco_parts(doc, path) -> tuple[list, list, list]:

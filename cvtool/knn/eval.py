@@ -109,7 +109,9 @@ def evaluate(
     check_choice("weights", weights, WEIGHTS)
     if validation is not None and folds is not None:
         raise CvtoolError("Give either 'validation' or 'folds', not both.")
-    y_train, y_test = np.asarray(y_train).astype(np.int64), np.asarray(y_test).astype(np.int64)
+    # Labels are host data (class bookkeeping, splits, the confusion matrix).
+    y_train = np.asarray(to_numpy(y_train)).astype(np.int64)
+    y_test = np.asarray(to_numpy(y_test)).astype(np.int64)
     classes = np.unique(np.concatenate([y_train, y_test]))
     y_idx, t_idx = np.searchsorted(classes, y_train), np.searchsorted(classes, y_test)
     x = flatten(x_train)

@@ -102,6 +102,8 @@ def topk_block(keys, k: int, bs: int, xp):
     (vals, cols) : (t, k) keys and column indices, sorted by (key, column).
     """
     t, m = keys.shape
+    if xp is not np:
+        return _topk_sorted(keys, k, xp)
     nb = m // bs
     blocks = keys.reshape(t, nb, bs)  # (t, nb, bs)
     bmin = blocks.min(axis=2)  # (t, nb)
@@ -119,11 +121,30 @@ def topk_block(keys, k: int, bs: int, xp):
     return first_k(rows, cols, cand[ci, cj], t, k, xp)
 
 
+def _topk_sorted(keys, k: int, xp):
+    """The device top-k: a stable sort of each row (ties keep the smaller column first).
+
+    The host path prunes candidates by block minima, which sizes arrays by the
+    data (``nonzero``, ``bincount``, masks): on a device each such size is a
+    transfer to the host. A row sort has fixed shapes and no transfer; CuPy's
+    sorts are stable.
+    """
+    order = xp.argsort(keys, axis=1, kind="stable")[:, :k]  # (t, k)
+    return xp.take_along_axis(keys, order, axis=1), order
+
+
 def merge(vals_a, cols_a, vals_b, cols_b, k: int, xp):
-    """Merge two per-row candidate lists (t, ka) and (t, kb) into the best k."""
+    """Merge two per-row candidate lists (t, ka) and (t, kb) into the best k.
+
+    Every column in ``cols_a`` is smaller than every one in ``cols_b`` (blocks
+    are searched left to right) and each list is sorted by (key, column).
+    """
     t = vals_a.shape[0]
     vals = xp.concatenate([vals_a.astype(xp.float64), vals_b.astype(xp.float64)], axis=1)
     cols = xp.concatenate([cols_a, cols_b], axis=1)
+    if xp is not np:  # stable: equal keys keep a's (smaller) columns first, in order
+        order = xp.argsort(vals, axis=1, kind="stable")[:, : min(k, vals.shape[1])]
+        return xp.take_along_axis(vals, order, axis=1), xp.take_along_axis(cols, order, axis=1)
     rows = xp.repeat(xp.arange(t), vals.shape[1])
     return first_k(rows, cols.ravel(), vals.ravel(), t, min(k, vals.shape[1]), xp)
 

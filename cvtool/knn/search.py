@@ -26,19 +26,22 @@ DEFAULT_MEMORY_MB = 256
 MIN_ROWS = 64  # keep at least this many test rows per block (efficient matrix products)
 
 
-def flatten(x) -> np.ndarray:
-    """(N, ...) images to (N, D) host rows; uint8 stays uint8, everything else float64.
+def flatten(x):
+    """(N, ...) images to (N, D) rows on x's own device; uint8 stays uint8, the rest float64.
 
-    Device arrays come to the host here: checks and the test chunks are cut on
-    the host, and each plan moves what it needs to its ``xp``.
+    A host array stays on the host and a device array on its device (each plan
+    moves what it needs to its ``xp``); the finiteness check of a device array
+    is its one transfer (a bool).
     """
-    x = to_numpy(x)
+    xp = array_module(x)
+    if xp is np:
+        x = np.asarray(x)
     if x.ndim < 2:
         raise CvtoolError(f"Images must have shape (N, ...) with N rows. Got shape {x.shape}.")
     x = x.reshape(len(x), -1)
     if x.dtype != np.uint8:
         x = x.astype(np.float64)
-        if not np.isfinite(x).all():
+        if not bool(xp.isfinite(x).all()):
             raise CvtoolError("The images contain NaN or infinite values.")
     return x
 
@@ -119,6 +122,8 @@ def kneighbors(
     xp = array_module(x_train) if xp is None else xp
     check_choice("metric", metric, METRICS)
     check_number("memory", memory_mb, low=0, low_open=True, hint="In MB.")
+    if xp is np:  # device inputs computed on the host
+        x_train, x_test = to_numpy(x_train), to_numpy(x_test)
     B, A = flatten(x_train), flatten(x_test)
     if A.shape[1] != B.shape[1]:
         raise CvtoolError(
@@ -137,9 +142,15 @@ def kneighbors(
 
 
 def _search(plan, A, n, n_pad, k, bs, budget, xp):
-    """Chunked search with one plan; rows the plan cannot rank exactly go to its fallback."""
+    """Chunked search with one plan; rows the plan cannot rank exactly go to its fallback.
+
+    A chunk makes no device-to-host transfer: the rows a plan may have ranked
+    inexactly are gathered on the device and checked once, after the last chunk.
+    """
     t_total, D = A.shape
     entry, col_bytes = plan.entry_bytes, plan.col_bytes
+    if xp is not np:
+        entry += 16  # the device top-k's row sort: int64 indices and a sorted copy
     if entry * n_pad * MIN_ROWS + col_bytes * n_pad <= budget:
         m = n_pad
     else:
@@ -148,6 +159,7 @@ def _search(plan, A, n, n_pad, k, bs, budget, xp):
     buf = xp.empty(rows * m, dtype=plan.key_dtype)
     dist = xp.empty((t_total, k), dtype=xp.float64)
     idx = xp.empty((t_total, k), dtype=xp.int64)
+    bad = None  # (t_total,) rows to redo with the fallback, on the device
     for r0 in range(0, t_total, rows):
         Ar = xp.asarray(A[r0 : r0 + rows])
         t = Ar.shape[0]
@@ -160,15 +172,19 @@ def _search(plan, A, n, n_pad, k, bs, budget, xp):
             cols = cols + c0
             best = (vals, cols) if best is None else kk.merge(*best, vals, cols, k, xp)
         vals, cols = best
-        d = plan.finish(state, vals)
-        bad = plan.inexact_rows(state, vals[:, k - 1])
-        if bad is not None and bool(bad.any()):
-            sel = xp.nonzero(bad)[0]
-            fallback = kk.L2Float.from_exact(plan, n)
-            fallback.col_bytes = D * 8
-            d[sel], cols[sel] = _search(fallback, Ar[sel], n, n_pad, k, bs, budget, xp)
-        dist[r0 : r0 + t] = d
+        dist[r0 : r0 + t] = plan.finish(state, vals)
         idx[r0 : r0 + t] = cols
+        inexact = plan.inexact_rows(state, vals[:, k - 1])
+        if inexact is not None:
+            if bad is None:
+                bad = xp.zeros(t_total, dtype=bool)
+            bad[r0 : r0 + t] = inexact
+    if bad is not None and bool(bad.any()):  # one transfer per search, not per chunk
+        sel = to_numpy(xp.nonzero(bad)[0])
+        fallback = kk.L2Float.from_exact(plan, n)
+        fallback.col_bytes = D * 8
+        sel_x = xp.asarray(sel)
+        dist[sel_x], idx[sel_x] = _search(fallback, A[sel], n, n_pad, k, bs, budget, xp)
     return dist, idx
 
 

@@ -5,13 +5,15 @@ one table; a dense or conv spec with an activation other than identity becomes
 two layers (the parametrised layer, then an :class:`Activation`), so a
 Keras-style summary lists them apart. Conv and pooling layers come from
 :mod:`cvtool.nn.conv`, transposed convolution and upsampling from
-:mod:`cvtool.nn.upsample`, each imported only when a spec uses them. The 'input' item
-is not a layer: the model takes it as its input shape (``split_input``).
+:mod:`cvtool.nn.upsample`, batch normalisation from :mod:`cvtool.nn.norm`, skips
+from :mod:`cvtool.nn.merge`. The 'input' item is not a layer: the model takes it
+as its input shape (``split_input``).
 """
 
 from __future__ import annotations
 
 from cvtool.errors import CvtoolError
+from cvtool.nn import conv, merge, norm, pool, upsample
 from cvtool.nn import layers as L
 from cvtool.nn.init import check_init
 
@@ -20,34 +22,15 @@ FACTORIES = {
     "activation": L.Activation.from_spec,
     "flatten": L.Flatten.from_spec,
     "dropout": L.Dropout.from_spec,
+    "conv": conv.Conv2D.from_spec,
+    "pool": pool.pool_from_spec,
+    "batchnorm": norm.BatchNorm.from_spec,
+    "deconv": upsample.ConvTranspose2D.from_spec,
+    "upsample": upsample.UpSampling2D.from_spec,
+    "tap": lambda spec: merge.Tap(spec["name"]),
+    "add": lambda spec: merge.Add(spec["name"]),
+    "concat": lambda spec: merge.Concat(spec["name"]),
 }
-
-
-def _conv(spec):
-    from cvtool.nn import conv
-
-    return conv.Conv2D.from_spec(spec)
-
-
-def _pool(spec):
-    from cvtool.nn import conv
-
-    return conv.pool_from_spec(spec)
-
-
-FACTORIES["conv"] = _conv
-FACTORIES["pool"] = _pool
-
-
-def _upsampling(spec):
-    from cvtool.nn import upsample
-
-    kinds = {"deconv": upsample.ConvTranspose2D, "upsample": upsample.UpSampling2D}
-    return kinds[spec.kind].from_spec(spec)
-
-
-FACTORIES["deconv"] = _upsampling
-FACTORIES["upsample"] = _upsampling
 
 
 def split_input(specs: list) -> tuple[tuple[int, ...] | None, list]:
@@ -68,7 +51,7 @@ def build_layers(specs: list, init: str | None = None) -> list:
     """
     if init is not None:
         check_init(init)
-    out = []
+    out, taps = [], {}
     for spec in specs:
         if spec.kind == "input":
             raise CvtoolError("'input:...' must come first in the spec.")
@@ -79,6 +62,10 @@ def build_layers(specs: list, init: str | None = None) -> list:
                 f"cannot train it yet; trainable kinds: {', '.join(FACTORIES)}."
             )
         layer = factory(spec)
+        if isinstance(layer, merge.Tap):
+            taps[layer.name] = layer
+        elif isinstance(layer, merge.Add | merge.Concat):
+            layer.link(taps)  # skips join the tap of that name
         if init is not None and hasattr(layer, "init"):
             layer.init = init
         out.append(layer)

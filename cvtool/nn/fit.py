@@ -342,13 +342,21 @@ def _params_finite(model) -> bool:
 
 
 def _copy_params(model) -> list:
-    return [{k: v.copy() for k, v in layer.params.items()} for layer in model.layers]
+    """Every layer's parameters and state (batch-norm statistics), copied."""
+    return [
+        {**{k: v.copy() for k, v in layer.params.items()},
+         **{f"state:{k}": v.copy() for k, v in getattr(layer, "state", {}).items()}}
+        for layer in model.layers
+    ]  # fmt: skip
 
 
 def _set_params(model, saved: list) -> None:
     for layer, params in zip(model.layers, saved, strict=True):
         for k, v in params.items():
-            layer.params[k][...] = v
+            if k.startswith("state:"):
+                layer.state[k[6:]][...] = v
+            else:
+                layer.params[k][...] = v
 
 
 def _finite(record: dict) -> bool:

@@ -222,3 +222,29 @@ def dense_templates(model, max_units: int = 100) -> tuple[np.ndarray, list[str],
     ]
     return images, titles, {"layer": names[idx], "units": units, "shown": k,
                             "image_shape": list(shape)}  # fmt: skip
+
+
+def read_images(paths, input_shape, *, dataset=None, split: str = "test"):
+    """Images for a detector or segmenter, with names and COCO image ids.
+
+    From `paths` (image files or data files, as :func:`read_inputs`; ids 1..N
+    in order), or from a canvas folder written by ``cvtool data make-canvas``
+    (`dataset`, its `split`; ids and file names from its COCO file, so the
+    output scores against ``annotations/<split>.json``). Not both.
+
+    Returns
+    -------
+    (images (N, ...), names (N,), image_ids (N,) int64)
+    """
+    if dataset is not None and paths:
+        raise CvtoolError("Give images or --dataset FOLDER, not both.")
+    if dataset is None:
+        if not paths:
+            raise CvtoolError("Give at least one image, or --dataset FOLDER.")
+        x, names = read_inputs(paths, input_shape)
+        return x, names, np.arange(1, len(x) + 1)
+    from cvtool.data.canvas_io import read_canvas_set
+
+    canvases = read_canvas_set(dataset, split)
+    names = [f"{split}/{int(i):05d}" for i in canvases.image_ids]
+    return canvases.images, names, np.asarray(canvases.image_ids, np.int64)

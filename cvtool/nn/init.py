@@ -3,7 +3,10 @@
 - ``default``: Nielsen's N(0, 1/n_in) weights (std 1/sqrt(n_in)) and N(0, 1) biases;
 - ``large``: Nielsen's first network, N(0, 1) weights and biases;
 - ``he``: N(0, 2/n_in) weights, zero biases (for ReLU);
-- ``glorot``: uniform(-l, l) with l = sqrt(6 / (n_in + n_out)), zero biases.
+- ``glorot``: uniform(-l, l) with l = sqrt(6 / (n_in + n_out)), zero biases;
+- ``pytorch``: PyTorch's default for Linear and Conv2d (kaiming_uniform with
+  a = sqrt(5)): weights and biases uniform(-l, l) with l = 1/sqrt(n_in). The
+  detector trains 2-3x faster from it than from glorot (issue 14's measurements).
 
 ``n_in`` is the fan-in (inputs feeding one unit: D for a dense layer,
 K_h K_w C for a convolution) and ``n_out`` the fan-out. The caller moves the
@@ -19,7 +22,7 @@ import numpy as np
 
 from cvtool.errors import check_choice
 
-INITS = ("default", "large", "he", "glorot")
+INITS = ("default", "large", "he", "glorot", "pytorch")
 
 
 def check_init(name: str) -> str:
@@ -46,13 +49,20 @@ def init_weights(
         return rng.standard_normal(shape) / math.sqrt(fan_in)
     if name == "he":
         return rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)
+    if name == "pytorch":
+        return rng.uniform(-1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in), shape)
     limit = math.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, shape)
 
 
-def init_biases(name: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """Nielsen's N(0, 1) biases for 'default' and 'large'; zeros for 'he' and 'glorot'."""
+def init_biases(
+    name: str, shape: tuple[int, ...], rng: np.random.Generator, fan_in: int = 1
+) -> np.ndarray:
+    """Nielsen's N(0, 1) biases for 'default' and 'large'; uniform(+-1/sqrt(fan_in)) for
+    'pytorch'; zeros for 'he' and 'glorot'."""
     check_init(name)
     if name in ("default", "large"):
         return rng.standard_normal(shape)
+    if name == "pytorch":
+        return rng.uniform(-1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in), shape)
     return np.zeros(shape)

@@ -47,8 +47,12 @@ class Layer:
         self._buffers: dict = {}
 
     def build(self, in_shape: tuple[int, ...], xp, dtype, rng) -> None:
-        """Allocate parameters for inputs of shape (N, *in_shape)."""
+        """Allocate parameters for inputs of shape (N, *in_shape).
+
+        Scratch buffers of an earlier build (another backend or dtype) are dropped.
+        """
         self.xp, self.dtype = xp, dtype
+        self._buffers = {}
 
     def forward(self, x, training: bool = False):
         raise NotImplementedError
@@ -123,7 +127,9 @@ class Dense(Layer):
         self.params = {"W": xp.asarray(init_weights(self.init, (n_in, self.units), n_in,
                                                     self.units, rng), dtype=dtype)}  # fmt: skip
         if self.bias:
-            self.params["b"] = xp.asarray(init_biases(self.init, (self.units,), rng), dtype=dtype)
+            self.params["b"] = xp.asarray(
+                init_biases(self.init, (self.units,), rng, n_in), dtype=dtype
+            )
         self.grads = {k: xp.zeros_like(v) for k, v in self.params.items()}
         n_w, n_b = self.param_count(in_shape)
         assert n_w + n_b == sum(int(v.size) for v in self.params.values()), "param count mismatch"

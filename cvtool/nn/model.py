@@ -5,9 +5,10 @@ A :class:`Sequential` is a list of layers and an input shape (no batch axis).
 mini-batch gradient descent and reports through a ``Callback``; the library
 prints nothing.
 
-A model saves to one ``.npz`` file: the parameters (``p{i}.{name}``) and a
-JSON ``meta`` entry with the spec text, input shape, class names, dtype, the
-training configuration and the final metrics. Writes are atomic.
+A model saves to one ``.npz`` file: the parameters (``p{i}.{name}``), the
+non-trainable state of layers that have one (``s{i}.{name}``: batch-norm
+running statistics) and a JSON ``meta`` entry with the spec text, input shape,
+class names, dtype, the training configuration and the final metrics. Writes are atomic.
 
 Fine-tuning: ``load`` a model, ``freeze(n)`` its first n parametrised layers,
 ``replace_head(k, new_layers)`` to swap the last k layers, and ``fit`` again;
@@ -300,6 +301,9 @@ class Sequential:
             for i, layer in enumerate(self.layers)
             for k, v in layer.params.items()
         }
+        for i, layer in enumerate(self.layers):  # non-trainable state (batch-norm statistics)
+            state = getattr(layer, "state", {})
+            arrays.update({f"s{i}.{k}": backend.to_numpy(v) for k, v in state.items()})
         arrays["meta"] = np.array(json.dumps(to_jsonable(meta)))
         with atomic_path(path) as tmp:
             np.savez(tmp, **arrays)
@@ -330,6 +334,11 @@ class Sequential:
                 if arr is None or arr.shape != tuple(layer.params[k].shape):
                     raise CvtoolError(f"{path}: parameter p{i}.{k} is missing or mis-shaped.")
                 layer.params[k][...] = model.xp.asarray(arr, dtype=model.dtype)
+            for k in getattr(layer, "state", {}):
+                arr = arrays.get(f"s{i}.{k}")
+                if arr is None or arr.shape != tuple(layer.state[k].shape):
+                    raise CvtoolError(f"{path}: state s{i}.{k} is missing or mis-shaped.")
+                layer.state[k][...] = model.xp.asarray(arr, dtype=model.dtype)
         model.class_names = tuple(meta.get("class_names", ()))
         model.meta = {k: v for k, v in meta.items()
                       if k not in ("spec", "input_shape", "dtype", "class_names", "layers")}  # fmt: skip

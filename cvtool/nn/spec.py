@@ -42,6 +42,8 @@ ACTIVATIONS = ("relu", "sigmoid", "tanh", "softmax", "identity")
 POOLS = {"pool": "max", "maxpool": "max", "avgpool": "avg", "l2pool": "l2"}
 KINDS = ("input", "conv", "pool", "dense", "dropout", "flatten", "activation", "batchnorm")
 KINDS += ("deconv", "upsample")
+KINDS += ("tap", "add", "concat")
+MERGES = ("add", "concat")
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,13 @@ def parse_layer(item: str) -> LayerSpec:
         )
     if kind in ("deconv", "upsample"):
         return _parse_upsampling(kind, rest, item)
+    if kind in ("tap", *MERGES):
+        if len(rest) != 1 or not rest[0].isidentifier():
+            raise CvtoolError(
+                f"In {item!r}: write {kind}:NAME with NAME a word (letters, digits, _), e.g. "
+                f"{kind}:skip1."
+            )
+        return LayerSpec(kind, {"name": rest[0]}, item)
     if kind == "dropout":
         try:
             rate = float(rest[0]) if len(rest) == 1 else -1.0
@@ -211,7 +220,8 @@ def parse_layer(item: str) -> LayerSpec:
         return LayerSpec("activation", {"activation": kind}, item)
     raise CvtoolError(
         f"Unknown layer {kind!r} in {item!r}; known: conv, pool, maxpool, avgpool, l2pool, "
-        f"dense, dropout, flatten, batchnorm, deconv, upsample, input, {', '.join(ACTIVATIONS)}."
+        f"dense, dropout, flatten, batchnorm, deconv, upsample, tap, add, concat, input, "
+        f"{', '.join(ACTIVATIONS)}."
     )
 
 
@@ -270,7 +280,24 @@ def parse_spec(text: str) -> list[LayerSpec]:
             raise CvtoolError(
                 f"'input:...' must come first in the spec; found it at position {i + 1}."
             )
+    check_skips(layers)
     return layers
+
+
+def check_skips(specs: list) -> None:
+    """Tap names are unique and every add/concat names a tap earlier in the spec."""
+    taps: set[str] = set()
+    for spec in specs:
+        name = spec.args.get("name")
+        if spec.kind == "tap":
+            if name in taps:
+                raise CvtoolError(f"In {spec.text!r}: the tap name {name!r} is used twice.")
+            taps.add(name)
+        elif spec.kind in MERGES and name not in taps:
+            raise CvtoolError(
+                f"In {spec.text!r}: no 'tap:{name}' before it; a skip joins an earlier layer's "
+                "output (e.g. 'tap:a, pool:2, ..., upsample:2, concat:a')."
+            )
 
 
 def read_spec_text(text: str) -> str:

@@ -202,13 +202,16 @@ def split_data(ds, train_size: int | None = None, validation=0, seed: int | None
     ----------
     ds : Dataset
     train_size : keep only the first N training images first (None: all).
-    validation : a count (1000), a fraction (0.1), 0/None for none, or that as text.
+    validation : a count (1000), a fraction (0.1), 0/None for none, or that as
+        text; or a fixed validation set (x_val, y_val), used as it is.
     seed : seeds the stratified split.
     """
     x, y = ds.x_train, ds.y_train
     if train_size is not None:
         check_int("train-size", train_size, low=1, high=len(x), hint=f"({ds.name})")
         x, y = x[:train_size], y[:train_size]
+    if isinstance(validation, tuple):
+        return (x, y), validation
     val = parse_validation(None if validation is None else str(validation))
     if not val:
         return (x, y), None
@@ -263,7 +266,7 @@ def train(
     cost : cost name (quadratic, cross-entropy, log-likelihood) of a classifier.
     task : what the network learns (:mod:`cvtool.nn.tasks`); None means
         classification with `cost`.
-    validation : validation split: count, fraction, 0 for none.
+    validation : validation split: count, fraction, 0 for none, or (x_val, y_val).
     train_size : use only the first N training images.
     monitor : names from ``fit.MONITORS``, a comma list, 'all' or None.
     out, metrics, plot : model file (.npz, checkpointed at each improvement),

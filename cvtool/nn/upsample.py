@@ -179,7 +179,9 @@ class ConvTranspose2D(Layer):
         w = init_weights(self.init, (kh, kw, f, c), kh * kw * f, kh * kw * c, rng)
         self.params = {"W": xp.asarray(w, dtype=dtype)}
         if self.bias:
-            self.params["b"] = xp.asarray(init_biases(self.init, (f,), rng), dtype=dtype)
+            self.params["b"] = xp.asarray(
+                init_biases(self.init, (f,), rng, kh * kw * f), dtype=dtype
+            )
         self.grads = {k: xp.zeros_like(v) for k, v in self.params.items()}
 
     def forward(self, x, training: bool = False):
