@@ -73,8 +73,8 @@ def check_output(
     Run it before any work starts. '-' and existing streams always pass; a
     regular file that exists passes only with `overwrite`; its folder must
     exist (it is not created) and take a new file. With ``folder=True`` the
-    output is a folder to be made: an existing folder passes only with
-    `overwrite`, an existing file is refused, and '-' is refused.
+    output is a folder to be made (:func:`check_output_folder`'s rule), and
+    '-' or a stream is refused.
     """
     if is_stdio(path):
         if folder:
@@ -87,10 +87,10 @@ def check_output(
         if folder:
             raise CvtoolError(f"The {what} {str(path)!r} is a stream; this output is a folder.")
         return path
+    if folder:
+        return check_output_folder(path, overwrite=overwrite, what=what)
     final = _final(path)
-    if folder and final.exists() and not final.is_dir():
-        raise CvtoolError(f"The {what} {str(path)!r} exists and is not a folder.")
-    if final.is_dir() and not folder:
+    if final.is_dir():
         raise CvtoolError(f"The {what} {str(path)!r} is a folder; give a file name.")
     if final.exists() and not overwrite:
         raise CvtoolError(

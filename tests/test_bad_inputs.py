@@ -307,6 +307,22 @@ def _cases() -> list[tuple[str, list[str]]]:
         ("knn", "--train", "-"),
     ):
         add("stdin", *stdin_case)
+    # --- detection and segmentation commands (bad models, outputs, numbers)
+    for f in MODEL_FILES:
+        add("detect-model", "detect", f, "x.png")
+        add("segment-model", "segment", f, "x.png", "--out", "maps")
+    for out in _outputs("d.json", "gt.json"):
+        add("detect-out", "detect", "m.npz", "x.png", "--out", out)
+    for out in ["missing/dir/maps", "dets.csv", "/proc/self/maps-x", "nodir"]:
+        add("segment-out", "segment", "m.npz", "x.png", "--out", out)
+        add("make-canvas-out", "data", "make-canvas", out)
+    for v in ("0", "-1", "nan"):
+        add("make-canvas-size", "data", "make-canvas", "cv", "--size", v)
+        add("detector-epochs", "train-detector", "--epochs", v)
+        add("segmenter-epochs", "train-segmenter", "--epochs", v)
+    for out in _outputs("d.npz", "m.npz"):
+        add("detector-out", "train-detector", "--epochs", "1", "--out", out)
+        add("segmenter-out", "train-segmenter", "--epochs", "1", "--out", out)
     # --- perceptron
     for opt, v in [("--weights", "x"), ("--weights", "nan,1"), ("--learn", "NOPE"),
                    ("--inputs", "0"), ("--inputs", "-1"), ("--eta", "nan"), ("--epochs", "0"),
