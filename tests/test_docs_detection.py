@@ -14,7 +14,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "detection.md"
 SMALL = {
     "--train 2000 --test 500": "--train 60 --test 12 --size 32 --max-objects 2 --min-scale 0.5 "
     "--max-scale 0.8",
-    "--epochs 20": "--epochs 2 --grid 4 --validation 8 --arch 'conv:8x3:p=same, bn, relu, "
+    "--epochs 30": "--epochs 2 --grid 4 --validation 8 --arch 'conv:8x3:p=same, bn, relu, "
     "pool:4, conv:8x3:p=same, bn, relu, pool:{pool}, conv:{head}x1'",
 }
 

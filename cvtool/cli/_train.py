@@ -169,7 +169,8 @@ class Reporter:
         from cvtool import backend, render
 
         render.header(self.command, dataset=model.meta.get("dataset"),
-                      backend=backend.backend_name(model.xp), dtype=str(model.dtype),
+                      backend=model.meta.get("backend_reason", backend.backend_name(model.xp)),
+                      dtype=str(model.dtype),
                       train=info["n_train"], validation=info["n_val"],
                       params=model.count_params(),
                       train_metrics=info["train_metrics"])  # fmt: skip

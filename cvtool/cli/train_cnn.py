@@ -116,10 +116,11 @@ def train_cnn_cmd(
         from cvtool.nn import cnn
         from cvtool.nn.train import train
 
-        xp, dt = B.get_xp(backend), B.resolve_dtype(dtype)
+        dt = B.resolve_dtype(dtype)
         ds = load_dataset(dataset)
         model = cnn.make_model(arch, preset, ds.image_shape, init=init, init_from=init_from,
-                               freeze=freeze, replace_head=replace_head, xp=xp, dtype=dt,
+                               freeze=freeze, replace_head=replace_head, backend_name=backend,
+                               dtype=dt,
                                seed=seed)  # fmt: skip
         transform = None
         if augment:
@@ -131,6 +132,6 @@ def train_cnn_cmd(
                            eta_schedule=eta_schedule, monitor=monitor,
                            exact_train_metrics=exact_train_metrics, seed=seed,
                            transform=transform, out=out, metrics=metrics, plot=plot, overwrite=force,
-                           callbacks=[reporter], xp=xp, dtype=dt,
+                           callbacks=[reporter], backend_name=backend, dtype=dt,
                            title=f"train-cnn on {ds.name}")  # fmt: skip
     T.render_result("train-cnn", result, json_out)

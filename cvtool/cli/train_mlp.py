@@ -77,7 +77,7 @@ def train_mlp_cmd(
         from cvtool.nn.train import train
         from cvtool.shapes import flatten_output
 
-        xp, dt = B.get_xp(backend), B.resolve_dtype(dtype)
+        dt = B.resolve_dtype(dtype)
         ds = load_dataset(dataset)
         (input_size,) = flatten_output(ds.image_shape)
         model = mlp_model(layers, input_size, activation=activation, cost=cost, init=init)
@@ -87,6 +87,6 @@ def train_mlp_cmd(
                            train_size=train_size, early_stop=early_stop,
                            eta_schedule=eta_schedule, monitor=monitor,
                            exact_train_metrics=exact_train_metrics, seed=seed, out=out,
-                           metrics=metrics, plot=plot, overwrite=force, callbacks=[reporter], xp=xp, dtype=dt,
+                           metrics=metrics, plot=plot, overwrite=force, callbacks=[reporter], backend_name=backend, dtype=dt,
                            title=f"train-mlp on {ds.name}")  # fmt: skip
     T.render_result("train-mlp", result, json_out)

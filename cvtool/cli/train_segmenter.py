@@ -75,7 +75,7 @@ def train_segmenter_cmd(
         from cvtool.segment import segmentation_data, train_segmenter
         from cvtool.segment.task import parse_weights
 
-        xp, dt = B.get_xp(backend), B.resolve_dtype(dtype)
+        dt = B.resolve_dtype(dtype)
         weights = parse_weights(class_weights)
         canvases = {"source": source} if dataset is None else {}
         data = segmentation_data(dataset, n_train=train_size, n_val=validation, n_test=test_size,
@@ -86,6 +86,6 @@ def train_segmenter_cmd(
                                      lmbda=lmbda, early_stop=early_stop,
                                      eta_schedule=eta_schedule, seed=seed, out=out,
                                      metrics=metrics, plot=plot, overwrite=force,
-                                     callbacks=[reporter], xp=xp, dtype=dt,
+                                     callbacks=[reporter], backend_name=backend, dtype=dt,
                                      title="train-segmenter")  # fmt: skip
     T.render_result("train-segmenter", result, json_out)

@@ -63,15 +63,15 @@ class Detection:
     loss : the YoloLoss (grid, boxes per cell, classes, variant, lambdas).
     image_size : (H, W) of the input images in pixels.
     class_names : C names.
-    score_threshold, iou_threshold : decoding for the scores (low threshold: mAP
-        integrates over all scores).
+    score_threshold, iou_threshold : decoding for the scores, as ``cvtool detect``'s
+        defaults, so a trainer's test report equals ``iou map`` on ``detect``'s output.
     """
 
     score = "map50"
     running = False
     fused = None
 
-    def __init__(self, loss: YoloLoss, image_size, class_names, *, score_threshold=0.01,
+    def __init__(self, loss: YoloLoss, image_size, class_names, *, score_threshold=0.05,
                  iou_threshold=0.5):  # fmt: skip
         self.loss, self.name = loss, loss.name
         self.image_size = tuple(image_size)

@@ -91,7 +91,7 @@ def train_detector(
     variant: str = "bce",
     lambda_coord: float = 5.0,
     lambda_noobj: float = 0.5,
-    epochs: int = 20,
+    epochs: int = 30,
     batch_size: int = 32,
     optimizer: str = "adam",
     eta: float | None = None,

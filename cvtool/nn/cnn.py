@@ -120,14 +120,15 @@ def mlp_model(layers: str, input_size: int, *, activation: str = "sigmoid",
 
 def make_model(arch: str | None = None, preset: str | None = None, image_shape=(28, 28, 1), *,
                init: str | None = None, init_from=None, freeze: int = 0,
-               replace_head: int | None = None, xp=None, dtype="float32",
-               seed: int | None = 0):  # fmt: skip
+               replace_head: int | None = None, xp=None, backend_name: str | None = None,
+               dtype="float32", seed: int | None = 0):  # fmt: skip
     """train-cnn's model: from --arch or --preset (default nielsen-ch6), or fine-tuned.
 
     With `init_from` (a saved model) the result is :func:`finetune_model`'s
     (built, weights copied, `freeze` layers frozen, head replaced); otherwise an
     unbuilt :func:`cnn_model` for images of `image_shape`. Option combinations
-    that make no sense are refused here.
+    that make no sense are refused here. A fine-tuned model is built on `xp`, or
+    on ``backend.get_xp(backend_name)``.
     """
     if init_from is None:
         if freeze or replace_head is not None:
@@ -135,6 +136,8 @@ def make_model(arch: str | None = None, preset: str | None = None, image_shape=(
         return cnn_model(spec_text(arch, preset, DEFAULT_PRESET), image_shape, init=init)
     if arch is not None or preset is not None:
         raise CvtoolError("--init-from takes the saved model's network; drop --arch/--preset.")
+    if xp is None:
+        xp = backend.get_xp(backend_name)
     return finetune_model(init_from, freeze=freeze, replace_head=replace_head, xp=xp,
                           dtype=dtype, seed=seed)  # fmt: skip
 

@@ -245,6 +245,7 @@ def train(
     overwrite: bool = False,
     callbacks=(),
     xp=None,
+    backend_name: str | None = None,
     dtype="float32",
     title: str = "",
 ) -> TrainResult:
@@ -275,6 +276,10 @@ def train(
         existing file is refused before any work.
     callbacks : ``fit`` callbacks (progress, reporting), called in order.
     xp, dtype : backend module and float type for an unbuilt model.
+    backend_name : when `xp` is None: 'numpy', 'cupy' or 'auto' (None: $CVTOOL_BACKEND,
+        else auto), chosen by ``backend.choose`` from the network's multiply-adds
+        per step (a small step stays on NumPy); the reason goes in
+        ``model.meta['backend_reason']`` for the run's header.
     title : the plot's title.
 
     Returns
@@ -298,6 +303,11 @@ def train(
         opt = optimizer
     train_xy, val_xy = split_data(ds, train_size, validation, seed)
     if model.xp is None:
+        if xp is None:  # auto picks the GPU only where a step is big enough to pay
+            macs = sum(r["macs"] for r in model.summary()) * batch_size
+            choice = backend.choose(backend_name, macs_per_step=macs)
+            xp = choice.xp
+            model.meta["backend_reason"] = f"{choice.name}: {choice.reason}"
         model.build(xp, dtype, seed=seed)
     model.class_names = tuple(ds.class_names)
     task.check(model, ds)
