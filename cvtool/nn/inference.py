@@ -60,12 +60,8 @@ def read_inputs(paths: list, input_shape: tuple[int, ...]) -> tuple[np.ndarray, 
             from cvtool.fileio import seekable
 
             source = seekable(str(p))
-            is_image = source.getvalue()[:4] in (
-                b"\x89PNG",
-                b"\xff\xd8\xff\xe0",
-                b"\xff\xd8\xff\xe1",
-            )
-            is_image = is_image or source.getvalue()[:3] == b"\xff\xd8\xff"
+            head = source.getvalue()[:8]
+            is_image = head.startswith((b"\x89PNG", b"\xff\xd8\xff"))  # PNG or JPEG signature
         else:
             source, is_image = p, p.suffix.lower() in IMAGE_SUFFIXES
         if is_image:
@@ -104,7 +100,7 @@ def read_inputs(paths: list, input_shape: tuple[int, ...]) -> tuple[np.ndarray, 
         names += [f"{p.name}[{i}]" for i in range(len(x))]
     if not arrays:
         raise CvtoolError("Give at least one input: image files, a .npy array or a data file.")
-    arrays = [normalise(a, name) for a, name in zip(arrays, _sources(paths), strict=True)]
+    arrays = [normalise(a, str(p)) for a, p in zip(arrays, paths, strict=True)]
     kinds = {a.dtype == np.uint8 for a in arrays}
     if len(kinds) > 1:  # mixing raw uint8 pixels and floats would scale them differently
         arrays = [a.astype(np.float32) / 255 if a.dtype == np.uint8 else a for a in arrays]
@@ -115,10 +111,6 @@ def _is_stream(p: Path) -> bool:
     from cvtool.fileio import is_stdio
 
     return is_stdio(p) or (p.exists() and not p.is_file() and not p.is_dir())
-
-
-def _sources(paths) -> list[str]:
-    return [str(p) for p in paths]
 
 
 def normalise(x: np.ndarray, name: str = "input") -> np.ndarray:
