@@ -65,18 +65,30 @@ def _is_stdout(path) -> bool:
         return False
 
 
-def check_output(path, *, overwrite: bool = False, what: str = "output") -> Path | str:
+def check_output(
+    path, *, overwrite: bool = False, what: str = "output", folder: bool = False
+) -> Path | str:
     """`path` if a result can be written there; a one-line CvtoolError if not.
 
     Run it before any work starts. '-' and existing streams always pass; a
     regular file that exists passes only with `overwrite`; its folder must
-    exist (it is not created) and take a new file.
+    exist (it is not created) and take a new file. With ``folder=True`` the
+    output is a folder to be made (:func:`check_output_folder`'s rule), and
+    '-' or a stream is refused.
     """
     if is_stdio(path):
+        if folder:
+            raise CvtoolError(f"The {what} is a folder; '-' (stdout) cannot take it.")
         return STDIO
     path = Path(path)
+    if str(path) == "" or str(path) == ".":
+        raise CvtoolError(f"The {what} must be a file name. Got {str(path)!r}.")
     if _is_stream(path):
+        if folder:
+            raise CvtoolError(f"The {what} {str(path)!r} is a stream; this output is a folder.")
         return path
+    if folder:
+        return check_output_folder(path, overwrite=overwrite, what=what)
     final = _final(path)
     if final.is_dir():
         raise CvtoolError(f"The {what} {str(path)!r} is a folder; give a file name.")
@@ -158,6 +170,16 @@ def check_outputs(*paths) -> None:
         )
 
 
+def writes_stdout(*paths) -> bool:
+    """True when one of `paths` (None entries skipped) is stdout: '-' or /dev/stdout."""
+    return any(p is not None and _is_stdout(p) for p in paths)
+
+
+def looks_like_json(text: str) -> bool:
+    """True when `text` starts (after blanks) like a JSON document: '[' or '{'."""
+    return text.lstrip()[:1] in ("[", "{")
+
+
 def read_bytes(path) -> bytes:
     """The whole content of a file, '-' (stdin) or a stream, read once without seeking."""
     if is_stdio(path):
@@ -171,6 +193,8 @@ def read_bytes(path) -> bytes:
         raise CvtoolError(f"{path} is a folder, not a file.") from None
     except OSError as exc:
         raise CvtoolError(f"Cannot read {path}: {exc.strerror}.") from None
+    except MemoryError:
+        raise CvtoolError(f"{path} is too large to read into memory.") from None
 
 
 def read_text(path) -> str:
@@ -190,18 +214,20 @@ def seekable(path) -> io.BytesIO | Path:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path to write; on success it becomes `path` (see the module rules).
 
     The temporary name keeps the suffix, so writers that choose a format by
     extension (Pillow, np.savez, matplotlib) still see the right one. For '-'
     and streams the finished bytes are copied to stdout or the stream; for a
     symlink the target is replaced and the link kept. Nothing is created when
-    the block fails.
+    the block fails. `suffix` names the format for '-' and streams, whose names
+    have none (e.g. ".npz", ".png").
     """
     if is_stdio(path) or _is_stream(Path(path)):
         with tempfile.TemporaryDirectory(prefix="cvtool-") as folder:
-            tmp = Path(folder) / f"out{''.join(Path(str(path)).suffixes)}"
+            ext = "".join(Path(str(path)).suffixes) if not is_stdio(path) else ""
+            tmp = Path(folder) / f"out{ext or suffix or ''}"
             yield tmp
             with open(tmp, "rb") as src:
                 if is_stdio(path):

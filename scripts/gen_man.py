@@ -41,6 +41,194 @@ ENVIRONMENT = [
 ]
 
 
+# Two or more examples per command: (what it does, the command line).
+EXAMPLES = {
+    "knn": [
+        (
+            "Compare k = 1, 3, 5 with L1 and L2 on a validation split, then test once",
+            "cvtool knn \\-k 1,3,5 \\-\\-metric l1,l2",
+        ),
+        (
+            "Fashion-MNIST, predictions as CSV into another program",
+            "cvtool knn \\-\\-dataset fashion\\-mnist \\-k 5 \\-\\-predictions \\- | head",
+        ),
+        (
+            "Train on one file, test on another, JSON for jq",
+            "cvtool knn \\-\\-train a.npz \\-\\-test b.npz \\-\\-json | jq .accuracy",
+        ),
+    ],
+    "train-mlp": [
+        (
+            "Nielsen's 784,30,10 network, saved",
+            "cvtool train\\-mlp \\-\\-layers 784,30,10 \\-\\-epochs 10 \\-\\-out m.npz",
+        ),
+        (
+            "The sizes from stdin, replacing an earlier model",
+            "echo 784,100,10 | cvtool train\\-mlp \\-\\-layers \\- \\-\\-out m.npz \\-\\-force",
+        ),
+    ],
+    "train-cnn": [
+        (
+            "The course network",
+            "cvtool train\\-cnn \\-\\-preset keras\\-course \\-\\-epochs 3 \\-\\-out cnn.npz",
+        ),
+        (
+            "A spec from a process substitution",
+            "cvtool train\\-cnn \\-\\-arch @<(echo 'conv:8x3:relu, pool:2, dense:10:softmax')",
+        ),
+    ],
+    "iou": [
+        ("IoU and GIoU of two boxes", "cvtool iou box 10,20,30,40 15,25,30,40"),
+        (
+            "NMS piped into mAP",
+            "cvtool iou nms dets.csv \\-\\-out \\- | cvtool iou map \\-\\-gt gt.json "
+            "\\-\\-dets \\-",
+        ),
+        (
+            "Mean IoU from pixel counts",
+            "cvtool iou counts \\-\\-pred 189,31 \\-\\-true 201,50 \\-\\-overlap 185,23",
+        ),
+    ],
+    "layer-calc": [
+        (
+            "One convolution",
+            "cvtool layer\\-calc conv \\-\\-input 227x227x3 \\-\\-filters 96 "
+            "\\-\\-kernel 11 \\-\\-stride 4",
+        ),
+        (
+            "A whole network from stdin, as CSV",
+            "echo 'input:28x28x1, conv:20x5, pool:2, dense:10' | cvtool layer\\-calc net \\- "
+            "\\-\\-csv",
+        ),
+    ],
+    "augment": [
+        (
+            "Two augmented copies of each image, written as NPZ",
+            "cvtool augment \\-\\-copies 2 \\-\\-out aug.npz",
+        ),
+        (
+            "Boxes moved with their images, straight into iou",
+            "cvtool augment \\-\\-boxes b.csv \\-\\-boxes\\-out \\- | cvtool iou map "
+            "\\-\\-gt b.csv \\-\\-dets \\-",
+        ),
+    ],
+    "data": [
+        ("What is there", "cvtool data list"),
+        (
+            "Convert to NPZ and describe it through a pipe",
+            "cvtool data convert mnist\\-sample \\- | cvtool data info \\-",
+        ),
+    ],
+    "evaluate": [
+        ("Test accuracy of a saved model", "cvtool evaluate m.npz"),
+        (
+            "On another data set, as JSON",
+            "cvtool evaluate m.npz \\-\\-dataset fashion\\-mnist \\-\\-json",
+        ),
+    ],
+    "predict": [
+        ("Classes of two images", "cvtool predict m.npz a.png b.png"),
+        (
+            "A .npy array from stdin, JSON into Python",
+            "cat x.npy | cvtool predict m.npz \\- \\-\\-json | python3 \\-c "
+            "'import json,sys; print(json.load(sys.stdin))'",
+        ),
+    ],
+    "show": [
+        ("Class templates of a linear classifier", "cvtool show weights m.npz \\-\\-out t.png"),
+        (
+            "First-layer filters of a CNN, replacing the picture",
+            "cvtool show filters cnn.npz \\-\\-out f.png \\-\\-force",
+        ),
+    ],
+    "perceptron": [
+        ("Nielsen's NAND perceptron", "cvtool perceptron"),
+        ("Learn OR with the perceptron rule", "cvtool perceptron \\-\\-learn OR \\-\\-json"),
+    ],
+    "export": [
+        ("A model as ONNX", "cvtool export m.npz m.onnx"),
+        (
+            "Replace an earlier export with opset 13",
+            "cvtool export m.npz m.onnx \\-\\-opset 13 \\-\\-force",
+        ),
+    ],
+    "train-detector": [
+        (
+            "A grid detector on freshly generated canvases, saved",
+            "cvtool train\\-detector \\-\\-epochs 5 \\-\\-out detector.npz",
+        ),
+        (
+            "On a canvas folder, replacing an earlier model",
+            "cvtool train\\-detector \\-\\-dataset canvases \\-\\-out detector.npz \\-\\-force",
+        ),
+    ],
+    "detect": [
+        (
+            "Detections of a canvas folder's test split, scored by iou map",
+            "cvtool detect detector.npz \\-\\-dataset canvases | cvtool iou map "
+            "\\-\\-gt canvases/annotations/test.json \\-\\-dets \\-",
+        ),
+        ("The box CSV of two images", "cvtool detect detector.npz a.png b.png \\-\\-out d.csv"),
+    ],
+    "train-segmenter": [
+        (
+            "An FCN segmenter on generated canvases",
+            "cvtool train\\-segmenter \\-\\-out segmenter.npz",
+        ),
+        (
+            "Fewer epochs, JSON summary",
+            "cvtool train\\-segmenter \\-\\-epochs 3 \\-\\-out s.npz \\-\\-force \\-\\-json",
+        ),
+    ],
+    "segment": [
+        (
+            "Label maps of a canvas folder's test split",
+            "cvtool segment segmenter.npz \\-\\-dataset canvases \\-\\-out maps",
+        ),
+        (
+            "Instances piped into segm mAP",
+            "cvtool segment segmenter.npz \\-\\-dataset canvases \\-\\-instances \\- > "
+            "inst.json && cvtool iou map \\-\\-gt canvases/annotations/test.json \\-\\-dets "
+            "inst.json \\-\\-iou\\-type segm",
+        ),
+    ],
+}
+
+EXIT_STATUS = [
+    ("0", "Success."),
+    ("1", "An internal failure (a bug: the traceback is printed)."),
+    (
+        "2",
+        "A user error: bad options or input, an output that cannot be written or exists "
+        "without \\-\\-force, not enough memory. One line starting 'error:' on stderr; no "
+        "file is changed.",
+    ),
+    ("130", "Interrupted (Ctrl\\-C)."),
+]
+
+FILES_TEXT = (
+    "Every file argument that can stream takes '\\-' for stdin or stdout; FIFOs, /dev/stdin, "
+    "/dev/stdout and process substitution work. Outputs are checked before any work starts; "
+    "an existing regular file is replaced only with \\-\\-force, atomically, and a symlink "
+    "keeps pointing at its (updated) target. When a result goes to stdout, the report goes to "
+    "stderr. See docs/files.md."
+)
+
+
+def examples_section(name: str) -> list[str]:
+    out = [".SH EXAMPLES"]
+    for what, line in EXAMPLES[name]:
+        out += [".PP", what + ":", ".PP", ".RS 4", ".nf", line, ".fi", ".RE"]
+    return out
+
+
+def exit_section() -> list[str]:
+    out = [".SH EXIT STATUS"]
+    for code, text in EXIT_STATUS:
+        out += [".TP", f"\\fB{code}\\fR", text]
+    return out
+
+
 def esc(text: str) -> str:
     """Escape text for roff: backslashes, leading dots/quotes, hyphens in option names."""
     text = _MARKUP.sub("", text).replace("\\", "\\e")
@@ -175,10 +363,9 @@ def command_page(name: str, cmd, version: str) -> str:
             ]
             out += paragraphs(sub.help)
             out += params_section(sub.params, "Arguments", "Options", sub=True)
-    out += [
-        ".SH EXIT STATUS",
-        "0 on success, 2 on a user error (one line on stderr), 1 on an internal failure.",
-    ]
+    out += examples_section(name)
+    out += [".SH FILES", FILES_TEXT]
+    out += exit_section()
     out += [".SH SEE ALSO", "\\fBcvtool\\fR(1)"]
     return "\n".join(out) + "\n"
 
@@ -200,10 +387,11 @@ def root_page(cmd, version: str) -> str:
     out.append(".SH ENVIRONMENT")
     for var, text in ENVIRONMENT:
         out += [".TP", f"\\fB{var}\\fR", esc(text)]
-    out += [
-        ".SH EXIT STATUS",
-        "0 on success, 2 on a user error (one line on stderr), 1 on an internal failure.",
-    ]
+    out += [".SH EXAMPLES"]
+    for what, line in (EXAMPLES["iou"][1], EXAMPLES["layer-calc"][1], EXAMPLES["knn"][0]):
+        out += [".PP", what + ":", ".PP", ".RS 4", ".nf", line, ".fi", ".RE"]
+    out += [".SH FILES", FILES_TEXT]
+    out += exit_section()
     out += [".SH SEE ALSO", ", ".join(f"\\fBcvtool\\-{esc_opt(n)}\\fR(1)" for n in visible)]
     return "\n".join(out) + "\n"
 

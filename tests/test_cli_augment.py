@@ -92,7 +92,7 @@ def test_boxes_follow_and_are_written(cli, tmp_path):
         (["--replay", "/nonexistent/p.jsonl"], ["not found"]),
         (["--dataset", "/nonexistent/data.npz"], ["/nonexistent/data.npz"]),
         (["--boxes", "/nonexistent/b.csv"], ["not found"]),
-        (["--min-visibility", "2"], ["'min_visibility'"]),
+        (["--min-visibility", "2"], ["'min-visibility'"]),
         (["--backend", "tpu"], ["'backend'"]),
     ],
 )

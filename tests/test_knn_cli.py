@@ -79,11 +79,11 @@ def test_train_test_files_and_folds(cli, tmp_path):
         (["--weights", "cubic"], "'weights' parameter"),
         (["--validation", "1.5"], "'validation' parameter"),
         (["--folds", "1"], "'folds' parameter"),
-        (["--validation", "0.1", "--folds", "3"], "either 'validation' or 'folds'"),
+        (["--validation", "0.1", "--folds", "3"], "--validation or --folds"),
         (["--memory", "0"], "'memory' parameter"),
         (["--backend", "tpu"], "'backend' parameter"),
         (["--test", "x.npz"], "needs --train"),
-        (["-k", "1", "--predictions", "/tmp"], "must be a file path"),
+        (["-k", "1", "--predictions", "/tmp"], "is a folder"),
     ],
 )
 def test_bad_inputs_exit_2_with_one_line(cli, args, needle):

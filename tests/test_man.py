@@ -59,3 +59,15 @@ def test_pages_render_without_warnings(tmp_path):
         ["groff", "-man", "-ww", "-z", "-Tutf8", *map(str, written)], capture_output=True, text=True
     )
     assert out.returncode == 0 and out.stderr == "", out.stderr
+
+
+def test_every_page_has_examples_and_exit_status():
+    pages = _gen_man().build_pages()
+    for name, text in pages.items():
+        examples = text.split(".SH EXAMPLES", 1)
+        assert len(examples) == 2, f"{name} has no EXAMPLES"
+        body = examples[1].split(".SH ", 1)[0]
+        assert body.count(".nf") >= 2, f"{name}: fewer than two examples"
+        status = text.split(".SH EXIT STATUS", 1)[1].split(".SH ", 1)[0]
+        for code in ("0", "1", "2", "130"):
+            assert f"\\fB{code}\\fR" in status, f"{name}: exit status {code} missing"

@@ -290,7 +290,7 @@ def write_preview(path: str | Path, picture: np.ndarray) -> None:
     from PIL import Image  # Pillow is slow to import and only needed here
 
     try:
-        with atomic_path(path) as tmp:
+        with atomic_path(path, suffix=".png") as tmp:
             Image.fromarray(picture).save(tmp)
     except (ValueError, KeyError) as exc:  # Pillow: unknown extension
         raise CvtoolError(f"Cannot write the preview {path}: {exc}") from None

@@ -304,9 +304,12 @@ def read_params(
         Missing file, a line that is not a JSON object with every parameter, or
         a source index outside [0, n_source).
     """
-    path = check_path(path, "Parameters file")
+    from cvtool.fileio import read_text
+
+    if str(path) != "-":  # '-' is stdin; FIFOs and <(...) are read once
+        path = check_path(path, "Parameters file")
     rows, settings = [], None
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -26,18 +26,29 @@ from cvtool.boxes.io import (
     _existing,
     _float,
     _read_csv,
+    is_json_source,
     read_json,
+    read_source,
 )
 from cvtool.errors import CvtoolError
 
 
 def load_boxes(path, fmt: str = "xywh", offset: float = 0.0) -> np.ndarray:
-    """An (N, 4) float64 box array from CSV, JSON or NPY, validated in ``fmt``."""
+    """An (N, 4) float64 box array from CSV, JSON or NPY, validated in ``fmt``.
+
+    '-' (stdin) and streams hold CSV or JSON (told apart by the first character).
+    """
     p = str(path)
     if p.lower().endswith(".npy"):
-        arr = np.load(_existing(path), allow_pickle=False).astype(np.float64)
-    elif p.lower().endswith(".json"):
-        doc = read_json(p)
+        arr = _load_npy(path).astype(np.float64)
+        if arr.ndim != 2 or arr.shape[1] != 4:
+            raise CvtoolError(f"'{path}' must hold an (N, 4) array of boxes. Got {arr.shape}.")
+        if not np.isfinite(arr).all():
+            raise CvtoolError(f"'{path}': every box coordinate must be a finite number.")
+        return validate(arr, fmt, p, offset) if len(arr) else _no_boxes(path)
+    text = read_source(path)
+    if is_json_source(path, text):
+        doc = read_json(p, text)
         if not isinstance(doc, list):
             raise CvtoolError(f"'{path}' must be a JSON list of boxes.")
         items = [d.get("bbox") if isinstance(d, dict) else d for d in doc]
@@ -46,29 +57,61 @@ def load_boxes(path, fmt: str = "xywh", offset: float = 0.0) -> np.ndarray:
                 raise CvtoolError(f"{path}: box {i} must be 4 numbers. Got {b!r}.")
         arr = np.array([[_float(v, f"{path}: box {i}") for v in b] for i, b in enumerate(items)])
     else:
-        _, rows = _read_csv(p)
+        _, rows = _read_csv(p, text)
         cols = slice(0, 4) if rows and len(rows[0]) == 4 else slice(2, 6)
+        for i, r in enumerate(rows):
+            if len(r[cols]) != 4:
+                raise CvtoolError(
+                    f"{path}: row {i + 1} must be 4 numbers or image,class,4 numbers. Got {r!r}."
+                )
         arr = np.array([[_float(v, f"{path}: row {i + 1}") for v in r[cols]]
                         for i, r in enumerate(rows)])  # fmt: skip
     arr = arr.reshape(-1, 4) if arr.size == 0 else arr
     if arr.shape[0] == 0:
-        raise CvtoolError(f"'{path}' has no boxes.")
+        _no_boxes(path)
     return validate(arr, fmt, p, offset)
+
+
+def _no_boxes(path):
+    raise CvtoolError(f"'{path}' has no boxes.")
+
+
+def _load_npy(path) -> np.ndarray:
+    """An array from a .npy file or stream, with one-line errors for damaged files."""
+    from cvtool.fileio import is_stdio, seekable
+
+    if not is_stdio(path):
+        _existing(path)
+    try:
+        arr = np.load(seekable(path), allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise CvtoolError(
+            f"'{path}' is not a readable .npy array ({' '.join(str(exc).split())[:120]})."
+        ) from None
+    if not isinstance(arr, np.ndarray) or not (
+        np.issubdtype(arr.dtype, np.number) or arr.dtype == bool
+    ):
+        raise CvtoolError(f"'{path}' must hold a numeric array.")
+    return arr
 
 
 def load_image_array(path) -> np.ndarray:
     """A 2-D array from ``.npy`` or an image file (single channel; palette PNG gives indices)."""
-    p = _existing(path)
-    if p.suffix.lower() == ".npy":
-        arr = np.load(p, allow_pickle=False)
+    from cvtool.fileio import is_stdio, seekable
+
+    if not is_stdio(path):
+        _existing(path)
+    if str(path).lower().endswith(".npy"):
+        arr = _load_npy(path)
     else:
         from PIL import Image
 
         try:
-            with Image.open(p) as im:
+            with Image.open(seekable(path)) as im:
                 arr = np.asarray(im)
-        except OSError as exc:
-            raise CvtoolError(f"'{path}' is not a readable image ({exc}).") from None
+        except (OSError, ValueError, SyntaxError) as exc:
+            text = " ".join(str(exc).split())[:120]
+            raise CvtoolError(f"'{path}' is not a readable image ({text}).") from None
     if arr.ndim == 3 and arr.shape[2] in (1, 2, 3, 4):
         # greyscale saved as RGB(A): accept when the colour channels agree
         if arr.shape[2] >= 3 and not (np.array_equal(arr[..., 0], arr[..., 1])
@@ -91,8 +134,9 @@ def read_detection_table(path, fmt: str = "xywh") -> dict:
         ``boxes`` (N, 4) xywh float64, ``scores`` (N,).
     """
     header = None
-    if str(path).lower().endswith(".json"):
-        records = read_json(path)
+    text = read_source(path)
+    if is_json_source(path, text):
+        records = read_json(path, text)
         if isinstance(records, dict) and "annotations" in records:
             records = records["annotations"]
         if not isinstance(records, list):
@@ -107,8 +151,8 @@ def read_detection_table(path, fmt: str = "xywh") -> dict:
             scores.append(_float(d.get("score"), f"{where}: score"))
         kind = "json"
     else:
-        header, rows = _read_csv(path)
-        parsed = _csv_rows(path, fmt, "score")
+        header, rows = _read_csv(path, text)
+        parsed = _csv_rows(path, fmt, "score", text)
         records = rows
         keys = [(r[0], r[1]) for r in parsed]
         boxes = [r[2] for r in parsed]
@@ -129,6 +173,18 @@ def read_detection_table(path, fmt: str = "xywh") -> dict:
     }
 
 
+def check_table_output(kind: str, path) -> None:
+    """Refuse an output name whose extension says another form than the input's ('json'/'csv').
+
+    '-', streams and names without .json/.csv take the input's form.
+    """
+    suffix = Path(str(path)).suffix.lower()
+    if suffix == ".json" and kind != "json":
+        raise CvtoolError("--out: a CSV input writes a CSV output (use a .csv name).")
+    if suffix == ".csv" and kind != "csv":
+        raise CvtoolError("--out: a JSON input writes a JSON output (use a .json name).")
+
+
 def write_detection_table(table: dict, keep, path) -> None:
     """Write the kept entries of a table from :func:`read_detection_table`, in input order."""
     import io
@@ -136,13 +192,10 @@ def write_detection_table(table: dict, keep, path) -> None:
     from cvtool.fileio import atomic_write_text
 
     recs = [table["records"][i] for i in sorted(int(k) for k in keep)]
-    if str(path).lower().endswith(".json"):
-        if table["kind"] != "json":
-            raise CvtoolError("--out: a CSV input writes a CSV output (use a .csv name).")
+    check_table_output(table["kind"], path)
+    if table["kind"] == "json":
         atomic_write_text(path, json.dumps(recs) + "\n")
         return
-    if table["kind"] != "csv":
-        raise CvtoolError("--out: a JSON input writes a JSON output (use a .json name).")
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     if table["header"]:
@@ -172,16 +225,30 @@ def iou_matrix_files(file_a, file_b, fmt: str = "xywh", offset: float = 0.0, gio
             "best_match_of_a": best, "best_value_of_a": value}  # fmt: skip
 
 
+def matrix_format(path) -> str | None:
+    """'npy' or 'csv' for a matrix output path (None for no path); '-' and streams are CSV."""
+    from cvtool.fileio import is_stdio, writes_stdout
+
+    if path is None:
+        return None
+    p = str(path).lower()
+    if p.endswith(".npy"):
+        return "npy"
+    if p.endswith(".csv") or is_stdio(path) or writes_stdout(path):
+        return "csv"
+    if Path(path).exists() and not Path(path).is_file() and not Path(path).is_dir():
+        return "csv"  # a FIFO or a process substitution
+    raise CvtoolError(f"The '--out' file must end in .csv or .npy. Got '{path}'.")
+
+
 def write_matrix(m: np.ndarray, path) -> None:
-    """Write a matrix to ``.npy`` or ``.csv`` (atomically)."""
+    """Write a matrix to ``.npy`` or ``.csv`` (atomically; '-' and streams take CSV)."""
     from cvtool.fileio import atomic_path, atomic_write_text
 
-    if str(path).lower().endswith(".npy"):
+    if matrix_format(path) == "npy":
         with atomic_path(path) as tmp:
             np.save(tmp, m)
         return
-    if not str(path).lower().endswith(".csv"):
-        raise CvtoolError(f"The '--out' file must end in .csv or .npy. Got '{path}'.")
     atomic_write_text(path, "\n".join(",".join(repr(float(v)) for v in row) for row in m) + "\n")
 
 

@@ -28,24 +28,51 @@ from cvtool.errors import CvtoolError
 
 
 def _existing(path) -> Path:
-    """``path`` as a Path, or a CvtoolError when no such file exists."""
+    """``path`` as a Path, or a CvtoolError when no such file exists (streams count)."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists() or p.is_dir():
+        if p.is_dir():
+            raise CvtoolError(f"'{path}' is a folder, not a file.")
         raise CvtoolError(f"File not found: '{path}'.")
     return p
 
 
-def read_json(path):
-    p = _existing(path)
+def read_source(path) -> str:
+    """The text of a box file: a path, '-' (stdin), a FIFO or /dev/fd/N, read once.
+
+    Readers take the text so that a stream is never read twice.
+    """
+    from cvtool.fileio import is_stdio, read_text
+
+    if not is_stdio(path):
+        _existing(path)
+    return read_text(path)
+
+
+def is_json_source(path, text: str) -> bool:
+    """COCO JSON or CSV: by the name's extension, else ('-', streams) by the first character."""
+    suffix = Path(str(path)).suffix.lower()
+    if suffix in (".json", ".csv"):
+        return suffix == ".json"
+    from cvtool.fileio import looks_like_json
+
+    return looks_like_json(text)
+
+
+def read_json(path, text: str | None = None):
+    """A parsed JSON file ('-' is stdin); `text` when the caller has read it already."""
+    text = read_source(path) if text is None else text
     try:
-        return json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CvtoolError(f"'{path}' is not valid JSON ({exc}).") from None
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise CvtoolError(f"'{path}' is not valid JSON ({' '.join(str(exc).split())}).") from None
 
 
-def _read_csv(path):
-    p = _existing(path)
-    rows = [r for r in csv.reader(p.read_text().splitlines()) if r and any(c.strip() for c in r)]
+def _read_csv(path, text: str | None = None):
+    text = read_source(path) if text is None else text
+    if "\0" in text:
+        raise CvtoolError(f"'{path}' is not a text CSV file (it holds NUL bytes).")
+    rows = [r for r in csv.reader(text.splitlines()) if r and any(c.strip() for c in r)]
     header = None
     if rows and not _is_number(rows[0][-1 if len(rows[0]) == 4 else min(2, len(rows[0]) - 1)]):
         header = [c.strip().lower() for c in rows[0]]
@@ -192,11 +219,11 @@ def _detections_slow(results, imap, cmap, name) -> Detections:
     return Detections(img, cat, boxes, scores)
 
 
-def _csv_rows(path, fmt, extra):
-    header, rows = _read_csv(path)
+def _csv_rows(path, fmt, extra, text: str | None = None):
+    header, rows = _read_csv(path, text)
     col = 6
-    if header is not None and extra in header:
-        col = header.index(extra)
+    if header is not None:  # a header names its columns: a 'score' column is no 'difficult' one
+        col = header.index(extra) if extra in header else None
     out = []
     for i, r in enumerate(rows):
         where = f"{path}: row {i + 1}"
@@ -204,14 +231,14 @@ def _csv_rows(path, fmt, extra):
             raise CvtoolError(f"{where} must have image, class, 4 coordinates. Got {r!r}.")
         b = np.array([[_float(v, f"{where}: coordinate") for v in r[2:6]]])
         validate(b, fmt, where)
-        val = r[col] if len(r) > col and r[col] != "" else None
+        val = r[col] if col is not None and len(r) > col and r[col] != "" else None
         out.append((r[0], r[1], convert(b, fmt, "xywh")[0], val, where))
     return out
 
 
-def ground_truth_from_csv(path, fmt: str = "xywh") -> GroundTruth:
+def ground_truth_from_csv(path, fmt: str = "xywh", text: str | None = None) -> GroundTruth:
     """GroundTruth from a CSV (image, class, 4 coordinates[, difficult])."""
-    rows = _csv_rows(path, fmt, "difficult")
+    rows = _csv_rows(path, fmt, "difficult", text)
     if not rows:
         raise CvtoolError(f"The ground truth '{path}' has no boxes.")
     image_ids = sorted({r[0] for r in rows})
@@ -225,9 +252,11 @@ def ground_truth_from_csv(path, fmt: str = "xywh") -> GroundTruth:
                        np.zeros(len(rows), bool), diff)  # fmt: skip
 
 
-def detections_from_csv(path, gt: GroundTruth, fmt: str = "xywh") -> Detections:
+def detections_from_csv(
+    path, gt: GroundTruth, fmt: str = "xywh", text: str | None = None
+) -> Detections:
     """Detections from a CSV (image, class, 4 coordinates, score)."""
-    rows = _csv_rows(path, fmt, "score")
+    rows = _csv_rows(path, fmt, "score", text)
     imap, cmap = _lookup(gt)
     img, cat, scores = [], [], []
     for image, cls, _, score, where in rows:
@@ -243,14 +272,19 @@ def detections_from_csv(path, gt: GroundTruth, fmt: str = "xywh") -> Detections:
 
 
 def load_ground_truth(path, fmt: str = "xywh") -> GroundTruth:
-    """Ground truth from COCO JSON (``.json``) or CSV (anything else)."""
-    if str(path).lower().endswith(".json"):
-        return ground_truth_from_coco(read_json(path), str(path))
-    return ground_truth_from_csv(path, fmt)
+    """Ground truth from COCO JSON or CSV: by extension, else by content ('-' is stdin)."""
+    text = read_source(path)
+    if is_json_source(path, text):
+        return ground_truth_from_coco(read_json(path, text), str(path))
+    return ground_truth_from_csv(path, fmt, text)
 
 
 def load_detections(path, gt: GroundTruth, fmt: str = "xywh") -> Detections:
-    """Detections from a COCO results JSON (``.json``) or CSV, checked against ``gt``."""
-    if str(path).lower().endswith(".json"):
-        return detections_from_coco(read_json(path), gt, str(path))
-    return detections_from_csv(path, gt, fmt)
+    """Detections from a COCO results JSON or CSV (as for the ground truth), checked against ``gt``."""
+    text = read_source(path)
+    if is_json_source(path, text):
+        return detections_from_coco(read_json(path, text), gt, str(path))
+    return detections_from_csv(path, gt, fmt, text)
+
+
+_read_json = read_json  # the older private name

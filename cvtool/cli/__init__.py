@@ -58,6 +58,10 @@ class RootGroup(TyperGroup):
     """
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        from cvtool.cli._common import RUNNING
+
+        words = list(sys.argv[1:] if args is None else args)
+        RUNNING["command"] = next((w for w in words if not w.startswith("-")), None)
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, **extra)
         try:

@@ -9,12 +9,17 @@ import typer
 
 from cvtool.cli._common import (
     BackendOpt,
+    BoxFormatOpt,
     DatasetOpt,
     ForceOpt,
     FormatOpt,
     JsonOpt,
     OutOpt,
     SeedOpt,
+    check_out,
+    one_of,
+    report_stream,
+    spinner,
     user_errors,
 )
 
@@ -87,12 +92,18 @@ def augment_cmd(
         Path | None,
         typer.Option(
             "--boxes",
-            help="Boxes CSV (image,x1,y1,x2,y2,label; pixel edges) of the training images.",
+            help="Boxes of the training images: the box CSV image,class,x,y,w,h[,score] "
+            "(image = training index; coordinates in --box-format, pixel edges), COCO JSON, or "
+            "the older image,x1,y1,x2,y2,label CSV; '-' is stdin. Written back in the same form.",
         ),
     ] = None,
+    box_format: BoxFormatOpt = "xywh",
     boxes_out: Annotated[
         Path | None,
-        typer.Option("--boxes-out", help="Where the moved boxes go (default: <out>-boxes.csv)."),
+        typer.Option(
+            "--boxes-out",
+            help="Where the moved boxes go (default: <out>-boxes.csv or .json; '-': stdout).",
+        ),
     ] = None,
     min_visibility: Annotated[
         float,
@@ -127,23 +138,62 @@ def augment_cmd(
     """
     with user_errors():
         from cvtool import augment as aug
+        from cvtool.augment.warp import FILL_MODES
         from cvtool.backend import backend_name, get_xp
+        from cvtool.boxes.core import FORMATS
         from cvtool.data.datasets import load_dataset
-        from cvtool.data.formats import write_any
-        from cvtool.errors import CvtoolError
+        from cvtool.data.formats import output_format, write_any
+        from cvtool.errors import CvtoolError, check_choice, check_int, check_number
+        from cvtool.fileio import check_outputs
         from cvtool.render import header
 
-        if replay is not None and preset is not None:
-            raise CvtoolError("Give --replay or --preset, not both.")
+        one_of(replay=replay, preset=preset)
+        check_choice("box-format", box_format, FORMATS)
+        check_int("copies", copies, low=1)
+        check_number("min-visibility", min_visibility, low=0, high=1)
+        check_number("hflip", hflip, low=0, high=1)
+        check_number("vflip", vflip, low=0, high=1)
+        check_number("cval", cval)
+        check_choice("interpolation", interpolation, aug.INTERPOLATIONS)
+        check_choice("fill", fill, FILL_MODES)
+        check_choice("translate-unit", translate_unit, ("px", "fraction"))
+        if preset is not None:
+            check_choice("preset", preset, aug.PRESETS)
+        if boxes_out is not None and boxes is None:
+            raise CvtoolError("--boxes-out needs --boxes (the boxes to move).")
+        out_fmt = output_format(out, fmt) if out is not None else None
+        if out is not None and boxes is not None and boxes_out is None:
+            if str(out) == "-":
+                raise CvtoolError("With --out - give --boxes-out too (stdout takes one output).")
+            suffix = ".json" if str(boxes).lower().endswith(".json") else ".csv"
+            boxes_out = out.with_name(out.stem + "-boxes" + suffix)
+        if preview is None and out is None and boxes_out is None and params_out is None:
+            preview = Path("augment-preview.png")
+        if preview is not None and preview.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+            if str(preview) != "-":
+                raise CvtoolError(f"--preview must end in .png or .jpg. Got {str(preview)!r}.")
+        check_outputs(out, boxes_out, params_out, preview)
+        check_out(out, force, "output", folder=out_fmt in ("idx", "folder"))
+        if out_fmt == "csv" and str(out) != "-":
+            from cvtool.data.csvfile import partner_path
+
+            check_out(partner_path(Path(out)), force, "test-split output")
+        check_out(boxes_out, force, "boxes output")
+        check_out(params_out, force, "parameters output")
+        check_out(preview, force, "preview")
+        if str(boxes) == "-" and str(replay) == "-":
+            raise CvtoolError("Only one of --boxes and --replay can be '-' (stdin).")
         xp = get_xp(backend)
-        ds = load_dataset(dataset)
+        with spinner(f"augment: loading {dataset}"):
+            ds = load_dataset(dataset)
+        _check_memory(len(ds.x_train), copies, keep_original, ds.image_shape)
         ranges = aug.make_ranges(
             rotation=rotation, zoom=zoom, stretch_x=stretch_x, stretch_y=stretch_y, shear=shear,
             translate=translate, translate_unit=translate_unit, hflip=hflip, vflip=vflip,
             image_shape=ds.image_shape,
         )  # fmt: skip
         replayed = aug.read_params(replay, len(ds.x_train)) if replay is not None else None
-        box_in = aug.read_boxes(boxes, len(ds.x_train)) if boxes is not None else None
+        box_in = aug.read_boxes(boxes, len(ds.x_train), box_format) if boxes is not None else None
         result = aug.augment_dataset(
             ds, ranges=ranges, preset=preset, replay=replayed, copies=copies,
             keep_original=keep_original, seed=seed, interpolation=interpolation, fill=fill,
@@ -151,17 +201,13 @@ def augment_cmd(
         )  # fmt: skip
         written = []
         if out is not None:
-            written += [str(p) for p in write_any(result.dataset, out, fmt, overwrite=force)]
-            if boxes_out is None and result.boxes is not None:
-                boxes_out = out.with_name(out.stem + "-boxes.csv")
+            written += [str(p) for p in write_any(result.dataset, out, out_fmt, overwrite=True)]
         if boxes_out is not None and result.boxes is not None:
-            aug.write_boxes(boxes_out, result.boxes)
+            aug.write_boxes(boxes_out, result.boxes, result.dataset.image_shape)
             written.append(str(boxes_out))
         if params_out is not None:
             aug.write_params(params_out, result.source, result.params, result.settings)
             written.append(str(params_out))
-        if preview is None and out is None:
-            preview = Path("augment-preview.png")
         if preview is not None:
             grid = aug.preview_grid(
                 ds.x_train, result.dataset.x_train, result.source,
@@ -182,8 +228,6 @@ def augment_cmd(
         "preview": str(preview) if preview is not None else None,
         "written": written,
     }
-    if not json_out:
-        header("augment", dataset=ds.name, backend=doc["backend"], recipe=recipe, seed=seed)
     from cvtool.render import kv_table, render
 
     tables = (
@@ -191,4 +235,27 @@ def augment_cmd(
         if json_out
         else [kv_table({k: str(v) for k, v in (doc["ranges"] or {}).items()}, title="ranges")]
     )
-    render(doc, json_out=json_out, title="augment", tables=tables)
+    with report_stream(out, boxes_out, params_out, preview):
+        if not json_out:
+            header("augment", dataset=ds.name, backend=doc["backend"], recipe=recipe, seed=seed)
+        render(doc, json_out=json_out, title="augment", tables=tables)
+
+
+def _check_memory(n: int, copies: int, keep_original: bool, image_shape) -> None:
+    """Refuse, before any work, an output larger than the machine's memory (names --copies)."""
+    import math
+    import os
+
+    from cvtool.errors import CvtoolError
+
+    images = n * (copies + int(keep_original))
+    need = images * math.prod(image_shape) * 5  # uint8 output + float32 working copy
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > have:
+        raise CvtoolError(
+            f"Not enough memory: {images:,} augmented images need about {need / 2**30:.1f} GiB "
+            f"and this machine has {have / 2**30:.1f} GiB; lower --copies."
+        )

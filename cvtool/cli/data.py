@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from cvtool.cli._common import ForceOpt, FormatOpt, JsonOpt, user_errors
+from cvtool.cli._common import (
+    ForceOpt,
+    FormatOpt,
+    JsonOpt,
+    check_out,
+    report_stream,
+    spinner,
+    user_errors,
+)
 
 app = typer.Typer(
     help="Datasets: list, info, convert, fetch.",
@@ -88,8 +96,13 @@ def info_cmd(
 
 @app.command("convert")
 def convert_cmd(
-    source: Annotated[str, typer.Argument(help="Named dataset or path to read.")],
-    output: Annotated[str, typer.Argument(help="Output path: .npz, .csv, or a folder.")],
+    source: Annotated[
+        str, typer.Argument(help="Named dataset or path to read; '-' is stdin (NPZ or CSV).")
+    ],
+    output: Annotated[
+        str,
+        typer.Argument(help="Output path: .npz, .csv, or a folder; '-' is stdout (NPZ)."),
+    ],
     fmt: FormatOpt = None,
     shape: ShapeOpt = None,
     force: ForceOpt = False,
@@ -101,13 +114,21 @@ def convert_cmd(
     from cvtool.render import render
 
     with user_errors():
+        from pathlib import Path
+
+        from cvtool.data.csvfile import partner_path
+
         out_fmt = output_format(output, fmt)
-        ds = (
-            load_dataset(source)
-            if source in KNOWN or shape is None
-            else read_any(source, _shape(shape))
-        )
-        written = write_any(ds, output, out_fmt, overwrite=force)
+        shape_t = _shape(shape)
+        check_out(output, force, folder=out_fmt in ("idx", "folder"))
+        if out_fmt == "csv" and output != "-" and Path(output).suffix:
+            check_out(partner_path(Path(output)), force, "test-split output")
+        with spinner(f"data convert: {source} -> {output}"):
+            if source in KNOWN or shape is None:
+                ds = load_dataset(source)
+            else:
+                ds = read_any(source, shape_t)
+            written = write_any(ds, output, out_fmt, overwrite=True)
     doc = {
         "source": source,
         "output": output,
@@ -119,7 +140,8 @@ def convert_cmd(
     }
     summary = {k: v for k, v in doc.items() if k != "written"}
     summary["written"] = ", ".join(doc["written"])
-    render(doc, json_out=json_out, title="Converted", summary=summary)
+    with report_stream(output):
+        render(doc, json_out=json_out, title="Converted", summary=summary)
 
 
 @app.command("fetch")

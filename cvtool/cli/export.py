@@ -7,16 +7,16 @@ from typing import Annotated
 
 import typer
 
-from cvtool.cli._common import JsonOpt, user_errors
+from cvtool.cli._common import ForceOpt, JsonOpt, report_stream, user_errors
 
 
 def export_cmd(
     model_path: Annotated[Path, typer.Argument(help="A model file written by --out (.npz).")],
-    out: Annotated[Path, typer.Argument(help="The ONNX file to write (.onnx).")],
+    out: Annotated[Path, typer.Argument(help="The ONNX file to write (.onnx; '-' is stdout).")],
     opset: Annotated[
         int, typer.Option("--opset", help="ONNX opset (ai.onnx domain), 13 or newer.")
     ] = 17,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
+    force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Export a trained model to ONNX (input NHWC float32, batch axis dynamic; needs cvtool[onnx])."""
@@ -29,4 +29,5 @@ def export_cmd(
     summary["input"] = "x".join(["N", *map(str, doc["input_shape"][1:])])
     summary["output"] = "x".join(["N", *map(str, doc["output_shape"][1:])])
     summary["nodes"] = " ".join(doc["nodes"])
-    render(doc, json_out=json_out, title="Exported to ONNX", summary=summary)
+    with report_stream(out):
+        render(doc, json_out=json_out, title="Exported to ONNX", summary=summary)

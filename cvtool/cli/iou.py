@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from cvtool.cli._common import BackendOpt, BoxFormatOpt, JsonOpt, OutOpt, PlotOpt, user_errors
+from cvtool.cli._common import (
+    BackendOpt,
+    BoxFormatOpt,
+    ForceOpt,
+    JsonOpt,
+    OutOpt,
+    PlotOpt,
+    check_out,
+    report_stream,
+    spinner,
+    user_errors,
+)
 
 app = typer.Typer(
     help="Box and mask overlap: IoU, GIoU, NMS, mean IoU and detection mAP (COCO, VOC). "
@@ -38,8 +49,11 @@ def box_cmd(
     """IoU and GIoU of two boxes."""
     with user_errors():
         from cvtool import boxes
+        from cvtool.boxes.core import FORMATS
+        from cvtool.errors import check_choice
         from cvtool.render import render
 
+        check_choice("box-format", fmt, FORMATS)
         a, b = boxes.parse_box(box_a, "box A"), boxes.parse_box(box_b, "box B")
         off = _offset(voc_pixels)
         doc = {
@@ -54,24 +68,35 @@ def box_cmd(
 
 @app.command("matrix")
 def matrix_cmd(
-    file_a: Annotated[Path, typer.Argument(help="Boxes A: CSV (4 numbers a row), JSON or NPY.")],
-    file_b: Annotated[Path, typer.Argument(help="Boxes B, same forms.")],
+    file_a: Annotated[
+        Path,
+        typer.Argument(help="Boxes A: CSV (4 numbers a row, or the box CSV), JSON, NPY, or '-'."),
+    ],
+    file_b: Annotated[Path, typer.Argument(help="Boxes B, same forms ('-': stdin).")],
     fmt: BoxFormatOpt = "xywh",
     giou: Annotated[bool, typer.Option("--giou", help="Generalised IoU instead of IoU.")] = False,
     voc_pixels: PixelOpt = False,
     out: OutOpt = None,
+    force: ForceOpt = False,
     backend: BackendOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """The N x M IoU (or GIoU) matrix of two box files, computed without Python loops.
 
-    --out writes the matrix (.csv or .npy).
+    --out writes the matrix (.csv or .npy; '-' is CSV on stdout, the report then goes to stderr).
     """
     with user_errors():
         from cvtool import backend as be
         from cvtool.boxes import files as boxes_files
+        from cvtool.boxes.core import FORMATS
+        from cvtool.errors import CvtoolError, check_choice
         from cvtool.render import make_table, render
 
+        check_choice("box-format", fmt, FORMATS)
+        if str(file_a) == "-" and str(file_b) == "-":
+            raise CvtoolError("Only one of the two box files can be '-' (stdin).")
+        boxes_files.matrix_format(out)
+        check_out(out, force)
         xp = be.get_xp(backend)
         result = boxes_files.iou_matrix_files(file_a, file_b, fmt, _offset(voc_pixels), giou, xp)
         m = result["matrix"]
@@ -84,9 +109,13 @@ def matrix_cmd(
             " (first 30 x 12)" if m.shape[0] > 30 or m.shape[1] > 12 else ""
         )
         table = make_table(["", *(f"B{j}" for j in range(min(12, m.shape[1])))], rows, title=title)
-    render(
-        doc, json_out=json_out, tables=[table], summary={"shape": f"{m.shape[0]} x {m.shape[1]}"}
-    )
+    with report_stream(out):
+        render(
+            doc,
+            json_out=json_out,
+            tables=[table],
+            summary={"shape": f"{m.shape[0]} x {m.shape[1]}"},
+        )
 
 
 @app.command("mask")
@@ -166,7 +195,7 @@ def counts_cmd(
     with user_errors():
         from cvtool.boxes import files as boxes_files
         from cvtool.boxes import masks as boxes_masks
-        from cvtool.render import make_table, render
+        from cvtool.render import make_table, render, warn
 
         p, t, o = (
             boxes_files.parse_counts(v, n)
@@ -185,8 +214,14 @@ def counts_cmd(
             digits=3,
         )
         doc["note"] = boxes_masks.MEAN_IOU_NOTE
+        mean = doc["mean_iou"]
+        if mean is None or mean != mean:  # no class has a pixel: undefined, null as in 'iou mask'
+            doc["mean_iou"] = None
+            warn("no class has any pixel: the mean IoU is undefined (null)")
         summary = {
-            "mean IoU (mIoU)": f"{doc['mean_iou']:.4f} (~{doc['mean_iou']:.2f})",
+            "mean IoU (mIoU)": "null"
+            if doc["mean_iou"] is None
+            else f"{doc['mean_iou']:.4f} (~{doc['mean_iou']:.2f})",
             "note": "mean IoU, not detection mAP (see --help)",
         }
     render(
@@ -198,7 +233,9 @@ def counts_cmd(
 def nms_cmd(
     file: Annotated[
         Path,
-        typer.Argument(help="Detections: CSV (image,class,x,y,w,h,score) or COCO results JSON."),
+        typer.Argument(
+            help="Detections: CSV (image,class,x,y,w,h,score) or COCO results JSON; '-' is stdin."
+        ),
     ],
     iou_threshold: Annotated[
         float, typer.Option("--iou", help="Suppress a box whose IoU with a kept one is > this.")
@@ -218,18 +255,28 @@ def nms_cmd(
     fmt: BoxFormatOpt = "xywh",
     voc_pixels: PixelOpt = False,
     out: OutOpt = None,
+    force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Greedy non-maximum suppression per image, per class by default (torchvision's batched_nms).
 
     Ties in score keep input order: the earlier box wins. Kept boxes are listed in input order.
-    --out writes the kept detections in the input's format.
+    --out writes the kept detections in the input's format ('-': stdout, the report then goes
+    to stderr).
     """
     with user_errors():
         from cvtool import boxes
         from cvtool.boxes import files as boxes_files
+        from cvtool.boxes.core import FORMATS
+        from cvtool.errors import check_choice, check_int, check_number
         from cvtool.render import render
 
+        check_choice("box-format", fmt, FORMATS)
+        if score_threshold is not None:
+            check_number("score-threshold", score_threshold)
+        if top_k is not None:
+            check_int("top-k", top_k, low=1)
+        check_out(out, force)
         table = boxes_files.read_detection_table(file, fmt)
         keep = boxes.nms_per_image(
             table["image"], table["boxes"], table["scores"], iou_threshold,
@@ -242,7 +289,8 @@ def nms_cmd(
         doc = {"input": n, "kept": int(keep.size), "removed": n - int(keep.size), "kept_indices": keep,
                "iou_threshold": iou_threshold, "per_class": not agnostic, "out": str(out) if out else None}  # fmt: skip
     summary = {k: v for k, v in doc.items() if k != "kept_indices"}
-    render(doc, json_out=json_out, title="Non-maximum suppression", summary=summary)
+    with report_stream(out):
+        render(doc, json_out=json_out, title="Non-maximum suppression", summary=summary)
 
 
 @app.command("map")
@@ -250,13 +298,15 @@ def map_cmd(
     gt: Annotated[
         Path,
         typer.Option(
-            "--gt", help="Ground truth: COCO JSON, or CSV image,class,x,y,w,h[,difficult]."
+            "--gt",
+            help="Ground truth: COCO JSON, or CSV image,class,x,y,w,h[,difficult]; '-' is stdin.",
         ),
     ],
     dets: Annotated[
         Path,
         typer.Option(
-            "--dets", help="Detections: COCO results JSON, or CSV image,class,x,y,w,h,score."
+            "--dets",
+            help="Detections: COCO results JSON, or CSV image,class,x,y,w,h,score; '-' is stdin.",
         ),
     ],
     mode: Annotated[
@@ -283,6 +333,7 @@ def map_cmd(
     max_dets: Annotated[
         str, typer.Option("--max-dets", help="COCO maxDets: three increasing ints, A,B,C.")
     ] = "1,10,100",
+    force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Detection mAP. COCO mode gives pycocotools' 12 numbers; a per-class AP table follows.
@@ -291,11 +342,25 @@ def map_cmd(
     """
     with user_errors():
         from cvtool.boxes import report as rep
+        from cvtool.boxes.core import FORMATS
+        from cvtool.errors import CvtoolError, check_choice, check_number
         from cvtool.render import header, make_table, render, warn
 
-        result = rep.evaluate_files(gt, dets, mode=mode, fmt=fmt, iou_threshold=iou_threshold,
-                                    offset=_offset(voc_pixels), iou_type=iou_type,
-                                    max_dets=rep.parse_max_dets(max_dets))  # fmt: skip
+        check_choice("mode", mode, rep.MODES)
+        check_choice("box-format", fmt, FORMATS)
+        check_number("iou", iou_threshold, low=0, high=1, low_open=True)
+        if str(gt) == "-" and str(dets) == "-":
+            raise CvtoolError("Only one of --gt and --dets can be '-' (stdin).")
+        if plot is not None and plot.suffix.lower() != ".png":
+            raise CvtoolError(f"--plot must end in .png. Got {str(plot)!r}.")
+        check_choice("iou-type", iou_type, rep.IOU_TYPES)
+        max_dets_t = rep.parse_max_dets(max_dets)
+        check_out(plot, force, "plot")
+
+        with spinner(f"iou map --mode {mode}"):
+            result = rep.evaluate_files(gt, dets, mode=mode, fmt=fmt, iou_threshold=iou_threshold,
+                                        offset=_offset(voc_pixels), iou_type=iou_type,
+                                        max_dets=max_dets_t)  # fmt: skip
         for w in result["warnings"]:
             warn(w)
         if plot is not None:

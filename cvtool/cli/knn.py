@@ -10,9 +10,13 @@ import typer
 from cvtool.cli._common import (
     BackendOpt,
     DatasetOpt,
+    ForceOpt,
     JsonOpt,
     SeedOpt,
     ValidationOpt,
+    check_out,
+    one_of,
+    report_stream,
     user_errors,
 )
 
@@ -27,7 +31,7 @@ HELP = (
 
 
 def knn_cmd(
-    dataset: DatasetOpt = "mnist-sample",
+    dataset: DatasetOpt = None,
     train: Annotated[
         str | None, typer.Option("--train", help="Training data path (any readable format).")
     ] = None,
@@ -59,34 +63,50 @@ def knn_cmd(
     ] = "auto",
     predictions: Annotated[
         Path | None,
-        typer.Option("--predictions", help="Write CSV: index,true,predicted,distance."),
+        typer.Option(
+            "--predictions", help="Write CSV: index,true,predicted,distance ('-': stdout)."
+        ),
     ] = None,
+    force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     with user_errors():
         from cvtool import backend as be
         from cvtool import knn
         from cvtool.data.datasets import parse_validation
-        from cvtool.errors import check_choice
+        from cvtool.errors import check_choice, check_int, check_number
         from cvtool.knn import eval as knn_eval
+        from cvtool.render import progress
 
         ks = knn_eval.parse_ints(k, "k")
         metrics = knn_eval.parse_names(metric, "metric", knn.METRICS)
         check_choice("weights", weights, knn.WEIGHTS)
-        if predictions is not None:
-            knn_eval.check_output(predictions)
+        check_choice("engine", engine, ("auto", "numpy", "numba"))
+        check_number("memory", memory, low=0, low_open=True)
+        if folds is not None:
+            check_int("folds", folds, low=2)
+        one_of(validation=validation, folds=folds)
+        split = parse_validation(validation, allow_zero=False)
+        one_of(dataset=dataset, train=train)
+        one_of(dataset=dataset, test=test)
+        check_out(predictions, force, "predictions file")
         xp = be.get_xp(backend)
-        name, ds = knn_eval.load_data(dataset, train, test)
-        res = knn_eval.evaluate(
-            ds.x_train, ds.y_train, ds.x_test, ds.y_test, ks=ks, metrics=metrics,
-            weights=weights, validation=parse_validation(validation, allow_zero=False), folds=folds,
-            seed=seed, memory_mb=memory, xp=xp, engine=engine, class_names=ds.class_names,
-        )  # fmt: skip
+        bar = progress()
+        with bar:  # a spinner on stderr, silent off a terminal
+            task = bar.add_task(f"loading {dataset or train or 'mnist-sample'}", total=None)
+            name, ds = knn_eval.load_data(dataset or "mnist-sample", train, test)
+            bar.update(task, description=f"k-NN: {len(ds.y_test)} test x {len(ds.y_train)} train")
+            res = knn_eval.evaluate(
+                ds.x_train, ds.y_train, ds.x_test, ds.y_test, ks=ks, metrics=metrics,
+                weights=weights, validation=split, folds=folds, seed=seed, memory_mb=memory,
+                xp=xp, engine=engine, class_names=ds.class_names,
+            )  # fmt: skip
         if predictions is not None:
             knn_eval.write_predictions(
                 predictions, res["truth"], res["predictions"], res["nearest"]
             )
-    _show(res, name, be.backend_name(xp), json_out, predictions)
+    with report_stream(predictions):
+        _show(res, name, be.backend_name(xp), json_out, predictions)
 
 
 def _show(res: dict, name: str, backend: str, json_out: bool, predictions) -> None:

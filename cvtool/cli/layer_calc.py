@@ -107,6 +107,23 @@ def _single(item: str, input_shape: str, floor: bool, json_out: bool) -> None:
     render(doc, json_out=json_out, summary=pairs, title=f"layer-calc {row['type']}")
 
 
+# '-k' means neighbours in knn; here it was the kernel/window size. Kept as a hidden alias.
+OldKOpt = Annotated[str | None, typer.Option("-k", hidden=True, show_default=False)]
+
+
+def _one_name(name: str, value, old, required: bool = False):
+    """The value of --NAME or of its old spelling -k (not both; one of them when required)."""
+    with user_errors():
+        from cvtool.errors import CvtoolError
+
+        if value is not None and old is not None:
+            raise CvtoolError(f"Give --{name} or its old spelling -k, not both.")
+        value = value if value is not None else old
+        if value is None and required:
+            raise CvtoolError(f"Missing option '--{name}'.")
+    return None if value is None else str(value)
+
+
 def _kernel(text: str) -> str:
     return text.lower().replace("×", "x")
 
@@ -118,15 +135,19 @@ app = typer.Typer(name="layer-calc", help=GROUP_HELP, no_args_is_help=True)
 def conv_cmd(
     input_shape: InputOpt,
     filters: Annotated[int, typer.Option("--filters", "-f", help="Number of filters F.")],
-    kernel: Annotated[str, typer.Option("--kernel", "-k", help="Kernel K or KhxKw.")],
+    kernel: Annotated[
+        str | None, typer.Option("--kernel", help="Kernel K or KhxKw.", show_default=False)
+    ] = None,
     stride: Annotated[int, typer.Option("--stride", "-s", help="Stride S.")] = 1,
     padding: PaddingOpt = "0",
     dilation: Annotated[int, typer.Option("--dilation", "-d", help="Dilation D.")] = 1,
     bias: BiasOpt = True,
     floor: FloorOpt = False,
     json_out: JsonOpt = False,
+    kernel_k: OldKOpt = None,
 ) -> None:
     """One convolution: output shape, weights and biases apart, MACs, receptive field."""
+    kernel = _one_name("kernel", kernel, kernel_k, required=True)
     item = f"conv:{filters}x{_kernel(kernel)}:s={stride}:p={padding}:d={dilation}:bias={int(bias)}"
     _single(item, input_shape, floor, json_out)
 
@@ -134,7 +155,9 @@ def conv_cmd(
 @app.command("pool")
 def pool_cmd(
     input_shape: InputOpt,
-    pool: Annotated[int, typer.Option("--pool", "-k", help="Window size K.")] = 2,
+    pool: Annotated[
+        int | None, typer.Option("--pool", help="Window size K (default 2).", show_default=False)
+    ] = None,
     stride: Annotated[
         int | None, typer.Option("--stride", "-s", help="Stride (default K).")
     ] = None,
@@ -142,9 +165,12 @@ def pool_cmd(
     mode: Annotated[str, typer.Option("--type", "-t", help="max, avg or l2.")] = "max",
     floor: FloorOpt = False,
     json_out: JsonOpt = False,
+    pool_k: OldKOpt = None,
 ) -> None:
     """One pooling layer (max, average or L2): output shape; no parameters."""
     from cvtool.errors import check_choice
+
+    pool = _one_name("pool", pool, pool_k) or "2"
 
     kinds = {"max": "maxpool", "avg": "avgpool", "l2": "l2pool"}
     with user_errors():
@@ -206,9 +232,13 @@ def net_cmd(
     with user_errors():
         if (spec_text is None) == (spec_file is None):
             raise CvtoolError("Give the architecture as SPEC or as --spec FILE (one of them).")
-        text = sys.stdin.read() if spec_text == "-" else spec_text or "@" + spec_file
+        text = spec_text if spec_text is not None else "@" + spec_file
+        if not text.strip():
+            raise CvtoolError("The architecture spec is empty.")
         shape = spec.parse_dims(input_shape) if input_shape else None
         columns = parse_columns(cols)
+        if json_out and csv_out:
+            raise CvtoolError("Give --json or --csv, not both.")
         summary = summarize(spec.parse_network(text), shape, floor, batch, dtype)
     headers, rows = summary_table(summary, columns)
     if csv_out:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cvtool.cli._common import BackendOpt, DatasetOpt, JsonOpt, user_errors
+from cvtool.cli._common import BackendOpt, DatasetOpt, JsonOpt, spinner, user_errors
 
 ModelArg = Annotated[Path, typer.Argument(help="A model file written by --out (.npz).")]
 PredictModelArg = Annotated[
@@ -44,11 +44,14 @@ def evaluate_cmd(
 
         check_choice("split", split, ("test", "train"))
         model = _load(model_path, backend)
-        ds = load_dataset(dataset or model.meta.get("dataset", "mnist-sample"))
+        name = dataset or model.meta.get("dataset", "mnist-sample")
+        with spinner(f"evaluate: loading {name}"):
+            ds = load_dataset(name)
         x, y = (ds.x_test, ds.y_test) if split == "test" else (ds.x_train, ds.y_train)
         if not len(x):
             raise CvtoolError(f"Dataset {ds.name} has no {split} split.")
-        result = model.evaluate(x, y)
+        with spinner(f"evaluate: {len(x)} images"):
+            result = model.evaluate(x, y)
     k = len(result["confusion"])
     names = class_labels(model.class_names or ds.class_names, k)
     support = result["support"]
@@ -79,7 +82,11 @@ def predict_cmd(
     model_path: PredictModelArg,
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="PNG/JPEG images, a .npy array or a data file/folder."),
+        typer.Argument(
+            help="PNG/JPEG images, a .npy array or a data file/folder; '-' reads one .npy array "
+            "or image from stdin. Float images above 1 are taken as 0..255 and divided by 255 "
+            "(the training rule); NaN/inf are refused."
+        ),
     ],
     top: Annotated[int, typer.Option("--top", help="Classes listed per input.")] = 3,
     backend: BackendOpt = None,
@@ -93,9 +100,14 @@ def predict_cmd(
         from cvtool.nn.inference import predictions, read_inputs
 
         check_int("top", top, low=1)
+        from cvtool.errors import CvtoolError
+
+        if [str(p) for p in (model_path, *inputs)].count("-") > 1:
+            raise CvtoolError("Only one of MODEL and the inputs can be '-' (stdin).")
         model = load_model(model_path, backend_name=backend)  # .npz, or .onnx through ORT
-        x, names = read_inputs(inputs, model.input_shape)
-        rows = predictions(model.predict_proba(x), model.class_names, top)
+        with spinner("predict"):
+            x, names = read_inputs(inputs, model.input_shape)
+            rows = predictions(model.predict_proba(x), model.class_names, top)
     for name, row in zip(names, rows, strict=True):
         row["input"] = name
     doc = {"model": str(model_path), "predictions": rows}

@@ -51,8 +51,17 @@ def perceptron_cmd(
     from cvtool.render import make_table, render
 
     with user_errors():
+        from cvtool.errors import check_int, check_number
+
+        check_number("bias", bias)
+        check_int("inputs", inputs, low=1, high=16)
+        check_number("eta", eta, low=0, low_open=True)
+        check_int("epochs", epochs, low=1)
         if gate is None:
-            doc = pc.truth_table(_parse_weights(weights), bias)
+            w = _parse_weights(weights)
+            for v in w:
+                check_number("weights", v)
+            doc = pc.truth_table(w, bias)
         else:
             result = pc.learn(gate, inputs, eta, epochs)
             doc = {

@@ -98,6 +98,8 @@ def load_dataset(name_or_path: str | os.PathLike) -> Dataset:
             )
         return load_idx_dir(folder, text)
     path = Path(text)
+    if text == "-":  # stdin: an NPZ or CSV data set, read once
+        return read_any(text)
     if not path.exists():
         raise CvtoolError(
             f"Unknown dataset {text!r}: not a known name ({', '.join(KNOWN)}) nor an existing path."

@@ -15,6 +15,10 @@ folder   any other folder (class sub-folders)   ``fmt="folder"``
 
 The per-format modules (``idx``, ``npz``, ``folder``, ``csvfile``) document
 their layouts. What is left out: HDF5, TFRecord, COCO-style annotations.
+
+Streams: ``-`` (stdin), a FIFO or a process substitution holds one NPZ (told
+by its zip signature) or one CSV, read once. ``-`` as an output (stdout) takes
+NPZ (the default there) or, for a data set without a test split, CSV.
 """
 
 from __future__ import annotations
@@ -71,6 +75,8 @@ def read_any(path: str | os.PathLike, shape: tuple[int, ...] | None = None, fmt:
     -------
     Dataset
     """
+    if is_stream(path):
+        return _read_stream(path, shape, fmt)
     path = Path(path)
     fmt = detect_format(path) if fmt is None else _check_format(fmt)
     if fmt == "idx":
@@ -84,12 +90,45 @@ def read_any(path: str | os.PathLike, shape: tuple[int, ...] | None = None, fmt:
     return read_folder(path)
 
 
+def is_stream(path) -> bool:
+    """'-' or an existing path that is neither a regular file nor a folder (FIFO, /dev/fd/N)."""
+    from cvtool.fileio import is_stdio
+
+    if is_stdio(path):
+        return True
+    p = Path(path)
+    return p.exists() and not p.is_file() and not p.is_dir()
+
+
+def _read_stream(path, shape, fmt):
+    """A data set from stdin or a stream: NPZ (zip signature) or CSV, staged in a temporary file."""
+    import tempfile
+
+    from cvtool.fileio import read_bytes
+
+    payload = read_bytes(path)
+    if not payload:
+        raise CvtoolError(f"{path}: the input is empty; it must hold an NPZ or a CSV data set.")
+    kind = fmt or ("npz" if payload.startswith(b"PK") else "csv")
+    if kind not in ("npz", "csv"):
+        raise CvtoolError(f"A stream ({path}) holds an NPZ or a CSV data set. Got --format {kind}.")
+    with tempfile.TemporaryDirectory(prefix="cvtool-") as folder:
+        staged = Path(folder) / f"stdin.{kind}"
+        staged.write_bytes(payload)
+        return read_npz(staged) if kind == "npz" else read_csv(staged, shape=shape)
+
+
 def output_format(path: str | os.PathLike, fmt: str | None = None) -> str:
     """The format ``write_any`` uses for `path`: `fmt` if given, else by extension.
 
     >>> output_format("out.npz"), output_format("out"), output_format("out", "folder")
     ('npz', 'idx', 'folder')
     """
+    if is_stream(path):
+        fmt = "npz" if fmt is None else _check_format(fmt)
+        if fmt not in ("npz", "csv"):
+            raise CvtoolError(f"{path} is a stream: it takes format npz or csv. Got {fmt}.")
+        return fmt
     if fmt is not None:
         fmt = _check_format(fmt)
         suffix = Path(path).suffix.lower()
@@ -121,8 +160,15 @@ def write_any(
     CvtoolError
         Unknown format, or `path` exists and `overwrite` is False.
     """
-    path = Path(path)
     fmt = output_format(path, fmt)
+    if is_stream(path):
+        if fmt == "csv" and len(dataset.x_test):
+            raise CvtoolError(
+                f"CSV to a stream ({path}) holds one split, and this data set has a test split "
+                "too: write NPZ (--format npz) or to a .csv file."
+            )
+        return (write_npz if fmt == "npz" else write_csv)(dataset, path)
+    path = Path(path)
     if path.exists() and not overwrite:
         raise CvtoolError(f"{path} exists; choose another output or overwrite it (--force).")
     if fmt in ("idx", "folder") and path.exists() and not path.is_dir():

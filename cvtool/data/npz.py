@@ -87,7 +87,7 @@ def write_npz(dataset: Dataset, path: str | os.PathLike) -> list[Path]:
     arrays["y_test"] = arrays["y_test"].astype(arrays["y_train"].dtype)
     if dataset.class_names:
         arrays["class_names"] = np.array(dataset.class_names, dtype=str)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, suffix=".npz") as tmp:
         np.savez_compressed(tmp, **arrays)
     return [path]
 

@@ -70,6 +70,10 @@ def locate(name_or_path: str | os.PathLike) -> tuple[str, str]:
     if text in KNOWN:
         folder = find_dataset_dir(text)
         return "idx", str(folder) if folder is not None else ""
+    from cvtool.data.formats import is_stream
+
+    if is_stream(text):
+        return "stream", text
     return detect_format(Path(text)), str(Path(text))
 
 
@@ -95,10 +99,14 @@ def describe(name_or_path: str | os.PathLike, shape: tuple[int, ...] | None = No
     size within each split), pixel_min, pixel_max.
     """
     text = str(name_or_path)
-    if text not in KNOWN and not Path(text).exists():
+    if text not in KNOWN and text != "-" and not Path(text).exists():
         load_dataset(text)  # raises the "unknown dataset" error with the known names
     fmt, where = locate(text)
-    ds = load_dataset(text) if text in KNOWN else read_any(Path(text), shape=shape, fmt=fmt)
+    ds = (
+        load_dataset(text)
+        if text in KNOWN
+        else read_any(text, shape=shape, fmt=None if fmt == "stream" else fmt)
+    )
     counts = class_counts(ds)
     splits = ("train", "test") if len(ds.y_test) else ("train",)
     balanced = all(len({c[split] for c in counts}) == 1 for split in splits)

@@ -101,6 +101,7 @@ def mlp_model(layers: str, input_size: int, *, activation: str = "sigmoid",
     from cvtool.nn.losses import get_loss
     from cvtool.nn.model import Sequential
 
+    layers = S.read_spec_text(layers).strip()  # '-', '@file', a path or <(...) hold the text
     text = S.PRESETS.get(layers, layers)
     if ":" not in text and any(p.strip().isdigit() for p in text.split(",")):  # 784,30,10
         specs = S.layers_from_sizes(text, activation)

@@ -7,6 +7,13 @@ training split), and returns uint8/float images with one label per input.
 ``predictions`` turns network outputs into classes and probabilities. Nothing
 is resized: an image of the wrong size is an error that says which size the
 model wants. Left out: resizing, colour inversion (MNIST digits are white on black).
+
+Scaling follows the rule training applies (:func:`normalise`): integer images
+(uint8 0..255) are divided by 255; float images whose values lie in [0, 1] are
+taken as already scaled; float images with values above 1 are taken as 0..255
+pixels and divided by 255 too, so a uint8 image and the same image as floats
+predict the same. NaN, infinite, negative or > 255 values are refused.
+'-' (stdin) and streams hold one ``.npy`` array or one PNG/JPEG image.
 """
 
 from __future__ import annotations
@@ -46,9 +53,19 @@ def read_inputs(paths: list, input_shape: tuple[int, ...]) -> tuple[np.ndarray, 
     per = int(np.prod(input_shape))
     arrays, names = [], []
     for p in map(Path, paths):
-        check_path(p, "Input", kind="any")
-        if p.suffix.lower() in IMAGE_SUFFIXES:
-            im = _read_image(p, channels)
+        stream = _is_stream(p)
+        if not stream:
+            check_path(p, "Input", kind="any")
+        if stream:
+            from cvtool.fileio import seekable
+
+            source = seekable(str(p))
+            head = source.getvalue()[:8]
+            is_image = head.startswith((b"\x89PNG", b"\xff\xd8\xff"))  # PNG or JPEG signature
+        else:
+            source, is_image = p, p.suffix.lower() in IMAGE_SUFFIXES
+        if is_image:
+            im = _read_image(source, channels)
             if im.size != per:
                 hw = "x".join(str(d) for d in input_shape[:2]) if len(input_shape) == 3 else None
                 want = f"{hw} pixels" if hw else f"{per} values"
@@ -59,11 +76,17 @@ def read_inputs(paths: list, input_shape: tuple[int, ...]) -> tuple[np.ndarray, 
             arrays.append(im.reshape(1, -1))
             names.append(p.name)
             continue
-        if p.suffix.lower() == ".npy":
+        if stream or p.suffix.lower() == ".npy":
             try:
-                x = np.load(p, allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise CvtoolError(f"Cannot read {p}: {exc}") from None
+                x = np.load(source, allow_pickle=False)
+            except (OSError, ValueError, EOFError) as exc:
+                raise CvtoolError(
+                    f"Cannot read {p} as a .npy array: {' '.join(str(exc).split())}"
+                ) from None
+            if not isinstance(x, np.ndarray) or not (
+                np.issubdtype(x.dtype, np.number) or x.dtype == bool
+            ):
+                raise CvtoolError(f"{p} must hold a numeric array of images.")
             if x.size == per:
                 x = x.reshape(1, -1)
         else:
@@ -77,10 +100,42 @@ def read_inputs(paths: list, input_shape: tuple[int, ...]) -> tuple[np.ndarray, 
         names += [f"{p.name}[{i}]" for i in range(len(x))]
     if not arrays:
         raise CvtoolError("Give at least one input: image files, a .npy array or a data file.")
+    arrays = [normalise(a, str(p)) for a, p in zip(arrays, paths, strict=True)]
     kinds = {a.dtype == np.uint8 for a in arrays}
     if len(kinds) > 1:  # mixing raw uint8 pixels and floats would scale them differently
         arrays = [a.astype(np.float32) / 255 if a.dtype == np.uint8 else a for a in arrays]
     return np.concatenate(arrays), names
+
+
+def _is_stream(p: Path) -> bool:
+    from cvtool.fileio import is_stdio
+
+    return is_stdio(p) or (p.exists() and not p.is_file() and not p.is_dir())
+
+
+def normalise(x: np.ndarray, name: str = "input") -> np.ndarray:
+    """Images as the model saw them in training: uint8 kept (the model divides by 255),
+    other integers and floats above 1 taken as 0..255 and divided by 255, floats in [0, 1]
+    kept; NaN, infinite, negative or > 255 values refused (one-line CvtoolError).
+
+    Returns uint8 or float32 of the same shape.
+    """
+    if x.dtype == np.uint8:
+        return x
+    if x.dtype == bool:
+        return x.astype(np.float32)
+    xf = np.asarray(x, dtype=np.float64)
+    if not np.isfinite(xf).all():
+        raise CvtoolError(f"{name} holds NaN or infinite values; pixels must be finite numbers.")
+    lo, hi = (float(xf.min()), float(xf.max())) if xf.size else (0.0, 0.0)
+    if lo < 0 or hi > 255:
+        raise CvtoolError(
+            f"{name} holds values in [{lo:g}, {hi:g}]; pixels must lie in 0..255 "
+            "(or 0..1 when already scaled)."
+        )
+    if np.issubdtype(x.dtype, np.integer) or hi > 1:
+        return (xf / 255).astype(np.float32)
+    return xf.astype(np.float32)
 
 
 def class_labels(class_names, k: int) -> list[str]:

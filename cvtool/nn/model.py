@@ -33,6 +33,7 @@ from cvtool.nn.fit import MONITORS, Callback, History  # noqa: F401  (re-exporte
 from cvtool.nn.losses import get_loss, l2_penalty
 
 FORMAT = "cvtool-model"
+MODEL_VERSION = 1  # the format version save() writes and load() reads
 EVAL_BATCH = 2000
 
 
@@ -285,7 +286,7 @@ class Sequential:
         if path.suffix != ".npz":
             raise CvtoolError(f"Model files end in .npz. Got {str(path)!r}; e.g. --out model.npz.")
         meta = {
-            "format": FORMAT, "version": 1, "spec": self.spec_text,
+            "format": FORMAT, "version": MODEL_VERSION, "spec": self.spec_text,
             "input_shape": list(self.input_shape), "dtype": str(self.dtype),
             "class_names": list(self.class_names),
             "layers": [{"kind": layer.kind, **layer.config(), "trainable": layer.trainable}
@@ -313,24 +314,20 @@ class Sequential:
         """A model from a file written by ``save``, on the chosen backend and dtype."""
         from cvtool.nn.spec import parse_spec
 
+        arrays, meta = _read_model_file(path)
         path = Path(path)
-        if not path.is_file():
-            raise CvtoolError(f"Model file not found: {path}")
         try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
-            meta = json.loads(str(arrays.pop("meta")))
-        except (OSError, ValueError, KeyError) as exc:
+            spec_text, input_shape = meta["spec"], tuple(meta["input_shape"])
+            layer_meta = list(meta["layers"])
+        except (KeyError, TypeError):
             raise CvtoolError(
-                f"{path} is not a cvtool model file ({type(exc).__name__})."
+                f"{path}: the model's description is incomplete; file damaged?"
             ) from None
-        if meta.get("format") != FORMAT:
-            raise CvtoolError(f"{path} is not a cvtool model file (format {meta.get('format')!r}).")
-        model = cls.from_spec(parse_spec(meta["spec"]), tuple(meta["input_shape"]))
+        model = cls.from_spec(parse_spec(spec_text), input_shape)
         model.build(backend.get_xp(backend_name), dtype or meta.get("dtype", "float32"), seed=0)
-        if len(model.layers) != len(meta["layers"]):
+        if len(model.layers) != len(layer_meta):
             raise CvtoolError(f"{path}: the spec and the saved layers disagree; file damaged?")
-        for i, (layer, info) in enumerate(zip(model.layers, meta["layers"], strict=True)):
+        for i, (layer, info) in enumerate(zip(model.layers, layer_meta, strict=True)):
             layer.trainable = bool(info.get("trainable", True))
             for k in layer.params:
                 arr = arrays.get(f"p{i}.{k}")
@@ -346,3 +343,51 @@ class Sequential:
         model.meta = {k: v for k, v in meta.items()
                       if k not in ("spec", "input_shape", "dtype", "class_names", "layers")}  # fmt: skip
         return model
+
+
+def _read_model_file(path) -> tuple[dict, dict]:
+    """The arrays and the metadata of a model file, or one line naming what is wrong.
+
+    A missing, empty, truncated (damaged zip), foreign (not a cvtool model) or
+    newer-format file is named as such. '-' and streams are read once.
+    """
+    import zipfile
+
+    from cvtool.fileio import is_stdio, read_bytes
+
+    if not is_stdio(path):
+        p = Path(path)
+        if p.is_dir():
+            raise CvtoolError(f"Model file is a folder, not a file: {p}")
+        if not p.exists():
+            raise CvtoolError(f"Model file not found: {p}")
+    payload = read_bytes(path)
+    if not payload:
+        raise CvtoolError(f"{path} is empty, not a cvtool model file.")
+    if not payload.startswith(b"PK"):
+        raise CvtoolError(f"{path} is not a cvtool model file (not an .npz archive).")
+    import io
+
+    try:
+        with np.load(io.BytesIO(payload), allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+        raise CvtoolError(
+            f"{path} is truncated or damaged: not a complete cvtool model file "
+            f"({type(exc).__name__})."
+        ) from None
+    if "meta" not in arrays:
+        raise CvtoolError(f"{path} is not a cvtool model file (an .npz without 'meta').")
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except (ValueError, RecursionError):
+        raise CvtoolError(f"{path} is not a cvtool model file (its 'meta' is not JSON).") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        fmt = meta.get("format") if isinstance(meta, dict) else None
+        raise CvtoolError(f"{path} is not a cvtool model file (format {fmt!r}).")
+    if meta.get("version") != MODEL_VERSION:
+        raise CvtoolError(
+            f"{path} is a cvtool model of format version {meta.get('version')!r}; this cvtool "
+            f"reads version {MODEL_VERSION} (save it again with a matching cvtool)."
+        )
+    return arrays, meta

@@ -301,15 +301,32 @@ def check_skips(specs: list) -> None:
 
 
 def read_spec_text(text: str) -> str:
-    """The spec itself: '@path' or an existing file path reads the file."""
+    """The spec itself: '-' reads stdin, '@path' or an existing file path reads the file.
+
+    FIFOs, ``/dev/stdin`` and process substitutions (``@<(echo ...)``) are read once.
+    """
+    from cvtool.fileio import is_stdio, read_text
+
+    if is_stdio(text.strip()):
+        return read_text("-")
     if text.startswith("@"):
         path = Path(text[1:])
-        if not path.is_file():
+        if text[1:] == "-":
+            return read_text("-")
+        if not path.exists() or path.is_dir():
             raise CvtoolError(f"Spec file not found: {path}")
-        return path.read_text()
-    if ("\n" not in text) and (":" not in text) and Path(text).is_file():
-        return Path(text).read_text()
+        return read_text(path)
+    if ("\n" not in text) and (":" not in text) and text.strip() and _readable(Path(text)):
+        return read_text(Path(text))
     return text
+
+
+def _readable(path: Path) -> bool:
+    """An existing file or stream (FIFO, /dev/fd/N), not a folder."""
+    try:
+        return path.exists() and not path.is_dir()
+    except OSError:  # a name too long to be a path is a spec
+        return False
 
 
 def layers_from_sizes(sizes: str | list[int], activation: str = "sigmoid") -> list[LayerSpec]:
@@ -356,6 +373,7 @@ def parse_network(text: str, activation: str = "sigmoid") -> list[LayerSpec]:
     >>> parse_network("keras-course")[1].kind
     'conv'
     """
+    text = read_spec_text(text)
     name = text.strip()
     if name in PRESETS:
         return parse_spec(PRESETS[name])
