@@ -82,8 +82,19 @@ def train_detector_cmd(
     with user_errors():
         from cvtool import backend as B
         from cvtool.detect import detection_data, train_detector
+        from cvtool.nn.train import check_options
 
         dt = B.resolve_dtype(dtype)
+        check_options(
+            epochs=epochs,
+            batch_size=batch_size,
+            early_stop=early_stop,
+            eta_schedule=eta_schedule,
+            out=out,
+            metrics=metrics,
+            plot=plot,
+            overwrite=force,
+        )  # before the canvases are made (seconds)
         canvases = {"source": source} if dataset is None else {}
         data = detection_data(dataset, n_train=train_size, n_val=validation, n_test=test_size,
                               fresh=fresh, seed=seed, **canvases)  # fmt: skip

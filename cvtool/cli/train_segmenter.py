@@ -72,11 +72,22 @@ def train_segmenter_cmd(
     """
     with user_errors():
         from cvtool import backend as B
+        from cvtool.nn.train import check_options
         from cvtool.segment import segmentation_data, train_segmenter
         from cvtool.segment.task import parse_weights
 
         dt = B.resolve_dtype(dtype)
         weights = parse_weights(class_weights)
+        check_options(
+            epochs=epochs,
+            batch_size=batch_size,
+            early_stop=early_stop,
+            eta_schedule=eta_schedule,
+            out=out,
+            metrics=metrics,
+            plot=plot,
+            overwrite=force,
+        )  # before the canvases are made (seconds)
         canvases = {"source": source} if dataset is None else {}
         data = segmentation_data(dataset, n_train=train_size, n_val=validation, n_test=test_size,
                                  fresh=fresh, seed=seed, **canvases)  # fmt: skip

@@ -38,6 +38,8 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from cvtool import backend, fileio
 from cvtool.data.datasets import load_dataset, parse_validation, stratified_split
 from cvtool.errors import CvtoolError, check_choice, check_int
@@ -171,6 +173,57 @@ def write_history(path, records: list[dict]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
+def available_bytes() -> int | None:
+    """Memory the system can still give (Linux MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_memory(model, batch_size: int, dtype="float32") -> int:
+    """Refuse, before training, a network whose training step cannot fit in memory.
+
+    The estimate (bytes): the parameters four times (weights, gradients, two
+    Adam moments) plus the forward and backward activations of one mini-batch,
+    from the summary walker (``layer-calc net --batch``); the im2col workspace
+    is chunked and not counted. Linux overcommits memory, so without this check
+    an impossible network starts, prints its header and dies later.
+    """
+    from cvtool.nn.spec import parse_spec
+    from cvtool.summary import human_bytes, summarize
+
+    t = summarize(parse_spec(model.spec_text), model.input_shape, floor=True, batch=batch_size,
+                  dtype=str(np.dtype(dtype)))["totals"]  # fmt: skip
+    need = 4 * t["param_bytes_dtype"] + t["forward_backward_bytes"]
+    free = available_bytes()
+    if free is not None and need > free:
+        raise CvtoolError(
+            f"Training this network needs about {human_bytes(need)} (parameters "
+            f"{human_bytes(4 * t['param_bytes_dtype'])} with gradients and optimiser state, "
+            f"activations {human_bytes(t['forward_backward_bytes'])} for a batch of {batch_size}); "
+            f"{human_bytes(free)} is free. Lower --batch-size or the layer sizes."
+        )
+    return need
+
+
+def check_options(*, epochs=1, batch_size=1, early_stop=0, eta_schedule=0, out=None,
+                  metrics=None, plot=None, overwrite: bool = False) -> None:  # fmt: skip
+    """The checks of :func:`train` that need no data: counts and output paths.
+
+    Trainers whose data takes time to make (generated canvases) call it first.
+    """
+    check_int("epochs", epochs, low=1)
+    check_int("batch_size", batch_size, low=1)
+    check_int("early_stop", early_stop, low=0)
+    check_int("eta_schedule", eta_schedule, low=0)
+    check_outputs(out, metrics, plot, overwrite=overwrite)
+
+
 def check_outputs(out=None, metrics=None, plot=None, *, overwrite: bool = False) -> None:
     """Refuse outputs that cannot be written as asked, before any training: the
     suffixes, then fileio's one output rule (folder, parent, existing file)."""
@@ -292,7 +345,9 @@ def train(
         Bad options or outputs (before any work), a network whose output does
         not fit the classes, or a cost that became NaN/infinite.
     """
-    check_outputs(out, metrics, plot, overwrite=overwrite)
+    check_options(epochs=epochs, batch_size=batch_size, early_stop=early_stop,
+                  eta_schedule=eta_schedule, out=out, metrics=metrics, plot=plot,
+                  overwrite=overwrite)  # fmt: skip
     ds = load_dataset(dataset) if isinstance(dataset, str | Path) else dataset
     task = get_task(cost if task is None else task)
     if isinstance(optimizer, str):
@@ -302,6 +357,7 @@ def train(
     else:
         opt = optimizer
     train_xy, val_xy = split_data(ds, train_size, validation, seed)
+    check_memory(model, batch_size, dtype if model.dtype is None else model.dtype)
     if model.xp is None:
         if xp is None:  # auto picks the GPU only where a step is big enough to pay
             macs = sum(r["macs"] for r in model.summary()) * batch_size
