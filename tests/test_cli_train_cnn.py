@@ -169,3 +169,9 @@ def test_show_filters_needs_a_convolution(cli, tmp_path):
     assert cli("train-mlp", "--train-size", 50, "--epochs", 1, "--out", mlp).exit_code == 0
     line = one_error_line(cli("show", "filters", mlp, "--out", tmp_path / "f.png"))
     assert "no convolution" in line
+
+
+def test_a_network_too_big_for_memory_is_refused_before_any_output(cli):
+    result = cli("train-cnn", "--arch", "conv:100000x3, flatten, dense:10:softmax")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Lower --batch-size" in result.stderr
