@@ -191,3 +191,22 @@ def test_two_outputs_on_stdout_are_refused(tmp_path):
     result = sh("cvtool augment --boxes b.csv --boxes-out - --params -", tmp_path)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and "stdout" in result.stderr
+
+
+def test_detector_output_pipes_into_iou_nms_and_iou_map(tmp_path):
+    """make-canvas, a short train-detector, then detect | iou nms | iou map, all through pipes."""
+    arch = (
+        "conv:8x3:p=same, bn, relu, pool:4, conv:16x3:p=same, bn, relu, pool:{pool}, conv:{head}x1"
+    )
+    script = f"""
+cvtool data make-canvas digits --train 60 --test 10 --size 32 --max-objects 2 --min-scale 0.5 \\
+    --max-scale 0.8 > /dev/null
+cvtool train-detector --dataset digits --grid 4 --epochs 3 --eta 0.01 --validation 8 \\
+    --batch-size 16 --arch '{arch}' --out det.npz --json > /dev/null
+cvtool detect det.npz --dataset digits --out - --score-threshold 0.001 \\
+    | cvtool iou nms - --iou 0.3 --out - \\
+    | cvtool iou map --gt digits/annotations/test.json --dets - --json
+"""
+    doc = json.loads(ok(sh(script, tmp_path)))
+    assert doc["images"] == 10 and doc["detections"] > 0
+    assert set(doc["stats"]) >= {"AP", "AP50"}
