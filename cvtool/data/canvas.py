@@ -531,3 +531,39 @@ def canvas_streams(
         val = val_gen.sample(n_val)
     test = CanvasGenerator(ds, split="test", seed=seed, **options).sample(n_test)
     return train, train.sample(n_train), val, test
+
+
+@dataclass
+class TrainingData:
+    """What a detector or segmenter trainer takes: a Dataset, its validation set, fresh epochs.
+
+    ``dataset`` holds images and labels in the form the task's ``targets`` takes
+    (label maps, or (boxes, classes) pairs); ``validation`` is (x, y) or None;
+    ``epoch_data`` is None or a callable epoch -> (x, y) drawing each epoch's
+    training set; ``source`` says where the data came from.
+    """
+
+    dataset: Dataset
+    validation: tuple | None
+    epoch_data: object = None
+    source: str = ""
+
+
+def canvas_training_data(labels, names, n_train: int = 2000, n_val: int = 200, n_test: int = 500, *,
+                         fresh: bool = True, seed: int | None = 0, **options) -> TrainingData:  # fmt: skip
+    """Generated canvases for a trainer (:func:`canvas_streams`), labelled by ``labels(CanvasSet)``.
+
+    `names` maps the source's class names to the task's (e.g. adds
+    'background'); with `fresh` every epoch after the first draws new
+    training canvases from the same seeded stream.
+    """
+    gen, train, val, test = canvas_streams(n_train, n_val, n_test, seed=seed, **options)
+    ds = Dataset("canvases", train.images, labels(train), test.images, labels(test),
+                 tuple(names(train.class_names)))  # fmt: skip
+
+    def epoch_data(epoch):
+        drawn = gen.sample(n_train)
+        return drawn.images, labels(drawn)
+
+    val_xy = None if val is None else (val.images, labels(val))
+    return TrainingData(ds, val_xy, epoch_data if fresh else None, "generated canvases")

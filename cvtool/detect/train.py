@@ -14,9 +14,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
+from cvtool.data.canvas import TrainingData, canvas_training_data
 from cvtool.data.core import Dataset
 from cvtool.detect.task import Detection, labels_of
 from cvtool.detect.yolo import YoloLoss
@@ -31,16 +31,6 @@ DETECTOR = (
 )
 
 
-@dataclass
-class DetectionData:
-    """A Dataset whose labels are (boxes, classes) pairs, validation, and fresh epochs."""
-
-    dataset: Dataset
-    validation: tuple | None
-    epoch_data: object = None
-    source: str = ""
-
-
 def detection_data(
     folder=None,
     *,
@@ -50,25 +40,14 @@ def detection_data(
     fresh: bool = True,
     seed: int | None = 0,
     **canvas_options,
-) -> DetectionData:
+) -> TrainingData:
     """Canvases with boxes: generated (``cvtool.data.canvas``) or read from `folder`.
 
     See :func:`cvtool.segment.segmentation_data`: the same splits and options.
     """
     if folder is None:
-        from cvtool.data.canvas import canvas_streams
-
-        gen, train, val, test = canvas_streams(n_train, n_val, n_test, seed=seed,
-                                               **canvas_options)  # fmt: skip
-        ds = Dataset("canvases", train.images, labels_of(train), test.images, labels_of(test),
-                     train.class_names)  # fmt: skip
-
-        def epoch_data(epoch):
-            fresh_set = gen.sample(n_train)
-            return fresh_set.images, labels_of(fresh_set)
-
-        val_xy = None if val is None else (val.images, labels_of(val))
-        return DetectionData(ds, val_xy, epoch_data if fresh else None, "generated canvases")
+        return canvas_training_data(labels_of, tuple, n_train, n_val, n_test, fresh=fresh,
+                                    seed=seed, **canvas_options)  # fmt: skip
     from cvtool.data.canvas_io import read_canvas_set
 
     folder = Path(folder)
@@ -79,11 +58,11 @@ def detection_data(
         n_val = min(n_val, len(x) // 2) or 1
         x, y, val = x[n_val:], y[n_val:], (x[:n_val], y[:n_val])  # canvases are independent
     ds = Dataset(folder.name, x, y, test.images, labels_of(test), train.class_names)
-    return DetectionData(ds, val, None, str(folder))
+    return TrainingData(ds, val, None, str(folder))
 
 
 def train_detector(
-    data: DetectionData | None = None,
+    data: TrainingData | None = None,
     *,
     arch: str | None = None,
     grid: int = 8,

@@ -18,11 +18,11 @@ Instances (one object per connected component of a class) are in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from cvtool.data.canvas import TrainingData, canvas_training_data
 from cvtool.data.core import Dataset
 from cvtool.errors import CvtoolError, check_choice
 from cvtool.segment.task import Segmentation, class_weights, predict_maps
@@ -42,16 +42,6 @@ SEGMENTER = (
 )
 
 
-@dataclass
-class SegmentationData:
-    """Training data for a segmenter: a Dataset of label maps, and how each epoch gets its own."""
-
-    dataset: Dataset  # x: (N, H, W, C) uint8 images; y: (N, H, W) label maps
-    validation: tuple | None  # (x_val, y_val)
-    epoch_data: object = None  # callable(epoch) -> (x, y), or None for a fixed set
-    source: str = ""
-
-
 def _names(class_names) -> tuple[str, ...]:
     return ("background", *class_names)
 
@@ -65,7 +55,7 @@ def segmentation_data(
     fresh: bool = True,
     seed: int | None = 0,
     **canvas_options,
-) -> SegmentationData:
+) -> TrainingData:
     """Images and label maps to train a segmenter on.
 
     Parameters
@@ -82,22 +72,8 @@ def segmentation_data(
     canvas_options : more ``CanvasGenerator`` options (size, max_objects, ...).
     """
     if folder is None:
-        from cvtool.data.canvas import canvas_streams
-
-        gen, train, val, test = canvas_streams(n_train, n_val, n_test, seed=seed,
-                                               **canvas_options)  # fmt: skip
-        names = _names(train.class_names)
-        ds = Dataset("canvases", train.images, train.label_maps, test.images, test.label_maps,
-                     names)  # fmt: skip
-
-        def epoch_data(epoch):
-            fresh_set = gen.sample(n_train)
-            return fresh_set.images, fresh_set.label_maps
-
-        return SegmentationData(
-            ds, None if val is None else (val.images, val.label_maps),
-            epoch_data if fresh else None, source="generated canvases",
-        )  # fmt: skip
+        return canvas_training_data(lambda cs: cs.label_maps, _names, n_train, n_val, n_test,
+                                    fresh=fresh, seed=seed, **canvas_options)  # fmt: skip
     folder = Path(folder)
     if (folder / "annotations").is_dir():  # a canvas folder from `cvtool data make-canvas`
         from cvtool.data.canvas_io import read_canvas_set
@@ -122,11 +98,11 @@ def segmentation_data(
         order = np.random.default_rng(seed).permutation(len(x))
         x, y, val = x[order[n_val:]], y[order[n_val:]], (x[order[:n_val]], y[order[:n_val]])
     ds = Dataset(folder.name, x, y, x_test, y_test, names)
-    return SegmentationData(ds, val, None, source=str(folder))
+    return TrainingData(ds, val, None, source=str(folder))
 
 
 def train_segmenter(
-    data: SegmentationData | None = None,
+    data: TrainingData | None = None,
     *,
     arch: str | None = None,
     weights: str | tuple = "auto",
