@@ -1,8 +1,10 @@
-"""Precision-recall curves to an image file (matplotlib, Agg backend, imported lazily).
+"""Figures to image files (matplotlib, Agg backend, imported lazily).
 
-One line per class plus, optionally, a thick line for the mean curve. The file
-is written atomically; the format follows the suffix (``.png``, ``.pdf``,
-``.svg``). Nothing is shown on screen.
+Precision-recall curves (one line per class plus, optionally, a thick mean
+line), the detection confusion-matrix heatmap, and the F1-confidence and
+per-class precision-recall panels of ``iou curves``. Each file is written
+atomically; the format follows the suffix (``.png``, ``.pdf``, ``.svg``).
+Nothing is shown on screen.
 """
 
 from __future__ import annotations
@@ -11,6 +13,30 @@ from collections.abc import Sequence
 
 from cvtool.errors import CvtoolError
 from cvtool.fileio import atomic_path
+
+
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend, or a CvtoolError when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise CvtoolError("--plot needs matplotlib (pip install 'cvtool[plot]').") from None
+    return plt
+
+
+def _save(fig, path, plt) -> None:
+    """Save ``fig`` atomically to ``path`` and close it; a CvtoolError when it cannot."""
+    try:
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp)
+    except (ValueError, OSError) as exc:
+        raise CvtoolError(f"Cannot write the plot to '{path}' ({exc}).") from None
+    finally:
+        plt.close(fig)
 
 
 def plot_pr_curves(curves: Sequence[tuple[str, object, object]], path, title: str = "",
@@ -26,13 +52,7 @@ def plot_pr_curves(curves: Sequence[tuple[str, object, object]], path, title: st
     mean_curve : (recall, precision), optional
         Drawn thicker, in black, labelled "mean".
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise CvtoolError("--plot needs matplotlib (pip install 'cvtool[plot]').") from None
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 5.5), dpi=110)
     try:
         for label, rec, prec in curves:
@@ -54,3 +74,35 @@ def plot_pr_curves(curves: Sequence[tuple[str, object, object]], path, title: st
         raise CvtoolError(f"Cannot write the plot to '{path}' ({exc}).") from None
     finally:
         plt.close(fig)
+
+
+def plot_confusion(matrix, names: Sequence[str], path, title: str = "") -> None:
+    """Heatmap of a (K + 1, K + 1) detection confusion matrix, background last.
+
+    Rows are true classes, columns predicted ones; each row's cells are
+    coloured by their share of the row (counts written in the cells when
+    there are at most 30 classes).
+    """
+    import numpy as np
+
+    plt = _pyplot()
+    m = np.asarray(matrix)
+    labels = [*map(str, names), "background"]
+    share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    n = m.shape[0]
+    side = min(4 + 0.45 * n, 24)
+    fig, ax = plt.subplots(figsize=(side + 1.5, side), dpi=110)
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the row")
+    ax.set_xticks(range(n), labels, rotation=90 if n > 8 else 0, fontsize=8)
+    ax.set_yticks(range(n), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    if n <= 31:
+        for i in range(n):
+            for j in range(n):
+                if m[i, j]:
+                    ax.text(j, i, str(int(m[i, j])), ha="center", va="center", fontsize=7,
+                            color="white" if share[i, j] > 0.5 else "black")  # fmt: skip
+    _save(fig, path, plt)

@@ -311,3 +311,40 @@ def map_cmd(
         tables=[table],
         summary=result["summary"],
     )
+
+
+@app.command("confusion")
+def confusion_cmd(
+    gt: Annotated[Path, typer.Option("--gt", help="Ground truth: COCO JSON or CSV.")],
+    dets: Annotated[Path, typer.Option("--dets", help="Detections: COCO results JSON or CSV.")],
+    iou_threshold: Annotated[
+        float, typer.Option("--iou", help="A pair matches when its IoU is above this.")
+    ] = 0.5,
+    score_threshold: Annotated[
+        float, typer.Option("--score-threshold", help="Detections scoring below this are dropped.")
+    ] = 0.3,
+    fmt: BoxFormatOpt = "xywh",
+    plot: PlotOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Detection confusion matrix with a background row and column (supervision's definition).
+
+    Rows are true classes, columns predicted ones, background last: an
+    unmatched object counts in its row's background column, an unmatched
+    detection in the background row. --plot draws the heatmap.
+    """
+    with user_errors():
+        from cvtool.boxes import analysis
+        from cvtool.render import header, make_table, render
+
+        result = analysis.confusion_files(gt, dets, fmt=fmt, iou_threshold=iou_threshold,
+                                          score_threshold=score_threshold)  # fmt: skip
+        if plot is not None:
+            analysis.plot_confusion(result, plot)
+        table = make_table(result["table_columns"], result["table_rows"],
+                           title="Confusion matrix (rows true, columns predicted)")  # fmt: skip
+    if not json_out:
+        header("iou confusion", images=result["images"], classes=len(result["names"]),
+               detections=result["detections"])  # fmt: skip
+    render(result["doc"], json_out=json_out, title="Detection confusion matrix", tables=[table],
+           summary=result["summary"])  # fmt: skip

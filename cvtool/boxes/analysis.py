@@ -1,0 +1,74 @@
+"""From files to the reports of ``iou confusion``, ``iou errors`` and ``iou curves``.
+
+Each ``*_files`` function loads ground truth and detections (any format
+:func:`cvtool.boxes.labels.load_pair` reads), runs the library function and
+returns the JSON document, the summary pairs and the table rows, so the CLI
+does no arithmetic. ``plot_*`` draw a result.
+"""
+
+from __future__ import annotations
+
+from cvtool.boxes.confusion import confusion_matrix
+from cvtool.errors import check_number
+
+
+def _ratio(a, b):
+    return float(a) / float(b) if b else None
+
+
+def confusion_files(gt_path, dets_path, *, fmt="xywh", iou_threshold=0.5, score_threshold=0.3,
+                    image_sizes=None) -> dict:  # fmt: skip
+    """Load, build the detection confusion matrix, and tabulate it.
+
+    Returns
+    -------
+    dict
+        ``doc`` (JSON: ``classes``, ``matrix`` rows true / columns predicted,
+        background last, ``per_class`` tp/fp/fn/precision/recall, totals),
+        ``summary``, ``table_columns``, ``table_rows``, ``names``, ``matrix``.
+    """
+    from cvtool.boxes.labels import load_pair
+
+    check_number("iou", iou_threshold, low=0, high=1)
+    check_number("score-threshold", score_threshold)
+    gt, dt = load_pair(gt_path, dets_path, fmt, image_sizes)
+    r = confusion_matrix(gt, dt, iou_threshold=iou_threshold, score_threshold=score_threshold)
+    names = [str(n) for n in gt.cat_names]
+    m = r["matrix"]
+    per_class = [{"class": n, "tp": int(r["tp"][k]), "fp": int(r["fp"][k]), "fn": int(r["fn"][k]),
+                  "precision": _ratio(r["tp"][k], r["tp"][k] + r["fp"][k]),
+                  "recall": _ratio(r["tp"][k], r["tp"][k] + r["fn"][k])}
+                 for k, n in enumerate(names)]  # fmt: skip
+    tp, fp, fn = int(r["tp"].sum()), int(r["fp"].sum()), int(r["fn"].sum())
+    doc = {
+        "iou_threshold": iou_threshold,
+        "score_threshold": score_threshold,
+        "layout": "rows: true class, columns: predicted class; background last in both",
+        "classes": [*names, "background"],
+        "matrix": m.tolist(),
+        "per_class": per_class,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "precision": _ratio(tp, tp + fp),
+        "recall": _ratio(tp, tp + fn),
+        "images": len(gt.image_ids),
+        "detections": int(len(dt.img)),
+    }
+    labels = [*names, "background"]
+    rows = [[f"{labels[i]} (true)", *m[i].tolist()] for i in range(m.shape[0])]
+    summary = {k: doc[k] for k in ("iou_threshold", "score_threshold", "tp", "fp", "fn",
+                                   "precision", "recall")}  # fmt: skip
+    return {"doc": doc, "summary": summary, "table_columns": ["", *labels], "table_rows": rows,
+            "names": names, "matrix": m, "images": len(gt.image_ids),
+            "detections": int(len(dt.img))}  # fmt: skip
+
+
+def plot_confusion(result: dict, path) -> None:
+    """Heatmap of a :func:`confusion_files` result."""
+    from cvtool.boxes.plot import plot_confusion as _plot
+
+    d = result["doc"]
+    _plot(result["matrix"], result["names"], path,
+          title=f"Detection confusion matrix (IoU > {d['iou_threshold']:g}, "
+                f"score >= {d['score_threshold']:g})")  # fmt: skip
