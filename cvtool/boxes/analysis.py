@@ -72,3 +72,40 @@ def plot_confusion(result: dict, path) -> None:
     _plot(result["matrix"], result["names"], path,
           title=f"Detection confusion matrix (IoU > {d['iou_threshold']:g}, "
                 f"score >= {d['score_threshold']:g})")  # fmt: skip
+
+
+def errors_files(gt_path, dets_path, *, fmt="xywh", pos=0.5, bg=0.1, max_dets=100,
+                 image_sizes=None) -> dict:  # fmt: skip
+    """Load and run :func:`cvtool.boxes.tide.tide_errors`; the report of ``iou errors``."""
+    from cvtool.boxes.labels import load_pair
+    from cvtool.boxes.tide import ERROR_TYPES, tide_errors
+
+    gt, dt, order = load_pair(gt_path, dets_path, fmt, image_sizes, with_order=True)
+    r = tide_errors(gt, dt, pos=pos, bg=bg, max_dets=max_dets, image_order=order)
+    doc = {
+        "ap": r["ap"],
+        "pos_threshold": r["pos"],
+        "bg_threshold": r["bg"],
+        "max_dets": r["max_dets"],
+        "errors": {t: {"count": r["counts"][t], "dap": r["dap"][t]} for t in ERROR_TYPES},
+        "special": r["special"],
+        "images": len(gt.image_ids),
+        "detections": int(len(dt.img)),
+    }
+    rows = [[t, r["counts"][t], r["dap"][t]] for t in ERROR_TYPES]
+    rows += [[f"({k.replace('_', ' ')})", None, v] for k, v in r["special"].items()]
+    summary = {f"AP{round(r['pos'] * 100)} (TIDE)": r["ap"],
+               "largest loss": max(ERROR_TYPES, key=lambda t: r["dap"][t])}  # fmt: skip
+    return {"doc": doc, "summary": summary, "table_columns": ["error", "count", "dAP"],
+            "table_rows": rows, "images": len(gt.image_ids), "detections": int(len(dt.img)),
+            "classes": len(gt.cat_ids)}  # fmt: skip
+
+
+def plot_errors(result: dict, path) -> None:
+    """Bars of the dAP of each error type of an :func:`errors_files` result."""
+    from cvtool.boxes.plot import plot_bars
+
+    d = result["doc"]
+    plot_bars({t: e["dap"] for t, e in d["errors"].items()}, path,
+              title=f"TIDE errors: AP gained by fixing each (AP{round(d['pos_threshold'] * 100)} "
+                    f"= {d['ap']:.2f})", xlabel="dAP (AP points)")  # fmt: skip

@@ -106,3 +106,20 @@ def plot_confusion(matrix, names: Sequence[str], path, title: str = "") -> None:
                     ax.text(j, i, str(int(m[i, j])), ha="center", va="center", fontsize=7,
                             color="white" if share[i, j] > 0.5 else "black")  # fmt: skip
     _save(fig, path, plt)
+
+
+def plot_bars(values: dict, path, title: str = "", xlabel: str = "") -> None:
+    """Horizontal bars, one per ``name: value`` (top to bottom in the dict's order)."""
+    plt = _pyplot()
+    names, vals = list(values), [float(v) for v in values.values()]
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.5), dpi=110)
+    ax.barh(range(len(names)), vals, color="tab:red")
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    for i, v in enumerate(vals):
+        ax.text(v, i, f" {v:.2f}", va="center", fontsize=8)
+    ax.set_xlim(0, max([*vals, 1e-9]) * 1.15)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    _save(fig, path, plt)

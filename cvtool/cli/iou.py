@@ -348,3 +348,35 @@ def confusion_cmd(
                detections=result["detections"])  # fmt: skip
     render(result["doc"], json_out=json_out, title="Detection confusion matrix", tables=[table],
            summary=result["summary"])  # fmt: skip
+
+
+@app.command("errors")
+def errors_cmd(
+    gt: Annotated[Path, typer.Option("--gt", help="Ground truth: COCO JSON or CSV.")],
+    dets: Annotated[Path, typer.Option("--dets", help="Detections: COCO results JSON or CSV.")],
+    pos: Annotated[float, typer.Option("--pos", help="Foreground IoU (a true positive).")] = 0.5,
+    bg: Annotated[float, typer.Option("--bg", help="Background IoU (below: background).")] = 0.1,
+    max_dets: Annotated[int, typer.Option("--max-dets", help="Detections per image.")] = 100,
+    fmt: BoxFormatOpt = "xywh",
+    plot: PlotOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """TIDE error breakdown: where the AP goes, and the AP gained by fixing each error type.
+
+    Types: classification, localisation, both, duplicate, background, missed
+    (as the tidecv package defines them). --plot draws the dAP bars.
+    """
+    with user_errors():
+        from cvtool.boxes import analysis
+        from cvtool.render import header, make_table, render
+
+        result = analysis.errors_files(gt, dets, fmt=fmt, pos=pos, bg=bg, max_dets=max_dets)
+        if plot is not None:
+            analysis.plot_errors(result, plot)
+        table = make_table(result["table_columns"], result["table_rows"],
+                           title="Errors and dAP (AP points gained by fixing them)", digits=2)  # fmt: skip
+    if not json_out:
+        header("iou errors", images=result["images"], classes=result["classes"],
+               detections=result["detections"])  # fmt: skip
+    render(result["doc"], json_out=json_out, title="TIDE error breakdown", tables=[table],
+           summary=result["summary"])  # fmt: skip
