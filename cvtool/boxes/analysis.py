@@ -109,3 +109,47 @@ def plot_errors(result: dict, path) -> None:
     plot_bars({t: e["dap"] for t, e in d["errors"].items()}, path,
               title=f"TIDE errors: AP gained by fixing each (AP{round(d['pos_threshold'] * 100)} "
                     f"= {d['ap']:.2f})", xlabel="dAP (AP points)")  # fmt: skip
+
+
+def curves_files(gt_path, dets_path, *, fmt="xywh", iou_threshold=0.5, score_threshold=0.25,
+                 image_sizes=None) -> dict:  # fmt: skip
+    """Load and run :func:`cvtool.boxes.curves.pr_f1`; the report of ``iou curves``."""
+    from cvtool.boxes.curves import pr_f1
+    from cvtool.boxes.labels import load_pair
+
+    gt, dt = load_pair(gt_path, dets_path, fmt, image_sizes)
+    r = pr_f1(gt, dt, iou_threshold=iou_threshold, score_threshold=score_threshold)
+    names = [str(n) for n in gt.cat_names]
+    per_class = [{"class": n, **c} for n, c in zip(names, r["per_class"], strict=True)]
+    o = r["overall"]
+    doc = {"iou_threshold": r["iou_threshold"], "score_threshold": r["score_threshold"],
+           "overall": o, "per_class": per_class, "images": len(gt.image_ids),
+           "detections": int(len(dt.img))}  # fmt: skip
+    rows = [[c["class"], c["n_pos"], c["dets"], c["at_threshold"]["precision"],
+             c["at_threshold"]["recall"], c["at_threshold"]["f1"], c["best"]["threshold"],
+             c["best"]["f1"], c["ap"]] for c in per_class]  # fmt: skip
+    t = r["score_threshold"]
+    summary = {
+        f"precision @ score {t:g}": o["at_threshold"]["precision"],
+        f"recall @ score {t:g}": o["at_threshold"]["recall"],
+        f"F1 @ score {t:g}": o["at_threshold"]["f1"],
+        "best-F1 threshold": o["best"]["threshold"],
+        "best mean F1": o["best"]["f1"],
+        f"mAP @ IoU {r['iou_threshold']:g} (all-point)": o["map"],
+    }
+    columns = ["class", "objects", "dets", "P", "R", "F1", "best thr", "best F1", "AP"]
+    return {"doc": doc, "summary": summary, "table_columns": columns, "table_rows": rows,
+            "raw": r, "names": names, "images": len(gt.image_ids),
+            "detections": int(len(dt.img))}  # fmt: skip
+
+
+def plot_curves(result: dict, path) -> None:
+    """P/R/F1-confidence and precision-recall panels of a :func:`curves_files` result."""
+    from cvtool.boxes.plot import plot_score_curves
+
+    r = result["raw"]
+    plot_score_curves(r["grid"], {k: r[k] for k in ("precision", "recall", "f1")},
+                      {"precision": r["mean_precision"], "recall": r["mean_recall"],
+                       "f1": r["mean_f1"]}, r["pr_curves"], result["names"], path,
+                      best=r["overall"]["best"]["threshold"],
+                      title=f"Detections matched at IoU {r['iou_threshold']:g}")  # fmt: skip

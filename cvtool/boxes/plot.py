@@ -123,3 +123,48 @@ def plot_bars(values: dict, path, title: str = "", xlabel: str = "") -> None:
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     _save(fig, path, plt)
+
+
+def plot_score_curves(grid, per_class: dict, mean: dict, pr_curves, names: Sequence[str], path,
+                      best: float | None = None, title: str = "") -> None:  # fmt: skip
+    """Four panels: precision, recall and F1 against confidence, and precision-recall.
+
+    Parameters
+    ----------
+    grid : array (G,)
+        Confidences.
+    per_class : dict "precision"/"recall"/"f1" -> array (K, G)
+    mean : dict of the same keys -> array (G,), drawn thick in black
+    pr_curves : sequence of (recall (n,), precision (n,)), one per class
+    names : sequence of str, K class names
+    best : float, optional
+        The best-F1 confidence, marked on the F1 panel.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8.5), dpi=100)
+    few = len(names) <= 20
+    for ax, key in zip(axes.flat[:3], ("precision", "recall", "f1"), strict=True):
+        for k, name in enumerate(names):
+            ax.plot(grid, per_class[key][k], lw=1.0, label=name if few else None)
+        ax.plot(grid, mean[key], lw=2.6, color="black", label="mean")
+        ax.set_xlabel("confidence")
+        ax.set_ylabel(key if key != "f1" else "F1")
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3)
+        ax.set_title(f"{'F1' if key == 'f1' else key.capitalize()}-confidence")
+    if best is not None:
+        axes[1, 0].axvline(best, color="tab:red", ls="--", lw=1.2, label=f"best {best:.3f}")
+    ax = axes[1, 1]
+    for (rec, prec), name in zip(pr_curves, names, strict=True):
+        ax.plot(rec, prec, lw=1.0, label=name if few else None)
+    ax.set_xlim(0, 1.0)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title("Precision-recall")
+    ax.grid(alpha=0.3)
+    for a in axes.flat:
+        if few or a is axes[1, 0]:
+            a.legend(fontsize=6, loc="lower left")
+    fig.suptitle(title)
+    _save(fig, path, plt)

@@ -380,3 +380,38 @@ def errors_cmd(
                detections=result["detections"])  # fmt: skip
     render(result["doc"], json_out=json_out, title="TIDE error breakdown", tables=[table],
            summary=result["summary"])  # fmt: skip
+
+
+@app.command("curves")
+def curves_cmd(
+    gt: Annotated[Path, typer.Option("--gt", help="Ground truth: COCO JSON or CSV.")],
+    dets: Annotated[Path, typer.Option("--dets", help="Detections: COCO results JSON or CSV.")],
+    iou_threshold: Annotated[
+        float, typer.Option("--iou", help="A detection is right when IoU >= this.")
+    ] = 0.5,
+    score_threshold: Annotated[
+        float, typer.Option("--score-threshold", help="Report P, R and F1 at this score.")
+    ] = 0.25,
+    fmt: BoxFormatOpt = "xywh",
+    plot: PlotOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Precision, recall and F1 at a score threshold, and the best-F1 threshold, per class.
+
+    --plot draws the precision-, recall- and F1-confidence curves and the
+    per-class precision-recall curves.
+    """
+    with user_errors():
+        from cvtool.boxes import analysis
+        from cvtool.render import header, make_table, render
+
+        result = analysis.curves_files(gt, dets, fmt=fmt, iou_threshold=iou_threshold,
+                                       score_threshold=score_threshold)  # fmt: skip
+        if plot is not None:
+            analysis.plot_curves(result, plot)
+        table = make_table(result["table_columns"], result["table_rows"], title="Per class")
+    if not json_out:
+        header("iou curves", images=result["images"], classes=len(result["names"]),
+               detections=result["detections"])  # fmt: skip
+    render(result["doc"], json_out=json_out, title="Precision, recall and F1", tables=[table],
+           summary=result["summary"])  # fmt: skip
