@@ -283,6 +283,12 @@ def map_cmd(
     max_dets: Annotated[
         str, typer.Option("--max-dets", help="COCO maxDets: three increasing ints, A,B,C.")
     ] = "1,10,100",
+    image_sizes: Annotated[
+        Path | None,
+        typer.Option(
+            "--image-sizes", help="YOLO image sizes: image folder or CSV image,width,height."
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Detection mAP. COCO mode gives pycocotools' 12 numbers; a per-class AP table follows.
@@ -295,7 +301,8 @@ def map_cmd(
 
         result = rep.evaluate_files(gt, dets, mode=mode, fmt=fmt, iou_threshold=iou_threshold,
                                     offset=_offset(voc_pixels), iou_type=iou_type,
-                                    max_dets=rep.parse_max_dets(max_dets))  # fmt: skip
+                                    max_dets=rep.parse_max_dets(max_dets),
+                                    image_sizes=image_sizes)  # fmt: skip
         for w in result["warnings"]:
             warn(w)
         if plot is not None:
@@ -313,10 +320,34 @@ def map_cmd(
     )
 
 
+LabelGtOpt = Annotated[
+    Path,
+    typer.Option(
+        "--gt",
+        help="Ground truth: COCO JSON, CSV, a YOLO .txt folder or VOC .xml (file or folder).",
+    ),
+]
+LabelDetsOpt = Annotated[
+    Path,
+    typer.Option(
+        "--dets",
+        help="Detections: COCO results JSON, CSV, YOLO .txt folder (6th value: conf) "
+        "or VOC .xml with <score>.",
+    ),
+]
+ImageSizesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--image-sizes",
+        help="YOLO image sizes: a folder of the images, or a CSV list image,width,height.",
+    ),
+]
+
+
 @app.command("confusion")
 def confusion_cmd(
-    gt: Annotated[Path, typer.Option("--gt", help="Ground truth: COCO JSON or CSV.")],
-    dets: Annotated[Path, typer.Option("--dets", help="Detections: COCO results JSON or CSV.")],
+    gt: LabelGtOpt,
+    dets: LabelDetsOpt,
     iou_threshold: Annotated[
         float, typer.Option("--iou", help="A pair matches when its IoU is above this.")
     ] = 0.5,
@@ -324,6 +355,7 @@ def confusion_cmd(
         float, typer.Option("--score-threshold", help="Detections scoring below this are dropped.")
     ] = 0.3,
     fmt: BoxFormatOpt = "xywh",
+    image_sizes: ImageSizesOpt = None,
     plot: PlotOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -338,7 +370,7 @@ def confusion_cmd(
         from cvtool.render import header, make_table, render
 
         result = analysis.confusion_files(gt, dets, fmt=fmt, iou_threshold=iou_threshold,
-                                          score_threshold=score_threshold)  # fmt: skip
+                                          score_threshold=score_threshold, image_sizes=image_sizes)  # fmt: skip
         if plot is not None:
             analysis.plot_confusion(result, plot)
         table = make_table(result["table_columns"], result["table_rows"],
@@ -352,12 +384,13 @@ def confusion_cmd(
 
 @app.command("errors")
 def errors_cmd(
-    gt: Annotated[Path, typer.Option("--gt", help="Ground truth: COCO JSON or CSV.")],
-    dets: Annotated[Path, typer.Option("--dets", help="Detections: COCO results JSON or CSV.")],
+    gt: LabelGtOpt,
+    dets: LabelDetsOpt,
     pos: Annotated[float, typer.Option("--pos", help="Foreground IoU (a true positive).")] = 0.5,
     bg: Annotated[float, typer.Option("--bg", help="Background IoU (below: background).")] = 0.1,
     max_dets: Annotated[int, typer.Option("--max-dets", help="Detections per image.")] = 100,
     fmt: BoxFormatOpt = "xywh",
+    image_sizes: ImageSizesOpt = None,
     plot: PlotOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -370,7 +403,8 @@ def errors_cmd(
         from cvtool.boxes import analysis
         from cvtool.render import header, make_table, render
 
-        result = analysis.errors_files(gt, dets, fmt=fmt, pos=pos, bg=bg, max_dets=max_dets)
+        result = analysis.errors_files(gt, dets, fmt=fmt, pos=pos, bg=bg, max_dets=max_dets,
+                                       image_sizes=image_sizes)  # fmt: skip
         if plot is not None:
             analysis.plot_errors(result, plot)
         table = make_table(result["table_columns"], result["table_rows"],
@@ -384,8 +418,8 @@ def errors_cmd(
 
 @app.command("curves")
 def curves_cmd(
-    gt: Annotated[Path, typer.Option("--gt", help="Ground truth: COCO JSON or CSV.")],
-    dets: Annotated[Path, typer.Option("--dets", help="Detections: COCO results JSON or CSV.")],
+    gt: LabelGtOpt,
+    dets: LabelDetsOpt,
     iou_threshold: Annotated[
         float, typer.Option("--iou", help="A detection is right when IoU >= this.")
     ] = 0.5,
@@ -393,6 +427,7 @@ def curves_cmd(
         float, typer.Option("--score-threshold", help="Report P, R and F1 at this score.")
     ] = 0.25,
     fmt: BoxFormatOpt = "xywh",
+    image_sizes: ImageSizesOpt = None,
     plot: PlotOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -406,7 +441,7 @@ def curves_cmd(
         from cvtool.render import header, make_table, render
 
         result = analysis.curves_files(gt, dets, fmt=fmt, iou_threshold=iou_threshold,
-                                       score_threshold=score_threshold)  # fmt: skip
+                                       score_threshold=score_threshold, image_sizes=image_sizes)  # fmt: skip
         if plot is not None:
             analysis.plot_curves(result, plot)
         table = make_table(result["table_columns"], result["table_rows"], title="Per class")
@@ -415,3 +450,29 @@ def curves_cmd(
                detections=result["detections"])  # fmt: skip
     render(result["doc"], json_out=json_out, title="Precision, recall and F1", tables=[table],
            summary=result["summary"])  # fmt: skip
+
+
+@app.command("convert")
+def convert_cmd(
+    src: Annotated[
+        Path,
+        typer.Argument(help="Labels: COCO JSON, CSV, a YOLO .txt folder, VOC .xml (file/folder)."),
+    ],
+    to: Annotated[str, typer.Option("--to", help="coco, csv (a file), yolo or voc (a folder).")],
+    out: Annotated[Path, typer.Option("--out", help="The file (coco, csv) or folder to write.")],
+    fmt: BoxFormatOpt = "xywh",
+    image_sizes: ImageSizesOpt = None,
+    names: NamesOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Convert box labels (ground truth or detections) between COCO, CSV, YOLO and VOC.
+
+    YOLO needs image sizes (--image-sizes, or COCO width/height, or VOC size);
+    class names come from classes.txt in a YOLO folder or --names.
+    """
+    with user_errors():
+        from cvtool.boxes.labels import convert_labels
+        from cvtool.render import render
+
+        doc = convert_labels(src, out, to, fmt=fmt, image_sizes=image_sizes, names=names)
+    render(doc, json_out=json_out, title=f"Converted {doc['from']} -> {doc['to']}")
