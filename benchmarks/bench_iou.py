@@ -201,7 +201,6 @@ def _stats_of(name, out):
 
 def bench_commands(args) -> list:
     """Issue 16's whole-command target: cvtool iou map vs pycocotools / faster-coco-eval."""
-    import json
     import tempfile
 
     root = str(Path(__file__).resolve().parents[1])
@@ -210,19 +209,10 @@ def bench_commands(args) -> list:
         t = Path(tmp)
         (t / "driver.py").write_text(_DRIVER)
         for iou_type in args.cmd_types.split(","):
-            if iou_type == "bbox":
-                gt, dets = synthetic_coco(n_images=args.cmd_images, n_cats=args.classes,
-                                          dets_per_image=args.cmd_dets, seed=0)  # fmt: skip
-                n_img = args.cmd_images
-            else:
-                gt, dets = synthetic_coco_segm(n_images=args.cmd_segm_images, n_cats=args.classes,
-                                               gt_per_image=7, dets_per_image=args.cmd_dets,
-                                               height=480, width=640, seed=0)  # fmt: skip
-                n_img = args.cmd_segm_images
-            dets = _cap_per_image(dets, 100)
+            # the data are made in a forked child: a child forked from a big parent would
+            # count the parent's pages in its peak RSS
             g, d = t / f"{iou_type}_gt.json", t / f"{iou_type}_dets.json"
-            g.write_text(json.dumps(gt))
-            d.write_text(json.dumps(dets))
+            n_img, n_dets, n_gt = _in_child(_make_files, args, iou_type, g, d)
             cmds = {
                 "pycocotools": [sys.executable, str(t / "driver.py"), "pycocotools", str(g),
                                 str(d), iou_type],
@@ -248,8 +238,9 @@ def bench_commands(args) -> list:
                 group.append({"name": f"{name} {iou_type}", "seconds": float(np.median(times)),
                               "runs": times, "peak_mb": max(peaks),
                               "max_abs_stat_diff": float(np.abs(stats - ref).max())})  # fmt: skip
-            title = (f"Whole command, COCO {iou_type}: {n_img} images, {len(dets)} detections "
-                     f"(at most 100 per image), {len(gt['annotations'])} objects")  # fmt: skip
+            title = (f"Whole command, COCO {iou_type}: {n_img} images, {n_dets} detections "
+                     f"(at most 100 per image), {n_gt} objects; the launching process holds "
+                     f"{_rss_mb():.0f} MiB")  # fmt: skip
             report(title, group, baseline=f"pycocotools {iou_type}")
             fce = next((r for r in group if r["name"].startswith("faster")), None)
             cv = next((r for r in group if r["name"].startswith("cvtool")), None)
@@ -258,6 +249,35 @@ def bench_commands(args) -> list:
                       "(issue 16 target: <= 0.3x)")  # fmt: skip
             rows += group
     return rows
+
+
+def _make_files(args, iou_type, g, d):
+    """Write the synthetic ground truth and results of one IoU type; their sizes."""
+    import json
+
+    if iou_type == "bbox":
+        gt, dets = synthetic_coco(n_images=args.cmd_images, n_cats=args.classes,
+                                  dets_per_image=args.cmd_dets, seed=0)  # fmt: skip
+    else:
+        gt, dets = synthetic_coco_segm(n_images=args.cmd_segm_images, n_cats=args.classes,
+                                       gt_per_image=7, dets_per_image=args.cmd_dets,
+                                       height=480, width=640, seed=0)  # fmt: skip
+    dets = _cap_per_image(dets, 100)
+    g.write_text(json.dumps(gt))
+    d.write_text(json.dumps(dets))
+    return len(gt["images"]), len(dets), len(gt["annotations"])
+
+
+def _in_child(fn, *args):
+    """fn(*args) in a forked child (its memory is freed when it exits); its result."""
+    from benchmarks._common import run_isolated
+
+    return run_isolated(fn, *args)[0]
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * 4096 / 2**20
 
 
 def _cap_per_image(dets, k):
