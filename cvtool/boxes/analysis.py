@@ -95,7 +95,8 @@ def errors_files(gt_path, dets_path, *, fmt="xywh", pos=0.5, bg=0.1, max_dets=10
     rows = [[t, r["counts"][t], r["dap"][t]] for t in ERROR_TYPES]
     rows += [[f"({k.replace('_', ' ')})", None, v] for k, v in r["special"].items()]
     summary = {f"AP{round(r['pos'] * 100)} (TIDE)": r["ap"],
-               "largest loss": max(ERROR_TYPES, key=lambda t: r["dap"][t])}  # fmt: skip
+               "largest loss": max(ERROR_TYPES, key=lambda t: r["dap"][t])
+               if max(r["dap"].values()) > 0 else None}  # fmt: skip
     return {"doc": doc, "summary": summary, "table_columns": ["error", "count", "dAP"],
             "table_rows": rows, "images": len(gt.image_ids), "detections": int(len(dt.img)),
             "classes": len(gt.cat_ids)}  # fmt: skip
