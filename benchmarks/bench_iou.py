@@ -15,11 +15,22 @@
    (``segm_inputs`` + ``coco_evaluate``), all from the parsed JSON dicts;
    precision/recall compared with pycocotools'. ``--only segm`` runs this part alone.
 
+4. Whole commands (``--only commands``), issue 16's target: COCO bbox and
+   segm evaluation of ``--cmd-images`` (5,000) images with up to
+   ``--cmd-dets`` (100) detections each, from the JSON files on disk to the
+   12 printed stats, as the process a user waits for: ``python -m cvtool iou
+   map --json`` against a script that runs pycocotools' (and one that runs
+   faster-coco-eval's) COCO + loadRes + evaluate + accumulate + summarize.
+   Wall seconds and the child's peak resident memory (``wait4`` rusage),
+   the stats compared with pycocotools'. Segm uses ``--cmd-segm-images``
+   images (masks are expensive to generate).
+
 Each row is the median of ``--repeat`` runs, each in a forked child
 (benchmarks/_common.py). The machine may be shared: quote ratios from one run.
 
     python benchmarks/bench_iou.py [--images 500] [--dets-per-image 50] [--repeat 5]
-        [--segm-images 300] [--only all|bbox|segm] [--json out.json]
+        [--segm-images 300] [--only all|bbox|segm|commands] [--json out.json]
+        [--cmd-images 5000] [--cmd-dets 100] [--cmd-segm-images 5000] [--cmd-types bbox,segm]
 """
 
 from __future__ import annotations
@@ -135,6 +146,151 @@ def bench_segm(args) -> list:
     return rows
 
 
+_DRIVER = """
+import json, sys, contextlib, io
+lib, gt_path, dt_path, iou_type = sys.argv[1:5]
+if lib == "pycocotools":
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+else:
+    from faster_coco_eval import COCO
+    from faster_coco_eval import COCOeval_faster as COCOeval
+with contextlib.redirect_stdout(io.StringIO()):
+    gt = COCO(gt_path)
+    E = COCOeval(gt, gt.loadRes(dt_path), iou_type)
+    E.evaluate()
+    E.accumulate()
+E.summarize()
+print("STATS " + json.dumps([float(v) for v in E.stats[:12]]))
+"""
+
+
+def _run_command(argv, cwd):
+    """Run argv to the end: (wall seconds, peak resident MiB of the child, stdout).
+
+    The peak is the child's own ``ru_maxrss`` from ``wait4`` (Linux: KiB).
+    """
+    import os
+    import subprocess
+    import tempfile
+    import time
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=err,
+                                env={**os.environ, "CVTOOL_BACKEND": "numpy"})  # fmt: skip
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{argv[:4]} failed: {err.read().decode()[-400:]}")
+        return seconds, usage.ru_maxrss / 1024, out.read().decode()
+
+
+def _stats_of(name, out):
+    import json
+
+    if name == "cvtool":
+        doc = json.loads(out)
+        return np.array([-1.0 if v is None else v for v in doc["stats"].values()])
+    line = next(s for s in out.splitlines() if s.startswith("STATS "))
+    return np.array(json.loads(line[6:]))
+
+
+def bench_commands(args) -> list:
+    """Issue 16's whole-command target: cvtool iou map vs pycocotools / faster-coco-eval."""
+    import tempfile
+
+    root = str(Path(__file__).resolve().parents[1])
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        (t / "driver.py").write_text(_DRIVER)
+        for iou_type in args.cmd_types.split(","):
+            # the data are made in a forked child: a child forked from a big parent would
+            # count the parent's pages in its peak RSS
+            g, d = t / f"{iou_type}_gt.json", t / f"{iou_type}_dets.json"
+            n_img, n_dets, n_gt = _in_child(_make_files, args, iou_type, g, d)
+            cmds = {
+                "pycocotools": [sys.executable, str(t / "driver.py"), "pycocotools", str(g),
+                                str(d), iou_type],
+                "faster-coco-eval": [sys.executable, str(t / "driver.py"), "faster", str(g),
+                                     str(d), iou_type],
+                "cvtool": [sys.executable, "-m", "cvtool", "iou", "map", "--gt", str(g), "--dets",
+                           str(d), "--iou-type", iou_type, "--json"],
+            }  # fmt: skip
+            ref = None
+            group = []
+            for name, argv in cmds.items():
+                try:
+                    times, peaks, out = [], [], ""
+                    for _ in range(args.repeat):
+                        sec, peak, out = _run_command(argv, root)
+                        times.append(sec)
+                        peaks.append(peak)
+                except RuntimeError as exc:
+                    print(f"({name} {iou_type} skipped: {exc})")
+                    continue
+                stats = _stats_of(name, out)
+                ref = stats if ref is None else ref
+                group.append({"name": f"{name} {iou_type}", "seconds": float(np.median(times)),
+                              "runs": times, "peak_mb": max(peaks),
+                              "max_abs_stat_diff": float(np.abs(stats - ref).max())})  # fmt: skip
+            title = (f"Whole command, COCO {iou_type}: {n_img} images, {n_dets} detections "
+                     f"(at most 100 per image), {n_gt} objects; the launching process holds "
+                     f"{_rss_mb():.0f} MiB")  # fmt: skip
+            report(title, group, baseline=f"pycocotools {iou_type}")
+            fce = next((r for r in group if r["name"].startswith("faster")), None)
+            cv = next((r for r in group if r["name"].startswith("cvtool")), None)
+            if fce and cv:
+                print(f"cvtool / faster-coco-eval: {cv['seconds'] / fce['seconds']:.3f}x "
+                      "(issue 16 target: <= 0.3x)")  # fmt: skip
+            rows += group
+    return rows
+
+
+def _make_files(args, iou_type, g, d):
+    """Write the synthetic ground truth and results of one IoU type; their sizes."""
+    import json
+
+    if iou_type == "bbox":
+        gt, dets = synthetic_coco(n_images=args.cmd_images, n_cats=args.classes,
+                                  dets_per_image=args.cmd_dets, seed=0)  # fmt: skip
+    else:
+        gt, dets = synthetic_coco_segm(n_images=args.cmd_segm_images, n_cats=args.classes,
+                                       gt_per_image=7, dets_per_image=args.cmd_dets,
+                                       height=480, width=640, seed=0)  # fmt: skip
+    dets = _cap_per_image(dets, 100)
+    g.write_text(json.dumps(gt))
+    d.write_text(json.dumps(dets))
+    return len(gt["images"]), len(dets), len(gt["annotations"])
+
+
+def _in_child(fn, *args):
+    """fn(*args) in a forked child (its memory is freed when it exits); its result."""
+    from benchmarks._common import run_isolated
+
+    return run_isolated(fn, *args)[0]
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * 4096 / 2**20
+
+
+def _cap_per_image(dets, k):
+    """Keep the k highest-scored detections of each image (input order otherwise)."""
+    by_img = {}
+    for i, x in enumerate(dets):
+        by_img.setdefault(x["image_id"], []).append(i)
+    keep = set()
+    for idx in by_img.values():
+        keep.update(sorted(idx, key=lambda i: -dets[i]["score"])[:k])
+    return [x for i, x in enumerate(dets) if i in keep]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=500)
@@ -143,9 +299,15 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--iou-sizes", default="500,2000")
     ap.add_argument("--segm-images", type=int, default=300)
-    ap.add_argument("--only", choices=("all", "bbox", "segm"), default="all")
+    ap.add_argument("--only", choices=("all", "bbox", "segm", "commands"), default="all")
     ap.add_argument("--json", dest="json_path", default=None)
+    ap.add_argument("--cmd-images", type=int, default=5000)
+    ap.add_argument("--cmd-segm-images", type=int, default=5000)
+    ap.add_argument("--cmd-dets", type=float, default=100.0)
+    ap.add_argument("--cmd-types", default="bbox,segm")
     args = ap.parse_args()
+    if args.only == "commands":
+        return _write(args, [], [], [], bench_commands(args))
     segm_rows = bench_segm(args) if args.only in ("all", "segm") else []
     if args.only == "segm":
         return _write(args, [], [], segm_rows)
@@ -192,14 +354,14 @@ def main() -> None:
     _write(args, eval_rows, iou_rows, segm_rows)
 
 
-def _write(args, eval_rows, iou_rows, segm_rows) -> None:
+def _write(args, eval_rows, iou_rows, segm_rows, command_rows=()) -> None:
     if args.json_path:
         import json
 
         for r in eval_rows + iou_rows + segm_rows:
             r.pop("result", None)
         doc = {"python": sys.version.split()[0], "evaluation": eval_rows, "iou": iou_rows,
-               "segm": segm_rows}  # fmt: skip
+               "segm": segm_rows, "commands": list(command_rows)}  # fmt: skip
         Path(args.json_path).write_text(json.dumps(doc, indent=2, default=str))
         print(f"(written to {args.json_path})")
 

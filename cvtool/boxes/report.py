@@ -133,11 +133,12 @@ def _none(v):
 
 
 def evaluate_files(gt_path, dets_path, *, mode="coco", fmt="xywh", iou_threshold=0.5, offset=0.0,
-                   iou_type="bbox", max_dets=COCO_MAX_DETS):  # fmt: skip
+                   iou_type="bbox", max_dets=COCO_MAX_DETS, image_sizes=None):  # fmt: skip
     """Load ground truth and detections, evaluate, and build the report.
 
     ``iou_type`` ``segm`` (COCO JSON, mode coco) scores masks; ``max_dets`` are
-    COCOeval's three maxDets (mode coco).
+    COCOeval's three maxDets (mode coco). Boxes may also come as YOLO folders
+    (``image_sizes``) or VOC XML (:func:`cvtool.boxes.labels.load_pair`).
 
     Returns
     -------
@@ -162,13 +163,13 @@ def evaluate_files(gt_path, dets_path, *, mode="coco", fmt="xywh", iou_threshold
                                             boxes_io.read_json(dets_path), str(gt_path), str(dets_path))  # fmt: skip
         masks = {"iou_type": "segm", "gt_masks": gm, "dt_masks": dm, "dt_area": darea}
     else:
-        gt = boxes_io.load_ground_truth(gt_path, fmt)
+        from cvtool.boxes.labels import load_pair
+
+        gt, dt = load_pair(gt_path, dets_path, fmt, image_sizes)
     if len(gt.image_ids) == 0:
         raise CvtoolError(f"The ground truth '{gt_path}' has no images.")
     if len(gt.img) == 0:
         raise CvtoolError(f"The ground truth '{gt_path}' has no annotations.")
-    if iou_type == "bbox":
-        dt = boxes_io.load_detections(dets_path, gt, fmt)
     warnings = []
     if len(dt.img) == 0:
         warnings.append(f"'{dets_path}' has no detections: every AP is 0")

@@ -334,6 +334,12 @@ def map_cmd(
         str, typer.Option("--max-dets", help="COCO maxDets: three increasing ints, A,B,C.")
     ] = "1,10,100",
     force: ForceOpt = False,
+    image_sizes: Annotated[
+        Path | None,
+        typer.Option(
+            "--image-sizes", help="YOLO image sizes: image folder or CSV image,width,height."
+        ),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Detection mAP. COCO mode gives pycocotools' 12 numbers; a per-class AP table follows.
@@ -360,7 +366,7 @@ def map_cmd(
         with spinner(f"iou map --mode {mode}"):
             result = rep.evaluate_files(gt, dets, mode=mode, fmt=fmt, iou_threshold=iou_threshold,
                                         offset=_offset(voc_pixels), iou_type=iou_type,
-                                        max_dets=max_dets_t)  # fmt: skip
+                                        max_dets=max_dets_t, image_sizes=image_sizes)  # fmt: skip
         for w in result["warnings"]:
             warn(w)
         if plot is not None:
@@ -376,3 +382,161 @@ def map_cmd(
         tables=[table],
         summary=result["summary"],
     )
+
+
+LabelGtOpt = Annotated[
+    Path,
+    typer.Option(
+        "--gt",
+        help="Ground truth: COCO JSON, CSV, a YOLO .txt folder or VOC .xml (file or folder).",
+    ),
+]
+LabelDetsOpt = Annotated[
+    Path,
+    typer.Option(
+        "--dets",
+        help="Detections: COCO results JSON, CSV, YOLO .txt folder (6th value: conf) "
+        "or VOC .xml with <score>.",
+    ),
+]
+ImageSizesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--image-sizes",
+        help="YOLO image sizes: a folder of the images, or a CSV list image,width,height.",
+    ),
+]
+
+
+@app.command("confusion")
+def confusion_cmd(
+    gt: LabelGtOpt,
+    dets: LabelDetsOpt,
+    iou_threshold: Annotated[
+        float, typer.Option("--iou", help="A pair matches when its IoU is above this.")
+    ] = 0.5,
+    score_threshold: Annotated[
+        float, typer.Option("--score-threshold", help="Detections scoring below this are dropped.")
+    ] = 0.3,
+    fmt: BoxFormatOpt = "xywh",
+    image_sizes: ImageSizesOpt = None,
+    plot: PlotOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Detection confusion matrix with a background row and column (supervision's definition).
+
+    Rows are true classes, columns predicted ones, background last: an
+    unmatched object counts in its row's background column, an unmatched
+    detection in the background row. --plot draws the heatmap.
+    """
+    with user_errors():
+        from cvtool.boxes import analysis
+        from cvtool.render import header, make_table, render
+
+        result = analysis.confusion_files(gt, dets, fmt=fmt, iou_threshold=iou_threshold,
+                                          score_threshold=score_threshold, image_sizes=image_sizes)  # fmt: skip
+        if plot is not None:
+            analysis.plot_confusion(result, plot)
+        table = make_table(result["table_columns"], result["table_rows"],
+                           title="Confusion matrix (rows true, columns predicted)")  # fmt: skip
+    if not json_out:
+        header("iou confusion", images=result["images"], classes=len(result["names"]),
+               detections=result["detections"])  # fmt: skip
+    render(result["doc"], json_out=json_out, title="Detection confusion matrix", tables=[table],
+           summary=result["summary"])  # fmt: skip
+
+
+@app.command("errors")
+def errors_cmd(
+    gt: LabelGtOpt,
+    dets: LabelDetsOpt,
+    pos: Annotated[float, typer.Option("--pos", help="Foreground IoU (a true positive).")] = 0.5,
+    bg: Annotated[float, typer.Option("--bg", help="Background IoU (below: background).")] = 0.1,
+    max_dets: Annotated[int, typer.Option("--max-dets", help="Detections per image.")] = 100,
+    fmt: BoxFormatOpt = "xywh",
+    image_sizes: ImageSizesOpt = None,
+    plot: PlotOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """TIDE error breakdown: where the AP goes, and the AP gained by fixing each error type.
+
+    Types: classification, localisation, both, duplicate, background, missed
+    (as the tidecv package defines them). --plot draws the dAP bars.
+    """
+    with user_errors():
+        from cvtool.boxes import analysis
+        from cvtool.render import header, make_table, render
+
+        result = analysis.errors_files(gt, dets, fmt=fmt, pos=pos, bg=bg, max_dets=max_dets,
+                                       image_sizes=image_sizes)  # fmt: skip
+        if plot is not None:
+            analysis.plot_errors(result, plot)
+        table = make_table(result["table_columns"], result["table_rows"],
+                           title="Errors and dAP (AP points gained by fixing them)", digits=2)  # fmt: skip
+    if not json_out:
+        header("iou errors", images=result["images"], classes=result["classes"],
+               detections=result["detections"])  # fmt: skip
+    render(result["doc"], json_out=json_out, title="TIDE error breakdown", tables=[table],
+           summary=result["summary"])  # fmt: skip
+
+
+@app.command("curves")
+def curves_cmd(
+    gt: LabelGtOpt,
+    dets: LabelDetsOpt,
+    iou_threshold: Annotated[
+        float, typer.Option("--iou", help="A detection is right when IoU >= this.")
+    ] = 0.5,
+    score_threshold: Annotated[
+        float, typer.Option("--score-threshold", help="Report P, R and F1 at this score.")
+    ] = 0.25,
+    fmt: BoxFormatOpt = "xywh",
+    image_sizes: ImageSizesOpt = None,
+    plot: PlotOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Precision, recall and F1 at a score threshold, and the best-F1 threshold, per class.
+
+    --plot draws the precision-, recall- and F1-confidence curves and the
+    per-class precision-recall curves.
+    """
+    with user_errors():
+        from cvtool.boxes import analysis
+        from cvtool.render import header, make_table, render
+
+        result = analysis.curves_files(gt, dets, fmt=fmt, iou_threshold=iou_threshold,
+                                       score_threshold=score_threshold, image_sizes=image_sizes)  # fmt: skip
+        if plot is not None:
+            analysis.plot_curves(result, plot)
+        table = make_table(result["table_columns"], result["table_rows"], title="Per class")
+    if not json_out:
+        header("iou curves", images=result["images"], classes=len(result["names"]),
+               detections=result["detections"])  # fmt: skip
+    render(result["doc"], json_out=json_out, title="Precision, recall and F1", tables=[table],
+           summary=result["summary"])  # fmt: skip
+
+
+@app.command("convert")
+def convert_cmd(
+    src: Annotated[
+        Path,
+        typer.Argument(help="Labels: COCO JSON, CSV, a YOLO .txt folder, VOC .xml (file/folder)."),
+    ],
+    to: Annotated[str, typer.Option("--to", help="coco, csv (a file), yolo or voc (a folder).")],
+    out: Annotated[Path, typer.Option("--out", help="The file (coco, csv) or folder to write.")],
+    fmt: BoxFormatOpt = "xywh",
+    image_sizes: ImageSizesOpt = None,
+    names: NamesOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Convert box labels (ground truth or detections) between COCO, CSV, YOLO and VOC.
+
+    YOLO needs image sizes (--image-sizes, or COCO width/height, or VOC size);
+    class names come from classes.txt in a YOLO folder or --names.
+    """
+    with user_errors():
+        from cvtool.boxes.labels import convert_labels
+        from cvtool.render import render
+
+        doc = convert_labels(src, out, to, fmt=fmt, image_sizes=image_sizes, names=names)
+    render(doc, json_out=json_out, title=f"Converted {doc['from']} -> {doc['to']}")
