@@ -226,3 +226,21 @@ def host_rng(seed: int | None) -> np.random.Generator:
 def device_rng(seed: int | None, xp):
     """A Generator that samples on xp's device (NumPy's, or CuPy's)."""
     return xp.random.default_rng(seed)
+
+
+def free_memory(xp) -> int | None:
+    """Bytes that `xp`'s memory can still give: the GPU's free memory for CuPy, Linux's
+    MemAvailable for NumPy; None where unknown."""
+    if xp is np:
+        try:
+            with open("/proc/meminfo") as fh:
+                for line in fh:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            return None
+        return None
+    try:
+        return int(xp.cuda.runtime.memGetInfo()[0])
+    except Exception:  # a test backend without a device, or a driver that does not say
+        return None

@@ -79,7 +79,7 @@ def test_finetune_freezes_layers_and_replaces_the_head(cli, trained, tmp_path):
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc["config"]["eta"] == pytest.approx(1e-4)  # a tenth of Adam's default
-    base, tuned = Sequential.load(path), Sequential.load(out)
+    base, tuned = (Sequential.load(p, backend_name="numpy") for p in (path, out))
     # The frozen convolution is unchanged; the new head was trained from scratch.
     np.testing.assert_array_equal(base.layers[0].params["W"], tuned.layers[0].params["W"])
     assert not np.allclose(base.layers[-2].params["W"], tuned.layers[-2].params["W"])
@@ -172,6 +172,6 @@ def test_show_filters_needs_a_convolution(cli, tmp_path):
 
 
 def test_a_network_too_big_for_memory_is_refused_before_any_output(cli):
-    result = cli("train-cnn", "--arch", "conv:100000x3, flatten, dense:10:softmax")
+    result = cli("train-cnn", "--arch", "conv:10000000x3, flatten, dense:10:softmax")
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and "Lower --batch-size" in result.stderr

@@ -109,7 +109,7 @@ def test_trained_model_matches(tmp_path, mnist):
               loss="log-likelihood", optimizer=Adam(0.003), seed=0)  # fmt: skip
     assert not np.allclose(before, model.layers[0].params["W"])
     model.save(tmp_path / "m.npz")
-    loaded = Sequential.load(tmp_path / "m.npz")
+    loaded = Sequential.load(tmp_path / "m.npz", backend_name="numpy")
     expected, got = roundtrip(loaded, tmp_path / "m.onnx", mnist.x_test)
     assert_same(expected, got)
     assert (got.argmax(axis=1) == mnist.y_test).mean() > 0.3  # it learnt something
@@ -248,7 +248,7 @@ def test_cli_export_json_and_runs(cli, saved, tmp_path, mnist):
     assert doc["nodes"][0] == "Transpose" and doc["nodes"][-1] == "Softmax"
     om = load_onnx(out)
     assert om.class_names == tuple(mnist.class_names)
-    model = Sequential.load(saved)
+    model = Sequential.load(saved, backend_name="numpy")
     assert_same(np.asarray(model.predict_proba(mnist.x_test)), om.predict_proba(mnist.x_test))
 
 

@@ -173,23 +173,12 @@ def write_history(path, records: list[dict]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def available_bytes() -> int | None:
-    """Memory the system can still give (Linux MemAvailable), or None where unknown."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def check_memory(model, batch_size: int, dtype="float32") -> int:
+def check_memory(model, batch_size: int, dtype="float32", xp=np) -> int:
     """Refuse, before training, a network whose training step cannot fit in memory.
 
     The estimate (bytes): the parameters four times (weights, gradients, two
-    Adam moments) plus the forward and backward activations of one mini-batch,
+    Adam moments) plus the forward and backward activations of one mini-batch
+    against the free memory of `xp`'s device (the GPU's for CuPy),
     from the summary walker (``layer-calc net --batch``); the im2col workspace
     is chunked and not counted. Linux overcommits memory, so without this check
     an impossible network starts, prints its header and dies later.
@@ -200,7 +189,7 @@ def check_memory(model, batch_size: int, dtype="float32") -> int:
     t = summarize(parse_spec(model.spec_text), model.input_shape, floor=True, batch=batch_size,
                   dtype=str(np.dtype(dtype)))["totals"]  # fmt: skip
     need = 4 * t["param_bytes_dtype"] + t["forward_backward_bytes"]
-    free = available_bytes()
+    free = backend.free_memory(xp)
     if free is not None and need > free:
         raise CvtoolError(
             f"Training this network needs about {human_bytes(need)} (parameters "
@@ -357,13 +346,14 @@ def train(
     else:
         opt = optimizer
     train_xy, val_xy = split_data(ds, train_size, validation, seed)
-    check_memory(model, batch_size, dtype if model.dtype is None else model.dtype)
+    if model.xp is None and xp is None:  # auto picks the GPU only where a step pays
+        macs = sum(r["macs"] for r in model.summary()) * batch_size
+        choice = backend.choose(backend_name, macs_per_step=macs)
+        xp = choice.xp
+        model.meta["backend_reason"] = f"{choice.name}: {choice.reason}"
+    check_memory(model, batch_size, dtype if model.dtype is None else model.dtype,
+                 model.xp if model.xp is not None else xp)  # fmt: skip
     if model.xp is None:
-        if xp is None:  # auto picks the GPU only where a step is big enough to pay
-            macs = sum(r["macs"] for r in model.summary()) * batch_size
-            choice = backend.choose(backend_name, macs_per_step=macs)
-            xp = choice.xp
-            model.meta["backend_reason"] = f"{choice.name}: {choice.reason}"
         model.build(xp, dtype, seed=seed)
     model.class_names = tuple(ds.class_names)
     task.check(model, ds)
