@@ -4,20 +4,17 @@
 with the ``onnx`` package's helper API and checked with
 ``onnx.checker.check_model``. The graph reads what cvtool reads: float32
 images (N, H, W, C), channels last, or rows (N, D) for an MLP, with a dynamic
-batch axis ``N``; it writes the network outputs (N, K). Inside, images turn
-to NCHW with one Transpose before the first convolution or pooling (ONNX's
-Conv and pooling operators are NCHW-only) and back to NHWC before a Flatten,
-so the flattened order is cvtool's (H, W, C).
+batch axis ``N``; it writes the network outputs: (N, K), or (N, H, W, K) maps
+for a detector or segmenter. Inside, images turn to NCHW with one Transpose
+before the first layer that needs it (ONNX's Conv, pooling, normalisation and
+Resize are NCHW-only) and back to NHWC before a Flatten, so the flattened
+order is cvtool's (H, W, C), or at the output.
 
-Layer by layer: Dense -> Gemm; Conv2D -> Conv (kernels (K_h, K_w, C, F)
-transposed to (F, C, K_h, K_w)); MaxPool2D -> MaxPool (padding cells are
--inf in both); AvgPool2D -> AveragePool with count_include_pad=1; L2Pool2D ->
-LpPool with p=2 (ONNX Runtime matches cvtool's sqrt of the window's sum of
-squares to float32 rounding, padding included, and it is one node instead of
-Mul, AveragePool, Mul and Sqrt); Dropout -> nothing (identity at inference);
-activations -> Sigmoid, Tanh, Relu, Softmax (on cvtool's last axis: the
-channel axis of an image), Identity -> nothing. Weights are written as
-float32 whatever the model's dtype.
+Each layer becomes the ONNX nodes of its converter in
+:mod:`cvtool.nn.export_layers` (that module's docstring has the table): the
+Keras-course layers, batch normalisation, transposed convolution,
+upsampling and the skip connections (tap, concat, add) of the detector and
+segmenter. Weights are written as float32 whatever the model's dtype.
 
 The file is self-describing: ``metadata_props`` hold the class names, the
 input layout and shape, the preprocessing rule (uint8 pixels divided by 255)
@@ -41,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from cvtool.errors import CvtoolError, check_int
+from cvtool.nn.export_layers import Graph, converters
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Softmax over one axis (not "flatten to 2-D") since opset 13
@@ -61,117 +59,6 @@ def _need(module: str):
 
 
 # ---------------------------------------------------------------------- export
-class _Graph:
-    """Nodes and initialisers of the graph being built, and the running tensor.
-
-    ``layout`` is 'nhwc' or 'nchw' for images (cvtool's layout, or the one ONNX's
-    Conv and pooling need) and 'flat' for (N, D) rows.
-    """
-
-    def __init__(self, helper, numpy_helper, input_shape):
-        self.helper, self.numpy_helper = helper, numpy_helper
-        self.nodes, self.inits = [], []
-        self.name = "input"
-        self.layout = "nhwc" if len(input_shape) == 3 else "flat"
-        self._count = 0
-
-    def fresh(self, stem: str) -> str:
-        self._count += 1
-        return f"{stem}_{self._count}"
-
-    def const(self, stem: str, array) -> str:
-        name = self.fresh(stem)
-        self.inits.append(self.numpy_helper.from_array(np.ascontiguousarray(array), name))
-        return name
-
-    def add(self, op: str, inputs: list[str], stem: str, **attrs) -> str:
-        """Append one node reading the running tensor (and constants); it becomes the running one."""
-        out = self.fresh(stem)
-        self.nodes.append(self.helper.make_node(op, inputs, [out], name=out, **attrs))
-        self.name = out
-        return out
-
-    def to_layout(self, layout: str) -> None:
-        """Transpose the running image tensor to 'nchw' or 'nhwc' if it is not already."""
-        if self.layout == layout:
-            return
-        assert self.layout in ("nhwc", "nchw"), f"cannot transpose a {self.layout} tensor"
-        perm = [0, 3, 1, 2] if layout == "nchw" else [0, 2, 3, 1]
-        self.add("Transpose", [self.name], f"to_{layout}", perm=perm)
-        self.layout = layout
-
-
-def _f32(xp_array) -> np.ndarray:
-    from cvtool import backend
-
-    return np.asarray(backend.to_numpy(xp_array), dtype=np.float32)
-
-
-def _dense(g: _Graph, layer, name: str) -> None:
-    assert g.layout == "flat", f"{name}: dense layer on a {g.layout} tensor"
-    inputs = [g.name, g.const(f"{name}.W", _f32(layer.params["W"]))]  # (D, units)
-    if "b" in layer.params:
-        inputs.append(g.const(f"{name}.b", _f32(layer.params["b"])))
-    g.add("Gemm", inputs, name)
-
-
-def _conv(g: _Graph, layer, name: str) -> None:
-    g.to_layout("nchw")
-    w = _f32(layer.params["W"]).transpose(3, 2, 0, 1)  # (K_h, K_w, C, F) -> (F, C, K_h, K_w)
-    inputs = [g.name, g.const(f"{name}.W", w)]
-    if "b" in layer.params:
-        inputs.append(g.const(f"{name}.b", _f32(layer.params["b"])))
-    ph, pw = layer.pad
-    g.add("Conv", inputs, name, kernel_shape=list(layer.kernel), strides=[layer.stride] * 2,
-          pads=[ph, pw, ph, pw], dilations=[layer.dilation] * 2)  # fmt: skip
-
-
-def _pool(g: _Graph, layer, name: str) -> None:
-    g.to_layout("nchw")
-    p = layer.padding
-    attrs = {"kernel_shape": list(layer.pool), "strides": list(layer.stride), "pads": [p] * 4}
-    if layer.mode == "max":
-        g.add("MaxPool", [g.name], name, **attrs)
-    elif layer.mode == "avg":
-        g.add("AveragePool", [g.name], name, count_include_pad=1, **attrs)
-    else:  # l2: sqrt of the window's sum of squares, padding cells 0
-        g.add("LpPool", [g.name], name, p=2, **attrs)
-
-
-def _flatten(g: _Graph, layer, name: str) -> None:
-    if g.layout == "flat":
-        return
-    g.to_layout("nhwc")  # cvtool flattens in (H, W, C) order
-    g.add("Flatten", [g.name], name, axis=1)  # (N, H*W*C)
-    g.layout = "flat"
-
-
-ACTIVATION_OPS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "softmax": "Softmax"}
-
-
-def _activation(g: _Graph, layer, name: str) -> None:
-    if layer.name == "identity":
-        return
-    op = ACTIVATION_OPS[layer.name]
-    if op == "Softmax":  # cvtool's last axis: features, or an image's channels
-        g.add(op, [g.name], name, axis=1 if g.layout == "nchw" else -1)
-    else:
-        g.add(op, [g.name], name)
-
-
-def _dropout(g: _Graph, layer, name: str) -> None:
-    """Inverted dropout is the identity at inference: no node."""
-
-
-def _exporters() -> dict:
-    from cvtool.nn import conv
-    from cvtool.nn import layers as L
-
-    return {L.Dense: _dense, L.Activation: _activation, L.Flatten: _flatten,
-            L.Dropout: _dropout, conv.Conv2D: _conv, conv.MaxPool2D: _pool,
-            conv.AvgPool2D: _pool, conv.L2Pool2D: _pool}  # fmt: skip
-
-
 def _metadata(model) -> dict[str, str]:
     from cvtool import __version__
 
@@ -217,8 +104,8 @@ def to_onnx(model, *, opset: int = DEFAULT_OPSET):
     check_int("opset", opset, low=MIN_OPSET, high=onnx.defs.onnx_opset_version())
     if getattr(model, "xp", None) is None:
         raise CvtoolError("Build or load the model before exporting it to ONNX.")
-    exporters = _exporters()
-    g = _Graph(helper, numpy_helper, model.input_shape)
+    exporters = converters()
+    g = Graph(helper, numpy_helper, model.input_shape)
     for name, layer in zip(model.layer_names(), model.layers, strict=True):
         fn = exporters.get(type(layer))
         if fn is None:
