@@ -332,3 +332,178 @@ def test_predict_command_runs_an_onnx_file_like_the_npz(cli, tmp_path):
     top = [[(t["class"], t["probability"]) for t in d["top"]] for d in docs]
     assert [c for c, _ in top[0]] == [c for c, _ in top[1]]
     assert [p for _, p in top[0]] == pytest.approx([p for _, p in top[1]], abs=1e-5)
+
+
+# ---------------------------------------------------------------------- FCN layers
+# Batch norm, transposed convolution (with and without output padding), nearest and
+# bilinear upsampling (square and non-square factors), and taps merged by concat and add:
+# a tap on the NHWC input, one after a conv (NCHW) and taps on (N, D) rows.
+FCN_SPECS = {
+    "bilinear-concat": (
+        "input:16x16x1, conv:4x3:p=same, bn, relu, tap:a, pool:2, conv:8x3:relu:p=same, "
+        "deconv:4x4:s=2:p=1, concat:a, upsample:2:bilinear, conv:3x1"
+    ),
+    "nearest-add": (
+        "input:15x15x2, tap:in, conv:2x3:p=same, add:in, bn, relu, pool:2, "
+        "conv:6x3:p=same, tap:b, conv:6x1:bias=0, bn, add:b, "
+        "deconv:5x3x2:s=2:p=1:op=1:relu, upsample:2x3, tap:c, bn, concat:c, "
+        "upsample:3x1:bilinear, conv:4x1:softmax"
+    ),
+    "rows": (
+        "input:20, tap:a, dense:20:relu, add:a, bn, dense:16, tap:b, relu, concat:b, "
+        "dense:5:softmax"
+    ),
+}
+
+
+def perturb(model, seed: int = 0) -> None:
+    """Random biases, scales and shifts (not the initial zeros and ones), then a few
+    training-mode passes so every batch norm's running statistics move off (0, 1)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        for key in ("b", "gamma", "beta"):
+            if key in layer.params:
+                p = layer.params[key]
+                p[...] = (
+                    rng.uniform(0.5, 1.5, p.shape)
+                    if key == "gamma"
+                    else rng.normal(0, 0.3, p.shape)
+                )
+    for _ in range(4):
+        x = rng.normal(0.4, 0.5, (16, *model.input_shape)).astype(model.dtype)
+        model.forward(model.xp.asarray(x), training=True)
+    for layer in model.layers:
+        if getattr(layer, "state", None):
+            assert not np.allclose(layer.state["running_mean"], 0)
+            assert not np.allclose(layer.state["running_var"], 1)
+
+
+def fcn_inputs(model, n: int = 24, seed: int = 5) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, *model.input_shape)).astype(np.float32)
+
+
+def assert_close_outputs(expected, got):
+    assert expected.std(axis=0).max() > 100 * TOL  # outputs differ from input to input
+    np.testing.assert_allclose(got, expected, rtol=0, atol=TOL)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", list(FCN_SPECS))
+def test_fcn_layers_match_onnxruntime(name, dtype, tmp_path):
+    model = build(FCN_SPECS[name], seed=4, dtype=dtype, init="he")
+    perturb(model)
+    x = fcn_inputs(model)
+    expected, got = roundtrip(model, tmp_path / f"{name}.onnx", x)
+    assert_close_outputs(expected, got)
+    ops = {n.op_type for n in onnx.load(str(tmp_path / f"{name}.onnx")).graph.node}
+    assert FCN_OPS[name] <= ops
+
+
+FCN_OPS = {  # the ONNX operators each FCN spec must produce
+    "bilinear-concat": {"BatchNormalization", "ConvTranspose", "Concat", "Resize"},
+    "nearest-add": {"BatchNormalization", "ConvTranspose", "Concat", "Add", "Resize"},
+    "rows": {"BatchNormalization", "Concat", "Add"},
+}
+
+
+@pytest.mark.parametrize("opset", [13, 17, 18, 19])  # Resize 13/18/19, BatchNormalization 14/15
+def test_fcn_layers_opsets(opset, tmp_path):
+    for name in ("bilinear-concat", "nearest-add"):
+        model = build(FCN_SPECS[name], seed=6, init="he")
+        perturb(model, seed=1)
+        path = tmp_path / f"{name}.onnx"
+        expected, got = roundtrip(model, path, fcn_inputs(model, 8), opset=opset)
+        assert_close_outputs(expected, got)
+        assert onnx.load(str(path)).opset_import[0].version == opset
+
+
+def resize_outputs(tmp_path, mode: str, factor: str, attrs: dict, monkeypatch):
+    """(cvtool, ORT) for a lone upsampling layer exported with Resize attributes `attrs`."""
+    from cvtool.nn import export_layers
+
+    monkeypatch.setitem(export_layers.RESIZE_ATTRS, mode, attrs)
+    model = build(f"input:7x5x3, upsample:{factor}:{mode}")
+    x = np.random.default_rng(2).normal(size=(6, 7, 5, 3)).astype(np.float32)
+    return roundtrip(model, tmp_path / "up.onnx", x, overwrite=True)
+
+
+@pytest.mark.parametrize("factor", ["2", "3x2", "4x1"])
+def test_resize_coordinate_modes(factor, tmp_path, monkeypatch):
+    # Bilinear: 'half_pixel' (what the export writes) and 'pytorch_half_pixel' both equal
+    # cvtool's align_corners=False upsampling; 'asymmetric' and 'align_corners' do not.
+    for ctm in ("half_pixel", "pytorch_half_pixel", "asymmetric", "align_corners"):
+        attrs = {"mode": "linear", "coordinate_transformation_mode": ctm}
+        expected, got = resize_outputs(tmp_path, "bilinear", factor, attrs, monkeypatch)
+        err = np.abs(got - expected).max()
+        assert (err < TOL) == (ctm in ("half_pixel", "pytorch_half_pixel")), (ctm, err)
+    # Nearest: 'asymmetric' + 'floor' (what the export writes) copies pixel i // f;
+    # 'ceil' does not.
+    for nearest_mode in ("floor", "ceil"):
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+                 "nearest_mode": nearest_mode}  # fmt: skip
+        expected, got = resize_outputs(tmp_path, "nearest", factor, attrs, monkeypatch)
+        err = np.abs(got - expected).max()
+        assert (err == 0) == (nearest_mode == "floor"), (nearest_mode, err)
+
+
+def test_export_uses_the_documented_resize_attributes(tmp_path):
+    from cvtool.nn.export_layers import RESIZE_ATTRS
+
+    model = build("input:4x4x1, upsample:2:bilinear, upsample:3")
+    export_onnx(model, tmp_path / "up.onnx")
+    resizes = [n for n in onnx.load(str(tmp_path / "up.onnx")).graph.node if n.op_type == "Resize"]
+    attrs = [{a.name: onnx.helper.get_attribute_value(a).decode() for a in n.attribute}
+             for n in resizes]  # fmt: skip
+    assert attrs == [RESIZE_ATTRS["bilinear"], RESIZE_ATTRS["nearest"]]
+    assert attrs[0]["coordinate_transformation_mode"] == "half_pixel"
+
+
+# ---------------------------------------------------------------------- detector, segmenter
+@pytest.fixture(scope="module")
+def canvases():
+    from cvtool.data.canvas import make_canvases
+
+    return make_canvases(24, split="test", seed=3)
+
+
+def default_network(task: str, canvases) -> Sequential:
+    """The trainers' default network for 64x64x1 canvases, with their {placeholders}
+    filled in as train_detector and train_segmenter fill them."""
+    from cvtool.nn.cnn import cnn_model
+
+    h = canvases.images.shape[1]
+    if task == "detector":
+        from cvtool.detect.train import DETECTOR
+        from cvtool.detect.yolo import YoloLoss
+
+        grid = 8
+        head = YoloLoss(grid, 2, len(canvases.class_names)).head_shape[2]
+        text = DETECTOR.replace("{head}", str(head)).replace("{pool}", str(h // (4 * grid)))
+        return cnn_model(text, canvases.images.shape[1:], init="pytorch")
+    from cvtool.segment import SEGMENTER
+
+    text = SEGMENTER.replace("{classes}", str(len(canvases.class_names) + 1))
+    return cnn_model(text, canvases.images.shape[1:], init="he")
+
+
+@pytest.mark.parametrize("task", ["detector", "segmenter"])
+def test_detector_and_segmenter_match_on_canvases(task, canvases, cli, tmp_path):
+    """The default networks, saved to .npz, exported by `cvtool export`, run on canvases."""
+    model = default_network(task, canvases).build(seed=7)
+    assert model.input_shape == (64, 64, 1)
+    perturb(model, seed=2)
+    model.save(tmp_path / "m.npz")
+    out = tmp_path / "m.onnx"
+    result = cli("export", tmp_path / "m.npz", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    nodes = json.loads(result.stdout)["nodes"]
+    # One Transpose in (NHWC -> NCHW) and one out: the graph stays NCHW through every
+    # batch norm, upsampling and concat.
+    assert nodes.count("Transpose") == 2 and nodes[0] == nodes[-1] == "Transpose"
+    wanted = {"detector": {"BatchNormalization"}, "segmenter": {"Resize", "Concat"}}[task]
+    assert wanted <= set(nodes)
+    loaded = Sequential.load(tmp_path / "m.npz", backend_name="numpy")
+    expected = np.asarray(loaded.predict_proba(canvases.images), dtype=np.float64)
+    got = load_onnx(out).predict_proba(canvases.images)  # uint8 canvases, / 255 in both
+    assert got.shape == expected.shape == (24, *model.output_shape)
+    assert_close_outputs(expected, got)
