@@ -245,7 +245,7 @@ def summarise(per_seed: list[dict], quality: tuple[str, ...], title: str, json_p
         diffs[f"{q}_diff"] = cv[q] - pt[q]
         diffs[f"{q}_diff_per_seed"] = [round(d, 4) for d in per]
     cv.update({k: v for k, v in diffs.items() if not k.endswith("per_seed")})
-    report(f"{title}: medians over seeds ({q}_diff = cvtool - torch)", summary,
+    report(f"{title}: medians over seeds (*_diff = cvtool - torch)", summary,
            baseline="torch", columns=("seeds", "seconds", "peak_mb", *quality))  # fmt: skip
     ratio = cv["seconds"] / pt["seconds"]
     q0 = quality[0]
