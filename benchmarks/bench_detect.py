@@ -192,6 +192,33 @@ def torch_net(text: str, input_shape: tuple[int, int, int], init: str):
     return SpecNet()
 
 
+def copy_weights(net, model) -> None:
+    """Put the cvtool model's parameters into the PyTorch net built from the same spec
+    (conv W (kh, kw, cin, cout) -> (cout, cin, kh, kw); batch-norm gamma, beta); a
+    ValueError when the layers or parameter counts differ."""
+    import torch
+
+    mods = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.BatchNorm2d)]
+    layers = [layer for layer in model.layers if layer.params]
+    ours = sum(v.size for layer in layers for v in layer.params.values())
+    if len(mods) != len(layers) or ours != sum(p.numel() for p in net.parameters()):
+        raise ValueError("the PyTorch network does not have cvtool's layers")
+    with torch.no_grad():
+        for mod, layer in zip(mods, layers, strict=True):
+            p = layer.params
+            conv = isinstance(mod, torch.nn.Conv2d)
+            w, b = (p["W"].transpose(3, 2, 0, 1), p["b"]) if conv else (p["gamma"], p["beta"])
+            mod.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
+            mod.bias.copy_(torch.from_numpy(np.ascontiguousarray(b)))
+
+
+def initial_model(text: str, input_shape: tuple[int, int, int], init: str, seed: int):
+    """The network cvtool's trainer starts from (float32 NumPy, built with `seed`)."""
+    from cvtool.nn.cnn import cnn_model
+
+    return cnn_model(text, input_shape, init=init).build(np, "float32", seed)
+
+
 def check_same_network(text: str, input_shape: tuple[int, int, int], init: str) -> float:
     """Largest |cvtool - PyTorch| output of `text` with cvtool's weights copied into the
     PyTorch net, in training mode (batch statistics) and in inference mode, on 4 random
@@ -202,19 +229,7 @@ def check_same_network(text: str, input_shape: tuple[int, int, int], init: str) 
 
     model = cnn_model(text, input_shape, init=init).build(np, "float64", 0)
     net = torch_net(text, input_shape, init).double()
-    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.BatchNorm2d)]
-    layers = [layer for layer in model.layers if layer.params]
-    ours = sum(v.size for layer in layers for v in layer.params.values())
-    if len(convs) != len(layers) or ours != sum(p.numel() for p in net.parameters()):
-        raise ValueError("the PyTorch network does not have cvtool's layers")
-    with torch.no_grad():
-        for mod, layer in zip(convs, layers, strict=True):
-            if isinstance(mod, torch.nn.Conv2d):
-                mod.weight.copy_(torch.from_numpy(layer.params["W"].transpose(3, 2, 0, 1)))
-                mod.bias.copy_(torch.from_numpy(layer.params["b"]))
-            else:
-                mod.weight.copy_(torch.from_numpy(layer.params["gamma"]))
-                mod.bias.copy_(torch.from_numpy(layer.params["beta"]))
+    copy_weights(net, model)
     x = np.random.default_rng(0).random((4, *input_shape))
     worst = 0.0
     for training in (True, False):  # training first: both update their running statistics
@@ -311,7 +326,7 @@ def _score(task, net, images, labels) -> dict:
     return {"map50": got["map50"], "map": got["map"], "detections": got["detections"]}
 
 
-def train_cvtool(sets, val, test, epochs, seed, threads):
+def train_cvtool(sets, val, test, epochs, seed, threads, same_init=False):  # noqa: ARG001
     """train_detector on the given canvases; (epoch seconds, val map50 per epoch, test scores)."""
     limit_threads(threads)
     from cvtool.data.core import Dataset
@@ -377,8 +392,9 @@ class TorchForward:
         return out.permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def train_torch(sets, val, test, epochs, seed, threads):
-    """The same training in PyTorch; (epoch seconds, val map50 per epoch, test scores)."""
+def train_torch(sets, val, test, epochs, seed, threads, same_init=False):
+    """The same training in PyTorch; (epoch seconds, val map50 per epoch, test scores).
+    `same_init`: start from the very weights cvtool starts from (not only their family)."""
     import torch
 
     from cvtool.detect.task import labels_of
@@ -388,6 +404,8 @@ def train_torch(sets, val, test, epochs, seed, threads):
     torch.manual_seed(seed)
     task = _task()
     net = torch_net(_spec(), (64, 64, 1), init="pytorch")
+    if same_init:
+        copy_weights(net, initial_model(_spec(), (64, 64, 1), "pytorch", seed))
     opt = torch.optim.Adam(net.parameters(), lr=ETA, betas=(0.9, 0.999), eps=1e-8)
     orders = shuffles(seed, epochs, len(sets[0].images))
     fwd = TorchForward(torch, net)
@@ -425,6 +443,9 @@ def main(argv=None) -> None:
     parser.add_argument("--val-size", type=int, default=200)
     parser.add_argument("--test-size", type=int, default=500)
     parser.add_argument("--threads", type=int, default=2, help="threads for both (default 2)")
+    parser.add_argument("--same-init", action="store_true",
+                        help="PyTorch starts from cvtool's initial weights (default: each "
+                        "library draws its own from the same family)")  # fmt: skip
     parser.add_argument("--json", dest="json_path", default=None, help="write results here")
     args = parser.parse_args(argv)
 
@@ -432,6 +453,7 @@ def main(argv=None) -> None:
     print(f"detector {GRID}x{GRID}xB{BOXES}, {args.train_size} fresh canvases/epoch, "
           f"{args.epochs} epochs, batch {BATCH}, Adam {ETA:g}, {args.seeds} seed(s); "
           f"val {args.val_size}, test {args.test_size}; threads {args.threads}; "
+          f"{'same initial weights; ' if args.same_init else ''}"
           f"{os.cpu_count()} CPUs, load average at start {load:.2f}", flush=True)  # fmt: skip
     # in a child: the parent must not start PyTorch's thread pool (a forked child would hang)
     net_diff, loss_diff = run_isolated(check_network)[0], run_isolated(check_loss)[0]
@@ -442,7 +464,8 @@ def main(argv=None) -> None:
         sets, val, test = canvas_epochs(seed, args.epochs, args.train_size, args.val_size,
                                         args.test_size)  # fmt: skip
         for name, fn in (("cvtool", train_cvtool), ("torch", train_torch)):
-            got, _, peak = run_isolated(fn, sets, val, test, args.epochs, seed, args.threads)
+            got, _, peak = run_isolated(fn, sets, val, test, args.epochs, seed, args.threads,
+                                        args.same_init)  # fmt: skip
             row = {"name": name, "seed": seed,
                    "seconds": statistics.median(got["epoch_seconds"]), "peak_mb": peak,
                    "test_map50": got["map50"], "test_map": got["map"],
@@ -458,6 +481,7 @@ def main(argv=None) -> None:
     print(f"load average at end {end:.2f}")
     meta = {"epochs": args.epochs, "train_size": args.train_size, "val_size": args.val_size,
             "test_size": args.test_size, "threads": args.threads, "batch": BATCH,
+            "same_init": args.same_init,
             "load_average": [load, end]}  # fmt: skip
     summarise(per_seed, ("test_map50", "test_map"), "bench_detect", args.json_path, meta)
 

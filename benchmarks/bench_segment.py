@@ -56,6 +56,8 @@ from benchmarks._common import run_isolated  # noqa: E402
 from benchmarks.bench_detect import (  # noqa: E402
     canvas_epochs,
     check_same_network,
+    copy_weights,
+    initial_model,
     limit_threads,
     shuffles,
     summarise,
@@ -115,7 +117,7 @@ def check_loss() -> float:
                float(np.abs(g - gt).max() / np.abs(gt).max()))  # fmt: skip
 
 
-def train_cvtool(sets, val, test, epochs, seed, threads):
+def train_cvtool(sets, val, test, epochs, seed, threads, same_init=False):  # noqa: ARG001
     """train_segmenter on the given canvases; (epoch seconds, val mean IoU per epoch, test)."""
     limit_threads(threads)
     from cvtool.data.core import Dataset
@@ -153,8 +155,9 @@ def _torch_maps(torch, net, images) -> np.ndarray:
     return np.concatenate(out).astype(np.uint8)
 
 
-def train_torch(sets, val, test, epochs, seed, threads):
-    """The same training in PyTorch; (epoch seconds, val mean IoU per epoch, test)."""
+def train_torch(sets, val, test, epochs, seed, threads, same_init=False):
+    """The same training in PyTorch; (epoch seconds, val mean IoU per epoch, test).
+    `same_init`: start from the very weights cvtool starts from (not only their family)."""
     import torch
 
     from cvtool.segment.task import class_weights
@@ -162,6 +165,8 @@ def train_torch(sets, val, test, epochs, seed, threads):
     limit_threads(threads, torch)
     torch.manual_seed(seed)
     net = torch_net(_spec(), (64, 64, 1), init="he")
+    if same_init:
+        copy_weights(net, initial_model(_spec(), (64, 64, 1), "he", seed))
     opt = torch.optim.Adam(net.parameters(), lr=ETA, betas=(0.9, 0.999), eps=1e-8)
     weight = torch.tensor(class_weights(sets[0].label_maps, CLASSES), dtype=torch.float32)
     orders = shuffles(seed, epochs, len(sets[0].images))
@@ -196,6 +201,9 @@ def main(argv=None) -> None:
     parser.add_argument("--val-size", type=int, default=200)
     parser.add_argument("--test-size", type=int, default=500)
     parser.add_argument("--threads", type=int, default=2, help="threads for both (default 2)")
+    parser.add_argument("--same-init", action="store_true",
+                        help="PyTorch starts from cvtool's initial weights (default: each "
+                        "library draws its own from the same family)")  # fmt: skip
     parser.add_argument("--json", dest="json_path", default=None, help="write results here")
     args = parser.parse_args(argv)
 
@@ -203,6 +211,7 @@ def main(argv=None) -> None:
     print(f"segmenter ({CLASSES} classes), {args.train_size} fresh canvases/epoch, "
           f"{args.epochs} epochs, batch {BATCH}, Adam {ETA:g}, {args.seeds} seed(s); "
           f"val {args.val_size}, test {args.test_size}; threads {args.threads}; "
+          f"{'same initial weights; ' if args.same_init else ''}"
           f"{os.cpu_count()} CPUs, load average at start {load:.2f}", flush=True)  # fmt: skip
     # in children: the parent must not start PyTorch's thread pool (a forked child would hang)
     net_diff, loss_diff = run_isolated(check_network)[0], run_isolated(check_loss)[0]
@@ -213,7 +222,8 @@ def main(argv=None) -> None:
         sets, val, test = canvas_epochs(seed, args.epochs, args.train_size, args.val_size,
                                         args.test_size)  # fmt: skip
         for name, fn in (("cvtool", train_cvtool), ("torch", train_torch)):
-            got, _, peak = run_isolated(fn, sets, val, test, args.epochs, seed, args.threads)
+            got, _, peak = run_isolated(fn, sets, val, test, args.epochs, seed, args.threads,
+                                        args.same_init)  # fmt: skip
             row = {"name": name, "seed": seed,
                    "seconds": statistics.median(got["epoch_seconds"]), "peak_mb": peak,
                    "test_mean_iou": got["mean_iou"], "test_mean_iou_digits": got["mean_iou_digits"],
@@ -229,6 +239,7 @@ def main(argv=None) -> None:
     print(f"load average at end {end:.2f}")
     meta = {"epochs": args.epochs, "train_size": args.train_size, "val_size": args.val_size,
             "test_size": args.test_size, "threads": args.threads, "batch": BATCH,
+            "same_init": args.same_init,
             "load_average": [load, end]}  # fmt: skip
     summarise(per_seed, ("test_mean_iou", "test_mean_iou_digits"), "bench_segment",
               args.json_path, meta)  # fmt: skip
