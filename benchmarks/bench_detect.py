@@ -20,7 +20,8 @@ through it. What is the same on both sides:
 - loss: the PyTorch loss is the one of ``tests/test_detect_yolo.py``
   (``_torch_loss``), targets encoded by ``cvtool.detect.yolo.encode_targets``
   on both sides, batch mean;
-- training: Adam (eta 1e-3, betas 0.9/0.999, eps 1e-8), batch 32, the same
+- training: Adam (betas 0.9/0.999, eps 1e-8; eta ``--eta``, default the trainer's
+  default, read from its signature), batch 32, the same
   epochs, the same mini-batches in the same order (cvtool's shuffle, a NumPy
   ``default_rng([seed, 1])`` permutation per epoch, is replayed), the last
   smaller batch included; ``--threads`` (default 2) for both (cvtool's
@@ -61,7 +62,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import report, run_isolated  # noqa: E402
 
 BATCH = 32
-ETA = 1e-3
 GRID, BOXES = 8, 2
 
 
@@ -78,6 +78,16 @@ def limit_threads(threads: int | None, torch=None) -> None:
     threadpool_limits(threads)
     if torch is not None:
         torch.set_num_threads(threads)
+
+
+def trainer_eta(trainer) -> float:
+    """The learning rate `trainer` uses when none is given (its ``eta`` default; None: Adam's)."""
+    import inspect
+
+    from cvtool.nn.cnn import default_eta
+
+    value = inspect.signature(trainer).parameters["eta"].default
+    return default_eta("adam") if value is None else float(value)
 
 
 def canvas_epochs(seed: int, epochs: int, n_train: int, n_val: int, n_test: int, **options):
@@ -326,12 +336,13 @@ def _score(task, net, images, labels) -> dict:
     return {"map50": got["map50"], "map": got["map"], "detections": got["detections"]}
 
 
-def train_cvtool(sets, val, test, epochs, seed, threads, same_init=False):  # noqa: ARG001
+def train_cvtool(sets, val, test, epochs, seed, threads, eta, same_init=False):  # noqa: ARG001
     """train_detector on the given canvases; (epoch seconds, val map50 per epoch, test scores)."""
     limit_threads(threads)
+    from cvtool.data.canvas import TrainingData
     from cvtool.data.core import Dataset
     from cvtool.detect.task import labels_of
-    from cvtool.detect.train import DetectionData, train_detector
+    from cvtool.detect.train import train_detector
 
     first = sets[0]
     ds = Dataset("canvases", first.images, labels_of(first), test.images, labels_of(test),
@@ -341,9 +352,9 @@ def train_cvtool(sets, val, test, epochs, seed, threads, same_init=False):  # no
         s = sets[epoch - 1]
         return s.images, labels_of(s)
 
-    data = DetectionData(ds, (val.images, labels_of(val)), epoch_data, "bench canvases")
+    data = TrainingData(ds, (val.images, labels_of(val)), epoch_data, "bench canvases")
     result = train_detector(data, grid=GRID, boxes_per_cell=BOXES, epochs=epochs,
-                            batch_size=BATCH, optimizer="adam", eta=ETA, seed=seed)  # fmt: skip
+                            batch_size=BATCH, optimizer="adam", eta=eta, seed=seed)  # fmt: skip
     assert result.stopped == "completed", result.stopped
     recs = result.history.records
     test_scores = _score(_task(), result.model, test.images, labels_of(test))
@@ -392,7 +403,7 @@ class TorchForward:
         return out.permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def train_torch(sets, val, test, epochs, seed, threads, same_init=False):
+def train_torch(sets, val, test, epochs, seed, threads, eta, same_init=False):
     """The same training in PyTorch; (epoch seconds, val map50 per epoch, test scores).
     `same_init`: start from the very weights cvtool starts from (not only their family)."""
     import torch
@@ -406,7 +417,7 @@ def train_torch(sets, val, test, epochs, seed, threads, same_init=False):
     net = torch_net(_spec(), (64, 64, 1), init="pytorch")
     if same_init:
         copy_weights(net, initial_model(_spec(), (64, 64, 1), "pytorch", seed))
-    opt = torch.optim.Adam(net.parameters(), lr=ETA, betas=(0.9, 0.999), eps=1e-8)
+    opt = torch.optim.Adam(net.parameters(), lr=eta, betas=(0.9, 0.999), eps=1e-8)
     orders = shuffles(seed, epochs, len(sets[0].images))
     fwd = TorchForward(torch, net)
     seconds, val_map, costs = [], [], []
@@ -443,15 +454,24 @@ def main(argv=None) -> None:
     parser.add_argument("--val-size", type=int, default=200)
     parser.add_argument("--test-size", type=int, default=500)
     parser.add_argument("--threads", type=int, default=2, help="threads for both (default 2)")
+    parser.add_argument(
+        "--eta",
+        type=float,
+        default=None,
+        help="Adam's learning rate for both (default: train_detector's)",
+    )
     parser.add_argument("--same-init", action="store_true",
                         help="PyTorch starts from cvtool's initial weights (default: each "
                         "library draws its own from the same family)")  # fmt: skip
     parser.add_argument("--json", dest="json_path", default=None, help="write results here")
     args = parser.parse_args(argv)
+    from cvtool.detect.train import train_detector
+
+    eta = trainer_eta(train_detector) if args.eta is None else args.eta
 
     load = os.getloadavg()[0]
     print(f"detector {GRID}x{GRID}xB{BOXES}, {args.train_size} fresh canvases/epoch, "
-          f"{args.epochs} epochs, batch {BATCH}, Adam {ETA:g}, {args.seeds} seed(s); "
+          f"{args.epochs} epochs, batch {BATCH}, Adam {eta:g}, {args.seeds} seed(s); "
           f"val {args.val_size}, test {args.test_size}; threads {args.threads}; "
           f"{'same initial weights; ' if args.same_init else ''}"
           f"{os.cpu_count()} CPUs, load average at start {load:.2f}", flush=True)  # fmt: skip
@@ -465,7 +485,7 @@ def main(argv=None) -> None:
                                         args.test_size)  # fmt: skip
         for name, fn in (("cvtool", train_cvtool), ("torch", train_torch)):
             got, _, peak = run_isolated(fn, sets, val, test, args.epochs, seed, args.threads,
-                                        args.same_init)  # fmt: skip
+                                        eta, args.same_init)  # fmt: skip
             row = {"name": name, "seed": seed,
                    "seconds": statistics.median(got["epoch_seconds"]), "peak_mb": peak,
                    "test_map50": got["map50"], "test_map": got["map"],
@@ -481,7 +501,7 @@ def main(argv=None) -> None:
     print(f"load average at end {end:.2f}")
     meta = {"epochs": args.epochs, "train_size": args.train_size, "val_size": args.val_size,
             "test_size": args.test_size, "threads": args.threads, "batch": BATCH,
-            "same_init": args.same_init,
+            "same_init": args.same_init, "eta": eta,
             "load_average": [load, end]}  # fmt: skip
     summarise(per_seed, ("test_map50", "test_map"), "bench_detect", args.json_path, meta)
 

@@ -19,7 +19,8 @@ What is the same on both sides (the plumbing is ``bench_detect``'s):
   'nearest')``, ``torch.cat([main, tapped])`` as cvtool's ``Concat``);
   weights from the same family (N(0, 2/fan_in), zero biases), seeded by
   each library's own RNG;
-- training: Adam (eta 1e-3, betas 0.9/0.999, eps 1e-8), batch 32, the same
+- training: Adam (betas 0.9/0.999, eps 1e-8; eta ``--eta``, default the trainer's
+  default, read from its signature), batch 32, the same
   epochs, the same mini-batches in the same order (cvtool's shuffle
   replayed), ``--threads`` (default 2) for both;
 - epoch time: cvtool's ``train_seconds`` (data preparation and steps, no
@@ -63,10 +64,10 @@ from benchmarks.bench_detect import (  # noqa: E402
     summarise,
     to_nchw,
     torch_net,
+    trainer_eta,
 )
 
 BATCH = 32
-ETA = 1e-3
 CLASSES = 11  # background + 10 digits
 EVAL_BATCH = 128
 
@@ -117,11 +118,12 @@ def check_loss() -> float:
                float(np.abs(g - gt).max() / np.abs(gt).max()))  # fmt: skip
 
 
-def train_cvtool(sets, val, test, epochs, seed, threads, same_init=False):  # noqa: ARG001
+def train_cvtool(sets, val, test, epochs, seed, threads, eta, same_init=False):  # noqa: ARG001
     """train_segmenter on the given canvases; (epoch seconds, val mean IoU per epoch, test)."""
     limit_threads(threads)
+    from cvtool.data.canvas import TrainingData
     from cvtool.data.core import Dataset
-    from cvtool.segment import SegmentationData, predict_maps, train_segmenter
+    from cvtool.segment import predict_maps, train_segmenter
 
     first = sets[0]
     names = ("background", *first.class_names)
@@ -131,8 +133,8 @@ def train_cvtool(sets, val, test, epochs, seed, threads, same_init=False):  # no
         s = sets[epoch - 1]
         return s.images, s.label_maps
 
-    data = SegmentationData(ds, (val.images, val.label_maps), epoch_data, "bench canvases")
-    result = train_segmenter(data, epochs=epochs, batch_size=BATCH, optimizer="adam", eta=ETA,
+    data = TrainingData(ds, (val.images, val.label_maps), epoch_data, "bench canvases")
+    result = train_segmenter(data, epochs=epochs, batch_size=BATCH, optimizer="adam", eta=eta,
                              weights="auto", seed=seed)  # fmt: skip
     assert result.stopped == "completed", result.stopped
     recs = result.history.records
@@ -155,7 +157,7 @@ def _torch_maps(torch, net, images) -> np.ndarray:
     return np.concatenate(out).astype(np.uint8)
 
 
-def train_torch(sets, val, test, epochs, seed, threads, same_init=False):
+def train_torch(sets, val, test, epochs, seed, threads, eta, same_init=False):
     """The same training in PyTorch; (epoch seconds, val mean IoU per epoch, test).
     `same_init`: start from the very weights cvtool starts from (not only their family)."""
     import torch
@@ -167,7 +169,7 @@ def train_torch(sets, val, test, epochs, seed, threads, same_init=False):
     net = torch_net(_spec(), (64, 64, 1), init="he")
     if same_init:
         copy_weights(net, initial_model(_spec(), (64, 64, 1), "he", seed))
-    opt = torch.optim.Adam(net.parameters(), lr=ETA, betas=(0.9, 0.999), eps=1e-8)
+    opt = torch.optim.Adam(net.parameters(), lr=eta, betas=(0.9, 0.999), eps=1e-8)
     weight = torch.tensor(class_weights(sets[0].label_maps, CLASSES), dtype=torch.float32)
     orders = shuffles(seed, epochs, len(sets[0].images))
     seconds, val_iou, costs = [], [], []
@@ -201,15 +203,24 @@ def main(argv=None) -> None:
     parser.add_argument("--val-size", type=int, default=200)
     parser.add_argument("--test-size", type=int, default=500)
     parser.add_argument("--threads", type=int, default=2, help="threads for both (default 2)")
+    parser.add_argument(
+        "--eta",
+        type=float,
+        default=None,
+        help="Adam's learning rate for both (default: train_segmenter's)",
+    )
     parser.add_argument("--same-init", action="store_true",
                         help="PyTorch starts from cvtool's initial weights (default: each "
                         "library draws its own from the same family)")  # fmt: skip
     parser.add_argument("--json", dest="json_path", default=None, help="write results here")
     args = parser.parse_args(argv)
+    from cvtool.segment import train_segmenter
+
+    eta = trainer_eta(train_segmenter) if args.eta is None else args.eta
 
     load = os.getloadavg()[0]
     print(f"segmenter ({CLASSES} classes), {args.train_size} fresh canvases/epoch, "
-          f"{args.epochs} epochs, batch {BATCH}, Adam {ETA:g}, {args.seeds} seed(s); "
+          f"{args.epochs} epochs, batch {BATCH}, Adam {eta:g}, {args.seeds} seed(s); "
           f"val {args.val_size}, test {args.test_size}; threads {args.threads}; "
           f"{'same initial weights; ' if args.same_init else ''}"
           f"{os.cpu_count()} CPUs, load average at start {load:.2f}", flush=True)  # fmt: skip
@@ -223,7 +234,7 @@ def main(argv=None) -> None:
                                         args.test_size)  # fmt: skip
         for name, fn in (("cvtool", train_cvtool), ("torch", train_torch)):
             got, _, peak = run_isolated(fn, sets, val, test, args.epochs, seed, args.threads,
-                                        args.same_init)  # fmt: skip
+                                        eta, args.same_init)  # fmt: skip
             row = {"name": name, "seed": seed,
                    "seconds": statistics.median(got["epoch_seconds"]), "peak_mb": peak,
                    "test_mean_iou": got["mean_iou"], "test_mean_iou_digits": got["mean_iou_digits"],
@@ -239,7 +250,7 @@ def main(argv=None) -> None:
     print(f"load average at end {end:.2f}")
     meta = {"epochs": args.epochs, "train_size": args.train_size, "val_size": args.val_size,
             "test_size": args.test_size, "threads": args.threads, "batch": BATCH,
-            "same_init": args.same_init,
+            "same_init": args.same_init, "eta": eta,
             "load_average": [load, end]}  # fmt: skip
     summarise(per_seed, ("test_mean_iou", "test_mean_iou_digits"), "bench_segment",
               args.json_path, meta)  # fmt: skip
