@@ -307,6 +307,18 @@ def _cases() -> list[tuple[str, list[str]]]:
         ("knn", "--train", "-"),
     ):
         add("stdin", *stdin_case)
+    # --- iou confusion / errors / curves / convert (issue 16's commands)
+    for f in BOX_FILES:
+        for sub in ("confusion", "errors", "curves"):
+            add(f"{sub}-gt", "iou", sub, "--gt", f, "--dets", "dets.json")
+        add("convert-in", "iou", "convert", f, "--to", "coco", "--out", "c.json")
+    for sub, opt, v in (("confusion", "--iou", "nan"), ("confusion", "--score-threshold", "inf"),
+                        ("errors", "--pos", "-1"), ("errors", "--max-dets", "0"),
+                        ("curves", "--iou", "1.5"), ("curves", "--score-threshold", "nan")):  # fmt: skip
+        add(f"{sub}-number", "iou", sub, "--gt", "gt.json", "--dets", "dets.json", opt, v)
+    add("convert-to", "iou", "convert", "gt.json", "--to", "nope", "--out", "c.json")
+    for out in _outputs("c.json", "dets.json"):
+        add("convert-out", "iou", "convert", "gt.json", "--to", "coco", "--out", out)
     # --- detection and segmentation commands (bad models, outputs, numbers)
     for f in MODEL_FILES:
         add("detect-model", "detect", f, "x.png")

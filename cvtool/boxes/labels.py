@@ -75,6 +75,8 @@ def convert_labels(src, dst, to: str, *, fmt: str = "xywh", image_sizes=None, na
     from cvtool.fileio import atomic_write_text
 
     check_choice("to", to, formats.FORMATS)
+    if Path(str(src)).is_file() and Path(str(src)).stat().st_size == 0:
+        raise CvtoolError(f"'{src}' is empty: no labels to convert.")
     names = [s.strip() for s in names.split(",")] if isinstance(names, str) else names
     ls = _with_sizes(read_labels(src, fmt, image_sizes, names), image_sizes)
     if names is not None and kind_of(src) != "yolo":
@@ -85,10 +87,11 @@ def convert_labels(src, dst, to: str, *, fmt: str = "xywh", image_sizes=None, na
         atomic_write_text(dst, json.dumps(formats.to_coco(ls)) + "\n")
     elif to == "csv":
         atomic_write_text(dst, formats.write_csv_text(ls, fmt))
-    elif to == "yolo":
-        formats.write_yolo(ls, dst)
-    else:
-        formats.write_voc(ls, dst)
+    else:  # a folder: written whole beside, then swapped in (fileio.atomic_folder)
+        from cvtool.fileio import atomic_folder
+
+        with atomic_folder(dst) as tmp:
+            (formats.write_yolo if to == "yolo" else formats.write_voc)(ls, tmp)
     return {"from": kind_of(src), "to": to, "images": len(ls.images), "boxes": int(len(ls.img)),
             "classes": len(ls.cat_ids), "detections": ls.is_detections, "out": str(dst)}  # fmt: skip
 

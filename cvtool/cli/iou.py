@@ -421,6 +421,7 @@ def confusion_cmd(
     fmt: BoxFormatOpt = "xywh",
     image_sizes: ImageSizesOpt = None,
     plot: PlotOpt = None,
+    force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Detection confusion matrix with a background row and column (supervision's definition).
@@ -433,6 +434,7 @@ def confusion_cmd(
         from cvtool.boxes import analysis
         from cvtool.render import header, make_table, render
 
+        check_out(plot, force, "plot")
         result = analysis.confusion_files(gt, dets, fmt=fmt, iou_threshold=iou_threshold,
                                           score_threshold=score_threshold, image_sizes=image_sizes)  # fmt: skip
         if plot is not None:
@@ -456,6 +458,7 @@ def errors_cmd(
     fmt: BoxFormatOpt = "xywh",
     image_sizes: ImageSizesOpt = None,
     plot: PlotOpt = None,
+    force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """TIDE error breakdown: where the AP goes, and the AP gained by fixing each error type.
@@ -467,6 +470,7 @@ def errors_cmd(
         from cvtool.boxes import analysis
         from cvtool.render import header, make_table, render
 
+        check_out(plot, force, "plot")
         result = analysis.errors_files(gt, dets, fmt=fmt, pos=pos, bg=bg, max_dets=max_dets,
                                        image_sizes=image_sizes)  # fmt: skip
         if plot is not None:
@@ -493,6 +497,7 @@ def curves_cmd(
     fmt: BoxFormatOpt = "xywh",
     image_sizes: ImageSizesOpt = None,
     plot: PlotOpt = None,
+    force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Precision, recall and F1 at a score threshold, and the best-F1 threshold, per class.
@@ -504,6 +509,7 @@ def curves_cmd(
         from cvtool.boxes import analysis
         from cvtool.render import header, make_table, render
 
+        check_out(plot, force, "plot")
         result = analysis.curves_files(gt, dets, fmt=fmt, iou_threshold=iou_threshold,
                                        score_threshold=score_threshold, image_sizes=image_sizes)  # fmt: skip
         if plot is not None:
@@ -527,6 +533,7 @@ def convert_cmd(
     fmt: BoxFormatOpt = "xywh",
     image_sizes: ImageSizesOpt = None,
     names: NamesOpt = None,
+    force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Convert box labels (ground truth or detections) between COCO, CSV, YOLO and VOC.
@@ -535,8 +542,12 @@ def convert_cmd(
     class names come from classes.txt in a YOLO folder or --names.
     """
     with user_errors():
+        from cvtool.boxes import formats
         from cvtool.boxes.labels import convert_labels
+        from cvtool.errors import check_choice
         from cvtool.render import render
 
+        check_choice("to", to, formats.FORMATS)
+        check_out(out, force, "output", folder=to in ("yolo", "voc"))
         doc = convert_labels(src, out, to, fmt=fmt, image_sizes=image_sizes, names=names)
     render(doc, json_out=json_out, title=f"Converted {doc['from']} -> {doc['to']}")
