@@ -408,6 +408,28 @@ ImageSizesOpt = Annotated[
 ]
 
 
+def _analysis(name: str, options: dict, plot, force: bool, json_out: bool, title: str,
+              table_title: str, digits: int = 4) -> None:  # fmt: skip
+    """iou confusion / errors / curves: cvtool.boxes.analysis.<name>_files, plot, render."""
+    with user_errors():
+        from cvtool.boxes import analysis
+        from cvtool.render import header, make_table, render
+
+        check_out(plot, force, "plot")
+        gt, dets = options.pop("gt"), options.pop("dets")
+        result = getattr(analysis, f"{name}_files")(gt, dets, **options)
+        if plot is not None:
+            getattr(analysis, f"plot_{name}")(result, plot)
+        table = make_table(result["table_columns"], result["table_rows"], title=table_title,
+                           digits=digits)  # fmt: skip
+    if not json_out:
+        classes = result["classes"] if "classes" in result else len(result["names"])
+        header(f"iou {name}", images=result["images"], classes=classes,
+               detections=result["detections"])  # fmt: skip
+    render(result["doc"], json_out=json_out, title=title, tables=[table],
+           summary=result["summary"])  # fmt: skip
+
+
 @app.command("confusion")
 def confusion_cmd(
     gt: LabelGtOpt,
@@ -430,22 +452,10 @@ def confusion_cmd(
     unmatched object counts in its row's background column, an unmatched
     detection in the background row. --plot draws the heatmap.
     """
-    with user_errors():
-        from cvtool.boxes import analysis
-        from cvtool.render import header, make_table, render
-
-        check_out(plot, force, "plot")
-        result = analysis.confusion_files(gt, dets, fmt=fmt, iou_threshold=iou_threshold,
-                                          score_threshold=score_threshold, image_sizes=image_sizes)  # fmt: skip
-        if plot is not None:
-            analysis.plot_confusion(result, plot)
-        table = make_table(result["table_columns"], result["table_rows"],
-                           title="Confusion matrix (rows true, columns predicted)")  # fmt: skip
-    if not json_out:
-        header("iou confusion", images=result["images"], classes=len(result["names"]),
-               detections=result["detections"])  # fmt: skip
-    render(result["doc"], json_out=json_out, title="Detection confusion matrix", tables=[table],
-           summary=result["summary"])  # fmt: skip
+    _analysis("confusion", dict(gt=gt, dets=dets, fmt=fmt, iou_threshold=iou_threshold,
+                                score_threshold=score_threshold, image_sizes=image_sizes),
+              plot, force, json_out, "Detection confusion matrix",
+              "Confusion matrix (rows true, columns predicted)")  # fmt: skip
 
 
 @app.command("errors")
@@ -466,22 +476,10 @@ def errors_cmd(
     Types: classification, localisation, both, duplicate, background, missed
     (as the tidecv package defines them). --plot draws the dAP bars.
     """
-    with user_errors():
-        from cvtool.boxes import analysis
-        from cvtool.render import header, make_table, render
-
-        check_out(plot, force, "plot")
-        result = analysis.errors_files(gt, dets, fmt=fmt, pos=pos, bg=bg, max_dets=max_dets,
-                                       image_sizes=image_sizes)  # fmt: skip
-        if plot is not None:
-            analysis.plot_errors(result, plot)
-        table = make_table(result["table_columns"], result["table_rows"],
-                           title="Errors and dAP (AP points gained by fixing them)", digits=2)  # fmt: skip
-    if not json_out:
-        header("iou errors", images=result["images"], classes=result["classes"],
-               detections=result["detections"])  # fmt: skip
-    render(result["doc"], json_out=json_out, title="TIDE error breakdown", tables=[table],
-           summary=result["summary"])  # fmt: skip
+    _analysis("errors", dict(gt=gt, dets=dets, fmt=fmt, pos=pos, bg=bg, max_dets=max_dets,
+                             image_sizes=image_sizes),
+              plot, force, json_out, "TIDE error breakdown",
+              "Errors and dAP (AP points gained by fixing them)", digits=2)  # fmt: skip
 
 
 @app.command("curves")
@@ -505,21 +503,9 @@ def curves_cmd(
     --plot draws the precision-, recall- and F1-confidence curves and the
     per-class precision-recall curves.
     """
-    with user_errors():
-        from cvtool.boxes import analysis
-        from cvtool.render import header, make_table, render
-
-        check_out(plot, force, "plot")
-        result = analysis.curves_files(gt, dets, fmt=fmt, iou_threshold=iou_threshold,
-                                       score_threshold=score_threshold, image_sizes=image_sizes)  # fmt: skip
-        if plot is not None:
-            analysis.plot_curves(result, plot)
-        table = make_table(result["table_columns"], result["table_rows"], title="Per class")
-    if not json_out:
-        header("iou curves", images=result["images"], classes=len(result["names"]),
-               detections=result["detections"])  # fmt: skip
-    render(result["doc"], json_out=json_out, title="Precision, recall and F1", tables=[table],
-           summary=result["summary"])  # fmt: skip
+    _analysis("curves", dict(gt=gt, dets=dets, fmt=fmt, iou_threshold=iou_threshold,
+                             score_threshold=score_threshold, image_sizes=image_sizes),
+              plot, force, json_out, "Precision, recall and F1", "Per class")  # fmt: skip
 
 
 @app.command("convert")
