@@ -19,7 +19,7 @@ def export_cmd(
     force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Export a trained model to ONNX (input NHWC float32, batch axis dynamic; needs cvtool[onnx])."""
+    """Export a trained model to ONNX (input NHWC float32, batch axis dynamic; needs the onnx extra)."""
     with user_errors():
         from cvtool.nn.export import export_file
         from cvtool.render import render
