@@ -10,30 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import numeric_grad, rel_error
 
 from cvtool.backend import to_numpy
 from cvtool.nn import conv
-
-EPS = 1e-6
-
-
-def _numeric_grad(f, a, xp):
-    """Central-difference gradient of scalar f() with respect to array a (changed in place)."""
-    g = np.zeros(a.shape)
-    flat = a.reshape(-1)
-    for i in range(flat.size):
-        old = float(flat[i])
-        flat[i] = old + EPS
-        up = f()
-        flat[i] = old - EPS
-        down = f()
-        flat[i] = old
-        g.reshape(-1)[i] = (up - down) / (2 * EPS)
-    return g
-
-
-def _rel_error(a, b):
-    return float(np.max(np.abs(a - b)) / max(1e-12, np.max(np.abs(a) + np.abs(b))))
 
 
 def _check(layer, x, xp, in_shape):
@@ -49,10 +29,10 @@ def _check(layer, x, xp, in_shape):
     def loss():
         return float((layer.forward(x) * r).sum())
 
-    assert _rel_error(dx, _numeric_grad(loss, x, xp)) < 1e-6
+    assert rel_error(dx, numeric_grad(loss, x)) < 1e-6
     for name, p in layer.params.items():
-        num = _numeric_grad(loss, p, xp)
-        assert _rel_error(to_numpy(layer.grads[name]), num) < 1e-6, name
+        num = numeric_grad(loss, p)
+        assert rel_error(to_numpy(layer.grads[name]), num) < 1e-6, name
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import numeric_grad, rel_error
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,7 +14,6 @@ from cvtool.detect import YoloLoss, decode, encode_targets
 from cvtool.errors import CvtoolError
 
 S, B, C, SIZE = 4, 2, 3, 32
-EPS = 1e-6
 
 
 def _ground_truth():
@@ -51,24 +51,6 @@ def _near_head(y, rng):
     return a
 
 
-def _numeric_grad(f, a):
-    g = np.zeros(a.shape)
-    flat = a.reshape(-1)
-    for i in range(flat.size):
-        old = float(flat[i])
-        flat[i] = old + EPS
-        up = f()
-        flat[i] = old - EPS
-        down = f()
-        flat[i] = old
-        g.reshape(-1)[i] = (up - down) / (2 * EPS)
-    return g
-
-
-def _rel_error(a, b):
-    return float(np.max(np.abs(a - b)) / max(1e-12, np.max(np.abs(a) + np.abs(b))))
-
-
 def _targets():
     boxes, classes = _ground_truth()
     return encode_targets(boxes, classes, grid=S, num_classes=C, image_size=SIZE, dtype=np.float64)
@@ -81,8 +63,8 @@ def test_loss_gradient_matches_finite_differences(xp, variant):
     loss = YoloLoss(S, B, C, variant=variant, conf_target="one")
     ax, yx = xp.asarray(a), xp.asarray(y)
     g = to_numpy(loss.grad(ax, yx)) / len(a)  # grad is per image; fn is the batch mean
-    num = _numeric_grad(lambda: loss.fn(ax, yx), ax)
-    assert _rel_error(g, num) < 1e-6
+    num = numeric_grad(lambda: loss.fn(ax, yx), ax)
+    assert rel_error(g, num) < 1e-6
     value, g2 = loss.loss_and_grad(ax, yx)
     assert value == pytest.approx(loss.fn(ax, yx))
     np.testing.assert_allclose(to_numpy(g2) / len(a), g)
@@ -96,11 +78,11 @@ def test_iou_target_gradient_on_confidence_and_classes(variant):
     a = _near_head(y, np.random.default_rng(1))
     loss = YoloLoss(S, B, C, variant=variant, conf_target="iou")
     g = loss.grad(a, y) / len(a)
-    num = _numeric_grad(lambda: loss.fn(a, y), a)
+    num = numeric_grad(lambda: loss.fn(a, y), a)
     conf = np.zeros(a.shape[-1], bool)
     conf[4 : 5 * B : 5] = True
     conf[5 * B :] = True
-    assert _rel_error(g[..., conf], num[..., conf]) < 1e-6
+    assert rel_error(g[..., conf], num[..., conf]) < 1e-6
 
 
 def _torch_loss(torch, a, y, variant, conf_target, lc=5.0, ln=0.5):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import numeric_grad, rel_error
 
 from cvtool.errors import CvtoolError
 from cvtool.nn.model import Sequential
@@ -14,25 +15,6 @@ SPEC = (
     "input:8x8x2, conv:3x3:tanh:p=same, tap:full, pool:2:s=2, conv:4x3:tanh:p=same, tap:half, "
     "avgpool:2, conv:4x1:tanh, upsample:2, add:half, upsample:2:bilinear, concat:full, conv:3x1"
 )
-
-
-def rel_err(a, b):
-    return float(np.abs(a - b).max() / max(np.abs(a).max(), np.abs(b).max(), 1e-12))
-
-
-def numeric(f, p, eps=1e-6):
-    g = np.zeros_like(p)
-    it = np.nditer(p, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = p[i]
-        p[i] = old + eps
-        up = f()
-        p[i] = old - eps
-        down = f()
-        p[i] = old
-        g[i] = (up - down) / (2 * eps)
-    return g
 
 
 def test_skips_backpropagate_like_finite_differences():
@@ -49,11 +31,11 @@ def test_skips_backpropagate_like_finite_differences():
     d = w
     for layer in reversed(model.layers):
         d = layer.backward(d)
-    assert rel_err(d, numeric(cost, x)) < 1e-6  # the input gets both branches' gradients
+    assert rel_error(d, numeric_grad(cost, x)) < 1e-6  # the input gets both branches' gradients
     for layer in model.param_layers:
         for k, p in layer.params.items():
             analytic = layer.grads[k].copy()
-            assert rel_err(analytic, numeric(cost, p)) < 1e-6, (layer.kind, k)
+            assert rel_error(analytic, numeric_grad(cost, p)) < 1e-6, (layer.kind, k)
 
 
 def test_shapes_and_summary_agree_with_a_forward_pass():

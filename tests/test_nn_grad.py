@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import numeric_grad
 
 from cvtool.nn import layers as L
 from cvtool.nn.activations import ACTIVATIONS, get_activation
@@ -11,29 +12,12 @@ from cvtool.nn.losses import LOSSES
 from cvtool.nn.model import Sequential
 from cvtool.nn.spec import parse_spec
 
-EPS = 1e-6
 TOL = 1e-6
 
 
 def rel_err(a, b):
     a, b = np.asarray(a), np.asarray(b)
     return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
-
-
-def numeric_grad(f, x, eps=EPS):
-    """Central differences of scalar f() with respect to array x (perturbed in place)."""
-    g = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + eps
-        fp = f()
-        x[i] = old - eps
-        fm = f()
-        x[i] = old
-        g[i] = (fp - fm) / (2 * eps)
-    return g
 
 
 def check_layer(layer, x, rng, training=True):

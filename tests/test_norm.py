@@ -4,32 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import numeric_grad, rel_error
 
 from cvtool.backend import to_numpy
 from cvtool.errors import CvtoolError
 from cvtool.nn.model import Sequential
 from cvtool.nn.norm import BatchNorm
 from cvtool.nn.spec import parse_spec
-
-EPS = 1e-6
-
-
-def _numeric_grad(f, a):
-    g = np.zeros(a.shape)
-    flat = a.reshape(-1)
-    for i in range(flat.size):
-        old = float(flat[i])
-        flat[i] = old + EPS
-        up = f()
-        flat[i] = old - EPS
-        down = f()
-        flat[i] = old
-        g.reshape(-1)[i] = (up - down) / (2 * EPS)
-    return g
-
-
-def _rel_error(a, b):
-    return float(np.max(np.abs(a - b)) / max(1e-12, np.max(np.abs(a) + np.abs(b))))
 
 
 def _layer(xp, in_shape, rng, **kwargs):
@@ -53,9 +34,9 @@ def test_batchnorm_gradients(xp, shape):
     def loss():  # training mode: the batch statistics depend on x
         return float((layer.forward(x, training=True) * r).sum())
 
-    assert _rel_error(dx, _numeric_grad(loss, x)) < 1e-6
+    assert rel_error(dx, numeric_grad(loss, x)) < 1e-6
     for name, p in layer.params.items():
-        assert _rel_error(to_numpy(layer.grads[name]), _numeric_grad(loss, p)) < 1e-6, name
+        assert rel_error(to_numpy(layer.grads[name]), numeric_grad(loss, p)) < 1e-6, name
 
 
 def test_batchnorm_forward_normalises(xp):

@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 import pytest
+from gradcheck import numeric_grad, rel_error
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -22,8 +23,6 @@ from cvtool.errors import CvtoolError
 from cvtool.nn import upsample
 from cvtool.nn.upsample import ConvTranspose2D, UpSampling2D
 
-EPS = 1e-6
-
 DECONV_CASES = [
     {"kernel": 3},
     {"kernel": 4, "stride": 2, "padding": 1},
@@ -32,25 +31,6 @@ DECONV_CASES = [
     {"kernel": 3, "stride": 2, "padding": 2, "output_padding": 1},  # P > K / 2
     {"kernel": 1, "stride": 2},  # K < S: gaps that only the bias fills
 ]
-
-
-def _numeric_grad(f, a):
-    """Central-difference gradient of scalar f() with respect to array a (changed in place)."""
-    g = np.zeros(a.shape)
-    flat = a.reshape(-1)
-    for i in range(flat.size):
-        old = float(flat[i])
-        flat[i] = old + EPS
-        up = f()
-        flat[i] = old - EPS
-        down = f()
-        flat[i] = old
-        g.reshape(-1)[i] = (up - down) / (2 * EPS)
-    return g
-
-
-def _rel_error(a, b):
-    return float(np.max(np.abs(a - b)) / max(1e-12, np.max(np.abs(a) + np.abs(b))))
 
 
 def _built(layer, in_shape, xp, seed=7):
@@ -71,9 +51,9 @@ def _check_gradients(layer, x, xp):
     def loss():
         return float((layer.forward(x) * r).sum())
 
-    assert _rel_error(dx, _numeric_grad(loss, x)) < 1e-6
+    assert rel_error(dx, numeric_grad(loss, x)) < 1e-6
     for name, p in layer.params.items():
-        assert _rel_error(to_numpy(layer.grads[name]), _numeric_grad(loss, p)) < 1e-6, name
+        assert rel_error(to_numpy(layer.grads[name]), numeric_grad(loss, p)) < 1e-6, name
 
 
 @pytest.mark.parametrize("kwargs", DECONV_CASES)
