@@ -446,7 +446,8 @@ def train_torch(sets, val, test, epochs, seed, threads, eta, same_init=False):
             **_score(task, fwd, test.images, labels_of(test))}  # fmt: skip
 
 
-def main(argv=None) -> None:
+def parse_args(argv, trainer_name: str):
+    """The options both training benchmarks take."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (medians over them)")
     parser.add_argument("--epochs", type=int, default=20)
@@ -454,48 +455,46 @@ def main(argv=None) -> None:
     parser.add_argument("--val-size", type=int, default=200)
     parser.add_argument("--test-size", type=int, default=500)
     parser.add_argument("--threads", type=int, default=2, help="threads for both (default 2)")
-    parser.add_argument(
-        "--eta",
-        type=float,
-        default=None,
-        help="Adam's learning rate for both (default: train_detector's)",
-    )
+    parser.add_argument("--eta", type=float, default=None,
+                        help=f"Adam's learning rate for both (default: {trainer_name}'s)")  # fmt: skip
     parser.add_argument("--same-init", action="store_true",
                         help="PyTorch starts from cvtool's initial weights (default: each "
                         "library draws its own from the same family)")  # fmt: skip
     parser.add_argument("--json", dest="json_path", default=None, help="write results here")
-    args = parser.parse_args(argv)
-    from cvtool.detect.train import train_detector
+    return parser.parse_args(argv)
 
-    eta = trainer_eta(train_detector) if args.eta is None else args.eta
 
+def compare(args, what: str, trainer, trainers, checks, row_of, line_of, quality, title) -> None:
+    """Both libraries trained on the same canvases for each seed, in forked children.
+
+    trainer : the cvtool training call (its default learning rate is the default).
+    trainers : (cvtool's, PyTorch's) training functions of the benchmark.
+    checks : (network check, loss check), run in children first.
+    row_of(got) : the quality figures of one run; line_of(row) : its printed line.
+    """
+    eta = trainer_eta(trainer) if args.eta is None else args.eta
     load = os.getloadavg()[0]
-    print(f"detector {GRID}x{GRID}xB{BOXES}, {args.train_size} fresh canvases/epoch, "
-          f"{args.epochs} epochs, batch {BATCH}, Adam {eta:g}, {args.seeds} seed(s); "
-          f"val {args.val_size}, test {args.test_size}; threads {args.threads}; "
-          f"{'same initial weights; ' if args.same_init else ''}"
+    print(f"{what}, {args.train_size} fresh canvases/epoch, {args.epochs} epochs, batch {BATCH}, "
+          f"Adam {eta:g}, {args.seeds} seed(s); val {args.val_size}, test {args.test_size}; "
+          f"threads {args.threads}; {'same initial weights; ' if args.same_init else ''}"
           f"{os.cpu_count()} CPUs, load average at start {load:.2f}", flush=True)  # fmt: skip
-    # in a child: the parent must not start PyTorch's thread pool (a forked child would hang)
-    net_diff, loss_diff = run_isolated(check_network)[0], run_isolated(check_loss)[0]
+    # in children: the parent must not start PyTorch's thread pool (a forked child would hang)
+    net_diff, loss_diff = (run_isolated(check)[0] for check in checks)
     print(f"same network: {net_diff:.2g} largest |cvtool - torch| output (float64, cvtool's "
           f"weights copied); same loss: {loss_diff:.2g} largest relative difference")  # fmt: skip
     per_seed = []
     for seed in range(args.seeds):
         sets, val, test = canvas_epochs(seed, args.epochs, args.train_size, args.val_size,
                                         args.test_size)  # fmt: skip
-        for name, fn in (("cvtool", train_cvtool), ("torch", train_torch)):
+        for name, fn in zip(("cvtool", "torch"), trainers, strict=True):
             got, _, peak = run_isolated(fn, sets, val, test, args.epochs, seed, args.threads,
                                         eta, args.same_init)  # fmt: skip
             row = {"name": name, "seed": seed,
                    "seconds": statistics.median(got["epoch_seconds"]), "peak_mb": peak,
-                   "test_map50": got["map50"], "test_map": got["map"],
-                   "detections": got["detections"],
+                   **row_of(got),
                    "epoch_seconds": [round(v, 3) for v in got["epoch_seconds"]],
-                   "val_map50": [None if v is None else round(v, 4) for v in got["val_map50"]],
                    "train_cost": [None if v is None else round(v, 4) for v in got["train_cost"]]}  # fmt: skip
-            print(f"seed {seed} {name}: {row['seconds']:.2f} s/epoch, test mAP@0.5 "
-                  f"{row['test_map50']:.3f}, mAP {row['test_map']:.3f}, val mAP@0.5 by epoch "
-                  f"{row['val_map50']}", flush=True)  # fmt: skip
+            print(f"seed {seed} {name}: {row['seconds']:.2f} s/epoch, {line_of(row)}", flush=True)
             per_seed.append(row)
     end = os.getloadavg()[0]
     print(f"load average at end {end:.2f}")
@@ -503,7 +502,26 @@ def main(argv=None) -> None:
             "test_size": args.test_size, "threads": args.threads, "batch": BATCH,
             "same_init": args.same_init, "eta": eta,
             "load_average": [load, end]}  # fmt: skip
-    summarise(per_seed, ("test_map50", "test_map"), "bench_detect", args.json_path, meta)
+    summarise(per_seed, quality, title, args.json_path, meta)
+
+
+def main(argv=None) -> None:
+    from cvtool.detect.train import train_detector
+
+    args = parse_args(argv, "train_detector")
+
+    def row_of(got):
+        return {"test_map50": got["map50"], "test_map": got["map"],
+                "detections": got["detections"],
+                "val_map50": [None if v is None else round(v, 4) for v in got["val_map50"]]}  # fmt: skip
+
+    def line_of(row):
+        return (f"test mAP@0.5 {row['test_map50']:.3f}, mAP {row['test_map']:.3f}, "
+                f"val mAP@0.5 by epoch {row['val_map50']}")  # fmt: skip
+
+    compare(args, f"detector {GRID}x{GRID}xB{BOXES}", train_detector, (train_cvtool, train_torch),
+            (check_network, check_loss), row_of, line_of, ("test_map50", "test_map"),
+            "bench_detect")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -42,9 +42,6 @@ Not a test: nothing here asserts a speed or a score.
 
 from __future__ import annotations
 
-import argparse
-import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -53,18 +50,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import run_isolated  # noqa: E402
 from benchmarks.bench_detect import (  # noqa: E402
-    canvas_epochs,
     check_same_network,
+    compare,
     copy_weights,
     initial_model,
     limit_threads,
+    parse_args,
     shuffles,
-    summarise,
     to_nchw,
     torch_net,
-    trainer_eta,
 )
 
 BATCH = 32
@@ -196,64 +191,22 @@ def train_torch(sets, val, test, epochs, seed, threads, eta, same_init=False):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (medians over them)")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--train-size", type=int, default=2000, help="training canvases per epoch")
-    parser.add_argument("--val-size", type=int, default=200)
-    parser.add_argument("--test-size", type=int, default=500)
-    parser.add_argument("--threads", type=int, default=2, help="threads for both (default 2)")
-    parser.add_argument(
-        "--eta",
-        type=float,
-        default=None,
-        help="Adam's learning rate for both (default: train_segmenter's)",
-    )
-    parser.add_argument("--same-init", action="store_true",
-                        help="PyTorch starts from cvtool's initial weights (default: each "
-                        "library draws its own from the same family)")  # fmt: skip
-    parser.add_argument("--json", dest="json_path", default=None, help="write results here")
-    args = parser.parse_args(argv)
     from cvtool.segment import train_segmenter
 
-    eta = trainer_eta(train_segmenter) if args.eta is None else args.eta
+    args = parse_args(argv, "train_segmenter")
 
-    load = os.getloadavg()[0]
-    print(f"segmenter ({CLASSES} classes), {args.train_size} fresh canvases/epoch, "
-          f"{args.epochs} epochs, batch {BATCH}, Adam {eta:g}, {args.seeds} seed(s); "
-          f"val {args.val_size}, test {args.test_size}; threads {args.threads}; "
-          f"{'same initial weights; ' if args.same_init else ''}"
-          f"{os.cpu_count()} CPUs, load average at start {load:.2f}", flush=True)  # fmt: skip
-    # in children: the parent must not start PyTorch's thread pool (a forked child would hang)
-    net_diff, loss_diff = run_isolated(check_network)[0], run_isolated(check_loss)[0]
-    print(f"same network: {net_diff:.2g} largest |cvtool - torch| output (float64, cvtool's "
-          f"weights copied); same loss: {loss_diff:.2g} largest relative difference")  # fmt: skip
-    per_seed = []
-    for seed in range(args.seeds):
-        sets, val, test = canvas_epochs(seed, args.epochs, args.train_size, args.val_size,
-                                        args.test_size)  # fmt: skip
-        for name, fn in (("cvtool", train_cvtool), ("torch", train_torch)):
-            got, _, peak = run_isolated(fn, sets, val, test, args.epochs, seed, args.threads,
-                                        eta, args.same_init)  # fmt: skip
-            row = {"name": name, "seed": seed,
-                   "seconds": statistics.median(got["epoch_seconds"]), "peak_mb": peak,
-                   "test_mean_iou": got["mean_iou"], "test_mean_iou_digits": got["mean_iou_digits"],
-                   "test_pixel_accuracy": got["pixel_accuracy"],
-                   "epoch_seconds": [round(v, 3) for v in got["epoch_seconds"]],
-                   "val_mean_iou": [None if v is None else round(v, 4) for v in got["val_mean_iou"]],
-                   "train_cost": [None if v is None else round(v, 4) for v in got["train_cost"]]}  # fmt: skip
-            print(f"seed {seed} {name}: {row['seconds']:.2f} s/epoch, test mean IoU "
-                  f"{row['test_mean_iou']:.3f} (digits {row['test_mean_iou_digits']:.3f}), "
-                  f"val mean IoU by epoch {row['val_mean_iou']}", flush=True)  # fmt: skip
-            per_seed.append(row)
-    end = os.getloadavg()[0]
-    print(f"load average at end {end:.2f}")
-    meta = {"epochs": args.epochs, "train_size": args.train_size, "val_size": args.val_size,
-            "test_size": args.test_size, "threads": args.threads, "batch": BATCH,
-            "same_init": args.same_init, "eta": eta,
-            "load_average": [load, end]}  # fmt: skip
-    summarise(per_seed, ("test_mean_iou", "test_mean_iou_digits"), "bench_segment",
-              args.json_path, meta)  # fmt: skip
+    def row_of(got):
+        return {"test_mean_iou": got["mean_iou"], "test_mean_iou_digits": got["mean_iou_digits"],
+                "test_pixel_accuracy": got["pixel_accuracy"],
+                "val_mean_iou": [None if v is None else round(v, 4) for v in got["val_mean_iou"]]}  # fmt: skip
+
+    def line_of(row):
+        return (f"test mean IoU {row['test_mean_iou']:.3f} (digits "
+                f"{row['test_mean_iou_digits']:.3f}), val mean IoU by epoch {row['val_mean_iou']}")  # fmt: skip
+
+    compare(args, f"segmenter ({CLASSES} classes)", train_segmenter, (train_cvtool, train_torch),
+            (check_network, check_loss), row_of, line_of,
+            ("test_mean_iou", "test_mean_iou_digits"), "bench_segment")  # fmt: skip
 
 
 if __name__ == "__main__":
