@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from cvtool.data.core import Dataset, check_dataset, label_count
 from cvtool.errors import CvtoolError
+from cvtool.fileio import atomic_folder
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _GREY_MODES = {"1", "L", "LA", "I", "I;16"}
@@ -185,7 +185,8 @@ def write_folder(dataset: Dataset, root: str | os.PathLike) -> list[Path]:
 
     Every class gets a folder in both splits (possibly empty) so the label
     order survives. The whole tree is built under a temporary name beside
-    `root` and renamed onto it at the end; an existing `root` is replaced.
+    `root` and swapped in at the end (``fileio.atomic_folder``); an existing
+    `root` is replaced (the caller checks ``--force`` first).
 
     Returns
     -------
@@ -199,10 +200,7 @@ def write_folder(dataset: Dataset, root: str | os.PathLike) -> list[Path]:
     if len(names) < n_classes:
         names += [str(i) for i in range(len(names), n_classes)]
     folders = class_folder_names(names)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.with_name(f".{root.name}.tmp-{os.getpid()}")
-    old = root.with_name(f".{root.name}.old-{os.getpid()}")
-    try:
+    with atomic_folder(root) as tmp:  # the user's folder is swapped only when complete
         for split in ("train", "test"):
             x = np.asarray(getattr(dataset, f"x_{split}"))
             y = np.asarray(getattr(dataset, f"y_{split}"))
@@ -214,12 +212,4 @@ def write_folder(dataset: Dataset, root: str | os.PathLike) -> list[Path]:
                     image = image[:, :, 0]  # (H, W, 1) -> (H, W): PNG grey
                 target = tmp / split / folders[int(label)] / f"{i:0{width}d}.png"
                 Image.fromarray(image).save(target, format="PNG")
-        if root.exists():
-            os.replace(root, old)
-        os.replace(tmp, root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not root.exists():
-            os.replace(old, root)  # the swap failed half-way: put the user's folder back
-        shutil.rmtree(old, ignore_errors=True)
     return [root]
