@@ -117,8 +117,11 @@ def test_train_detector_and_detect(cli, canvases, tmp_path):
         dets.append(json.loads(out.read_text()))
     assert docs[1]["test"]["map50"] == pytest.approx(docs[0]["test"]["map50"], abs=0.02)
     # strict's fused optimiser kernel rounds differently in the last bits (within 1e-6 a
-    # step), so scores near the threshold may fall either side of it after training
-    assert abs(len(dets[0]) - len(dets[1])) <= 0.05 * max(len(dets[0]), 1)
+    # step), so after training the scores differ slightly and those near the threshold may
+    # fall either side of it: compare the strongest detections, not the count
+    top = [sorted((d["score"] for d in found), reverse=True)[:20] for found in dets]
+    assert len(top[0]) == len(top[1]) == 20
+    assert top[1] == pytest.approx(top[0], rel=0.05)
 
 
 def test_train_segmenter_and_segment(cli, canvases, tmp_path):

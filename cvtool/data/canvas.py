@@ -549,6 +549,18 @@ class TrainingData:
     source: str = ""
 
 
+def hold_out(x, y, n_val: int, seed: int | None = 0):
+    """(x, y, (x_val, y_val) or None): `n_val` examples (at most half) drawn at random
+    (seeded) from a training set as its validation set. `y` may be a list."""
+    if not n_val:
+        return x, y, None
+    n_val = min(n_val, len(x) // 2) or 1
+    order = np.random.default_rng(seed).permutation(len(x))
+    pick = (lambda a, idx: [a[i] for i in idx]) if isinstance(y, list) else (lambda a, idx: a[idx])
+    keep, val = order[n_val:], order[:n_val]
+    return x[keep], pick(y, keep), (x[val], pick(y, val))
+
+
 def canvas_training_data(labels, names, n_train: int = 2000, n_val: int = 200, n_test: int = 500, *,
                          fresh: bool = True, seed: int | None = 0, **options) -> TrainingData:  # fmt: skip
     """Generated canvases for a trainer (:func:`canvas_streams`), labelled by ``labels(CanvasSet)``.

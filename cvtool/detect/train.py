@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cvtool.data.canvas import TrainingData, canvas_training_data
+from cvtool.data.canvas import TrainingData, canvas_training_data, hold_out
 from cvtool.data.core import Dataset
 from cvtool.detect.task import Detection, labels_of
 from cvtool.detect.yolo import YoloLoss
@@ -53,10 +53,7 @@ def detection_data(
     folder = Path(folder)
     train, test = read_canvas_set(folder, "train"), read_canvas_set(folder, "test")
     x, y = train.images, labels_of(train)
-    val = None
-    if n_val:
-        n_val = min(n_val, len(x) // 2) or 1
-        x, y, val = x[n_val:], y[n_val:], (x[:n_val], y[:n_val])  # canvases are independent
+    x, y, val = hold_out(x, y, n_val, seed)
     ds = Dataset(folder.name, x, y, test.images, labels_of(test), train.class_names)
     return TrainingData(ds, val, None, str(folder))
 

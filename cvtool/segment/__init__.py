@@ -20,9 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from cvtool.data.canvas import TrainingData, canvas_training_data
+from cvtool.data.canvas import TrainingData, canvas_training_data, hold_out
 from cvtool.data.core import Dataset
 from cvtool.errors import CvtoolError, check_choice
 from cvtool.segment.task import Segmentation, class_weights, predict_maps
@@ -92,11 +90,7 @@ def segmentation_data(
             x_test, y_test = x[:0], y[:0]
         k = int(max(y.max(), y_test.max(initial=0))) + 1
         names = ("background", *(str(c) for c in range(1, k)))
-    val = None
-    if n_val:
-        n_val = min(n_val, len(x) // 2) or 1
-        order = np.random.default_rng(seed).permutation(len(x))
-        x, y, val = x[order[n_val:]], y[order[n_val:]], (x[order[:n_val]], y[order[:n_val]])
+    x, y, val = hold_out(x, y, n_val, seed)
     ds = Dataset(folder.name, x, y, x_test, y_test, names)
     return TrainingData(ds, val, None, source=str(folder))
 
