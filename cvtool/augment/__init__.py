@@ -51,6 +51,7 @@ from cvtool.augment.api import (
     RandomAffine,
     apply_params,
     augment_dataset,
+    check_memory,
     nielsen_expand,
     preview_grid,
     random_affine_batch,
@@ -86,6 +87,7 @@ from cvtool.augment.warp import (
 )
 
 __all__ = [
+    "check_memory",
     "AugmentResult",
     "Boxes",
     "FILL_MODES",

@@ -29,7 +29,7 @@ from cvtool.augment.params import (
     sample_params,
 )
 from cvtool.augment.warp import FILL_MODES, INTERPOLATIONS, warp_affine
-from cvtool.backend import array_module, synchronize, to_numpy
+from cvtool.backend import array_module, free_memory, synchronize, to_numpy
 from cvtool.data.core import Dataset
 from cvtool.errors import CvtoolError, check_choice
 from cvtool.fileio import atomic_path
@@ -294,3 +294,18 @@ def write_preview(path: str | Path, picture: np.ndarray) -> None:
             Image.fromarray(picture).save(tmp)
     except (ValueError, KeyError) as exc:  # Pillow: unknown extension
         raise CvtoolError(f"Cannot write the preview {path}: {exc}") from None
+
+
+def check_memory(n: int, copies: int, keep_original: bool, image_shape) -> None:
+    """Refuse, before any work, an augmented set larger than the free memory (names --copies).
+
+    The estimate is 5 bytes a pixel: the uint8 output and a float32 working copy.
+    """
+    images = n * (copies + int(keep_original))
+    need = images * int(np.prod(image_shape)) * 5
+    have = free_memory(np)
+    if have is not None and need > have:
+        raise CvtoolError(
+            f"Not enough memory: {images:,} augmented images need about {need / 2**30:.1f} GiB "
+            f"and {have / 2**30:.1f} GiB is free; lower --copies."
+        )

@@ -136,8 +136,7 @@ def layer_table(model, title: str = "Network (layer-calc)"):
     headers, body = summary_table(
         {"rows": rows, "input_shape": model.input_shape}, parse_columns("layer,type,output,params")
     )
-    total = sum(r["params"] for r in rows)
-    return make_table(headers, body, title=title, footer=["", "", "total", total])
+    return make_table(headers, body, title=title, footer=["", "", "total", model.count_params()])
 
 
 class Reporter:

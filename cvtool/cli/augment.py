@@ -186,7 +186,7 @@ def augment_cmd(
         xp = get_xp(backend)
         with spinner(f"augment: loading {dataset}"):
             ds = load_dataset(dataset)
-        _check_memory(len(ds.x_train), copies, keep_original, ds.image_shape)
+        aug.check_memory(len(ds.x_train), copies, keep_original, ds.image_shape)
         ranges = aug.make_ranges(
             rotation=rotation, zoom=zoom, stretch_x=stretch_x, stretch_y=stretch_y, shear=shear,
             translate=translate, translate_unit=translate_unit, hflip=hflip, vflip=vflip,
@@ -239,23 +239,3 @@ def augment_cmd(
         if not json_out:
             header("augment", dataset=ds.name, backend=doc["backend"], recipe=recipe, seed=seed)
         render(doc, json_out=json_out, title="augment", tables=tables)
-
-
-def _check_memory(n: int, copies: int, keep_original: bool, image_shape) -> None:
-    """Refuse, before any work, an output larger than the machine's memory (names --copies)."""
-    import math
-    import os
-
-    from cvtool.errors import CvtoolError
-
-    images = n * (copies + int(keep_original))
-    need = images * math.prod(image_shape) * 5  # uint8 output + float32 working copy
-    try:
-        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return
-    if need > have:
-        raise CvtoolError(
-            f"Not enough memory: {images:,} augmented images need about {need / 2**30:.1f} GiB "
-            f"and this machine has {have / 2**30:.1f} GiB; lower --copies."
-        )

@@ -240,7 +240,7 @@ def make_canvas_cmd(
                        max_iou=max_iou, clutter=clutter, noise=noise)  # fmt: skip
         tr, te = make_canvas_splits(train, test, source=source, seed=seed, **options)
         written = write_canvas_set(out, train=tr, test=te, overwrite=force)
-    objects = {name: int(sum(len(b) for b in s.boxes)) for name, s in (("train", tr), ("test", te))}
+    objects = {"train": tr.num_objects, "test": te.num_objects}
     doc = {"out": out, "train": len(tr), "test": len(te), "objects": objects,
            "classes": list(tr.class_names), "annotations": [str(p) for p in written],
            "seed": seed, **options}  # fmt: skip

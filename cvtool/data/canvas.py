@@ -104,6 +104,11 @@ class CanvasSet:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def num_objects(self) -> int:
+        """Objects over all canvases."""
+        return int(sum(len(b) for b in self.boxes))
+
 
 def _box_overlap(cand: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """IoU and intersection-over-smaller of (T, 4) candidates against (M, 4) boxes, xywh."""
