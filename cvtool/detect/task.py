@@ -107,29 +107,30 @@ class Detection:
                 f"conv:{self.loss.head_shape[2]}x1."
             )
 
-    def detect(self, model, x, batch: int = EVAL_BATCH):
-        """(decoded detections of prepared inputs x, summed cost of targets Y or None)."""
-        parts = []
+    def detect(self, model, x, Y=None, batch: int = EVAL_BATCH):
+        """(decoded detections of prepared inputs x, mean cost against targets Y or None),
+        from one forward pass."""
+        parts, cost = [], 0.0
         for i in range(0, len(x), batch):
             a = model.forward(x[i : i + batch])
+            if Y is not None:
+                cost += self.loss.fn(a, Y[i : i + batch]) * len(a)
             found = decode(a, boxes_per_cell=self.loss.boxes_per_cell,
                            num_classes=self.loss.num_classes, image_size=self.image_size,
                            score_threshold=self.score_threshold,
                            iou_threshold=self.iou_threshold)  # fmt: skip
             found["image"] = found["image"] + i
             parts.append(found)
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {
+        found = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {
             "image": np.zeros(0, np.int64), "boxes": np.zeros((0, 4)),
             "scores": np.zeros(0), "classes": np.zeros(0, np.int64)}  # fmt: skip
+        return found, (None if Y is None else cost / max(len(x), 1))
 
-    def _cost(self, model, x, Y, batch: int = EVAL_BATCH) -> float:
-        return sum(self.loss.fn(model.forward(x[i : i + batch]), Y[i : i + batch]) * len(x[i : i + batch])
-                   for i in range(0, len(x), batch)) / max(len(x), 1)  # fmt: skip
-
-    def scores(self, model, x, y) -> dict:
-        """COCO evaluation of the network's detections on prepared x against labels y."""
+    def scores(self, model, x, y, Y=None) -> dict:
+        """COCO evaluation of the network's detections on prepared x against labels y
+        (and the mean cost against targets Y, from the same forward pass)."""
         gt = ground_truth_from_coco(coco_ground_truth(y, self.image_size, self.class_names))
-        found = self.detect(model, x)
+        found, cost = self.detect(model, x, Y)
         ev = coco_evaluate(gt, detections_from_coco(coco_results(found), gt))
         prec = ev["precision"][:, :, :, 0, -1]  # (T, R, K): all areas, most detections
         per_class = []
@@ -137,17 +138,16 @@ class Detection:
             p = prec[:, :, k]
             per_class.append(float(p[p > -1].mean()) if (p > -1).any() else None)
         return {"map": float(ev["stats"][0]), "map50": float(ev["stats"][1]),
-                "per_class_ap": per_class, "detections": len(found["scores"])}  # fmt: skip
+                "per_class_ap": per_class, "detections": len(found["scores"]), "cost": cost}  # fmt: skip
 
     def measure(self, model, x, y, Y, lmbda: float, n_train: int) -> dict:
-        got = self.scores(model, x, y)
-        got["cost"] = self._cost(model, x, Y) + l2_penalty(model._weights(), lmbda, n_train)
+        got = self.scores(model, x, y, Y)
+        got["cost"] += l2_penalty(model._weights(), lmbda, n_train)
         return got
 
     def evaluate(self, model, x, y) -> dict:
         x = model.prepare(x)
-        got = self.scores(model, x, y)
-        got["cost"] = self._cost(model, x, self.targets(model, y))
+        got = self.scores(model, x, y, self.targets(model, y))
         got["n"] = len(x)
         return got
 
@@ -190,7 +190,7 @@ def detect(model, images, *, image_ids=None, score_threshold: float = 0.05,
     task.score_threshold = check_number("score-threshold", score_threshold, low=0, high=1)
     task.iou_threshold = check_number("iou", iou_threshold, low=0, high=1)
     x = model.prepare(images)
-    found = task.detect(model, x)
+    found, _ = task.detect(model, x)
     if top_k is not None:
         from cvtool.errors import check_int
 
