@@ -23,6 +23,7 @@ import numpy as np
 from cvtool.backend import to_numpy
 from cvtool.boxes.masks import confusion_matrix, metrics_from_confusion
 from cvtool.errors import CvtoolError, check_int
+from cvtool.nn.activations import Softmax
 from cvtool.nn.losses import l2_penalty
 from cvtool.nn.pixelwise import PixelLogLikelihood
 
@@ -161,17 +162,24 @@ class Segmentation:
         }
 
 
+def _maps(model, images, probabilities: bool, batch: int = EVAL_BATCH):
+    """Label maps (N, H, W) uint8, and class probabilities (N, H, W, K) float32 or None."""
+    x = model.prepare(images)
+    softmax = Softmax()
+    maps, probs = [], []
+    for i in range(0, len(x), batch):
+        z = model.forward(x[i : i + batch])  # (m, H, W, K) logits
+        maps.append(to_numpy(z.argmax(axis=-1)).astype(np.uint8))
+        if probabilities:
+            probs.append(to_numpy(softmax.forward(z)).astype(np.float32))
+    empty = np.zeros((0, *model.input_shape[:2]), np.uint8)
+    return (np.concatenate(maps) if maps else empty,
+            np.concatenate(probs) if probs else None)  # fmt: skip
+
+
 def predict_maps(model, x, batch: int = EVAL_BATCH) -> np.ndarray:
     """Label maps (N, H, W) uint8 (argmax over classes) of images x, on the host."""
-    x = model.prepare(x)
-    out = [
-        to_numpy(model.forward(x[i : i + batch]).argmax(axis=-1)) for i in range(0, len(x), batch)
-    ]
-    return (
-        np.concatenate(out).astype(np.uint8)
-        if out
-        else np.zeros((0, *model.input_shape[:2]), np.uint8)
-    )
+    return _maps(model, x, False, batch)[0]
 
 
 def segmenter_of(model) -> Segmentation:
@@ -188,15 +196,7 @@ def segmenter_of(model) -> Segmentation:
 
 
 def segment(model, images, batch: int = EVAL_BATCH):
-    """(label maps (N, H, W) uint8, class probabilities (N, H, W, K) float32) on the host."""
+    """(label maps (N, H, W) uint8, class probabilities (N, H, W, K) float32) on the host,
+    of a saved segmenter (refused for other models)."""
     segmenter_of(model)
-    x = model.prepare(images)
-    xp = model.xp
-    maps, probs = [], []
-    for i in range(0, len(x), batch):
-        z = model.forward(x[i : i + batch])
-        e = xp.exp(z - z.max(axis=-1, keepdims=True))
-        p = e / e.sum(axis=-1, keepdims=True)  # softmax over classes
-        maps.append(to_numpy(p.argmax(axis=-1)).astype(np.uint8))
-        probs.append(to_numpy(p).astype(np.float32))
-    return np.concatenate(maps), np.concatenate(probs)
+    return _maps(model, images, True, batch)
