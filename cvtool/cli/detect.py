@@ -76,7 +76,7 @@ def detect_cmd(
         x, names, ids = read_images(images, model.input_shape, dataset=dataset, split=split)
         results = D.detect(model, x, image_ids=ids, score_threshold=score_threshold,
                            iou_threshold=iou, top_k=top_k)  # fmt: skip
-        O.write_results(results, out, det.class_names)
+        O.write_results(results, out)
         if preview is not None:
             O.write_previews(preview, x, ids, names, results, det.class_names)
     if out != "-":

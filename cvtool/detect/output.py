@@ -16,7 +16,7 @@ from cvtool import fileio
 from cvtool.preview import boxes_image, png_bytes
 
 
-def write_results(results: list[dict], out, class_names=()) -> None:
+def write_results(results: list[dict], out) -> None:
     """COCO results JSON (a list; '-' and *.json) or the box CSV (*.csv) to `out`."""
     if str(out).lower().endswith(".csv"):
         buf = io.StringIO()
