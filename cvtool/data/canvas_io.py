@@ -9,9 +9,9 @@ plus COCO ground truth)::
 
 The JSON has ``images`` (id, file_name, width, height), ``annotations`` (id,
 image_id, category_id, bbox ``[x, y, w, h]``, area = mask pixel count,
-iscrowd 0, segmentation as uncompressed RLE ``{"size": [h, w], "counts":
-[...]}``: run lengths over the mask read column by column, starting with a run
-of zeros, as pycocotools' ``maskApi.c``), ``categories`` (id, name) and
+iscrowd 0, segmentation as compressed COCO RLE ``{"size": [h, w], "counts":
+"..."}`` from :mod:`cvtool.boxes.rle`, the strings pycocotools writes; the
+reader also takes uncompressed counts), ``categories`` (id, name) and
 ``info`` (the generator's options). Category ids are ``class + 1``, the same
 number the label maps hold. ``NNNNN`` is the image id, zero-padded to 5 digits.
 
@@ -35,75 +35,12 @@ from pathlib import Path
 
 import numpy as np
 
+from cvtool.boxes import rle
 from cvtool.data.canvas import SPLITS, CanvasSet
 from cvtool.errors import CvtoolError, check_choice, check_path
 from cvtool.fileio import atomic_folder, check_output_folder
 
 _PNG = {"format": "PNG", "compress_level": 6, "optimize": False}
-
-
-def mask_to_rle(mask: np.ndarray) -> dict:
-    """Uncompressed COCO RLE of a binary mask.
-
-    Parameters
-    ----------
-    mask : array, shape (H, W); nonzero is foreground
-
-    Returns
-    -------
-    dict
-        ``{"size": [H, W], "counts": [...]}``: run lengths in column-major order,
-        the first run counting zeros (0 when the first pixel is set).
-
-    Examples
-    --------
-    >>> mask_to_rle(np.array([[0, 1], [1, 1]]))
-    {'size': [2, 2], 'counts': [1, 3]}
-    """
-    m = np.asarray(mask) != 0
-    flat = m.ravel(order="F")
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    counts = np.diff(np.concatenate(([0], change, [flat.size])))
-    if flat.size and flat[0]:
-        counts = np.concatenate(([0], counts))
-    return {"size": [int(m.shape[0]), int(m.shape[1])], "counts": [int(c) for c in counts]}
-
-
-def _counts_from_string(s: str) -> list[int]:
-    """Run lengths of COCO's compressed RLE string (maskApi.c rleFrString)."""
-    counts, p = [], 0
-    while p < len(s):
-        x, k, more = 0, 0, True
-        while more:
-            c = ord(s[p]) - 48
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p, k = p + 1, k + 1
-            if not more and c & 0x10:
-                x |= -1 << (5 * k)
-        if len(counts) > 2:
-            x += counts[-2]
-        counts.append(x)
-    return counts
-
-
-def rle_to_mask(rle: dict) -> np.ndarray:
-    """(H, W) bool mask from COCO RLE, uncompressed (list) or compressed (string) counts.
-
-    >>> rle_to_mask({"size": [2, 2], "counts": [1, 3]}).astype(int).tolist()
-    [[0, 1], [1, 1]]
-    """
-    h, w = (int(v) for v in rle["size"])
-    counts = rle["counts"]
-    if isinstance(counts, bytes):
-        counts = counts.decode("ascii")
-    if isinstance(counts, str):
-        counts = _counts_from_string(counts)
-    counts = np.asarray(counts, dtype=np.int64)
-    if (counts < 0).any() or counts.sum() != h * w:
-        raise CvtoolError(f"RLE counts add up to {int(counts.sum())}, not {h}x{w} = {h * w}.")
-    values = np.arange(len(counts)) % 2 == 1
-    return np.repeat(values, counts).reshape((h, w), order="F")
 
 
 def _png_bytes(array: np.ndarray) -> bytes:
@@ -140,7 +77,7 @@ def coco_document(canvases: CanvasSet, width: int = 5) -> dict:
                     "bbox": [float(v) for v in box],
                     "area": int(np.count_nonzero(mask)),
                     "iscrowd": 0,
-                    "segmentation": mask_to_rle(mask),
+                    "segmentation": rle.encode(mask),
                 }
             )
     cats = [{"id": c + 1, "name": n} for c, n in enumerate(canvases.class_names)]
@@ -386,7 +323,7 @@ def _instance_masks(anns, hw, path) -> np.ndarray:
                 f"for a {list(hw)} image."
             )
         try:
-            out[j] = rle_to_mask(seg)
+            out[j] = rle.decode(seg) != 0
         except CvtoolError as exc:
             raise CvtoolError(f"{path}: annotation {a.get('id')!r}: {exc}") from None
     return out
