@@ -166,3 +166,22 @@ def test_the_private_name_check_can_fail(tmp_path):
     )
     lax, strict = _violations(bad, False), _violations(bad, True)
     assert len(lax) == 3 and len(strict) == 4, (lax, strict)
+
+
+def test_ctrl_c_outside_a_training_loop_exits_130_in_one_line(tmp_path):
+    # A Ctrl-C outside a training loop (which catches its own and keeps the best
+    # model): exit 130, as a shell reports SIGINT, no traceback, nothing written.
+    code = (
+        "import cvtool.data.canvas as c\n"
+        "def stop(*a, **k):\n"
+        "    raise KeyboardInterrupt\n"
+        "c.make_canvas_splits = stop\n"
+        "import sys\n"
+        f"sys.argv = ['cvtool', 'data', 'make-canvas', {str(tmp_path / 'set')!r}]\n"
+        "from cvtool.cli import main\n"
+        "main()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 130, out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "set").exists()

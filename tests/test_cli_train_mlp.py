@@ -134,3 +134,23 @@ def test_ctrl_c_keeps_best_model_and_exits_130(cli, tmp_path, monkeypatch):
     model = Sequential.load(out)
     assert model.meta["history"]["stopped"] == "interrupted"
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_ctrl_c_in_the_test_pass_keeps_model_and_history_and_exits_130(cli, tmp_path, monkeypatch):
+    from cvtool.nn import tasks
+
+    def interrupt(self, model, x, y):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tasks.Classification, "evaluate", interrupt)
+    out, metrics = tmp_path / "m.npz", tmp_path / "h.csv"
+    result = cli("train-mlp", "--train-size", 200, "--epochs", 2, "--out", out,
+                 "--metrics", metrics, "--json")  # fmt: skip
+    assert result.exit_code == 130, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["stopped"] == "interrupted" and doc["epochs_run"] == 2 and doc["test"] is None
+    from cvtool.nn.model import Sequential
+
+    saved = Sequential.load(out).meta  # training itself completed; no test figures
+    assert saved["history"]["stopped"] == "completed" and "metrics" not in saved
+    assert len(metrics.read_text().splitlines()) == 3

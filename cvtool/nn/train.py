@@ -378,10 +378,14 @@ def train(
             )
         test = None
         if len(ds.x_test):
-            test = task.evaluate(model, ds.x_test, ds.y_test)  # the one look at the test split
-            model.meta["metrics"] = {
-                f"test_{k}": v for k, v in test.items() if isinstance(v, int | float)
-            }
+            try:
+                test = task.evaluate(model, ds.x_test, ds.y_test)  # the one look at the test split
+            except KeyboardInterrupt:  # Ctrl-C in the test pass: keep the model and history
+                hist.stopped = "interrupted"
+            else:
+                model.meta["metrics"] = {
+                    f"test_{k}": v for k, v in test.items() if isinstance(v, int | float)
+                }
     if out is not None:
         model.save(out)
     if metrics is not None:
