@@ -1,8 +1,10 @@
 """Whole commands, timed the way a user waits for them, against whole anchor scripts (issue 19).
 
 Every measurement is a fresh process: ``cvtool`` runs as ``sys.executable -m cvtool``
-from the repository root with PYTHONPATH set to it, each anchor as
-``sys.executable benchmarks/anchors/<script>.py``. Within a command the runs
+from the repository root (or ``--cvtool-root``) with PYTHONPATH set to it, each
+anchor as ``sys.executable benchmarks/anchors/<script>.py``. ``--base ROOT`` adds
+a second cvtool tree (e.g. ``/work/main``) as ``cvtool-base`` to the same
+alternation, for before/after numbers in one run. Within a command the runs
 alternate (cvtool, anchor(s), cvtool, anchor(s), ...) so a shared machine slows
 both alike; the table gives the median wall seconds of ``--repeat`` runs, the
 median CPU seconds (user + system) and the peak resident memory of the process,
@@ -14,8 +16,9 @@ Commands and anchors (the anchors load the same gzipped IDX files themselves):
   TMP.csv --force`` (the CSV is the only addition, for the agreement check)
   against ``anchors/faiss_knn.py`` (faiss-cpu IndexFlatL2 + majority vote,
   ``faiss.omp_set_num_threads(--threads)``) and ``anchors/sklearn_knn.py``
-  (scikit-learn ``KNeighborsClassifier(5)`` fit + predict) as a second anchor.
-  Agreement: every test prediction equal to faiss's (and scikit-learn's).
+  (scikit-learn ``KNeighborsClassifier(5)`` fit + predict) as a second anchor
+  (``--anchors faiss`` leaves it out). Agreement: every test prediction equal
+  to faiss's (and scikit-learn's).
 * ``train-mlp``: ``cvtool train-mlp --layers 784,30,10 --batch-size 10 --epochs 2
   --dataset fashion-mnist`` against ``anchors/torch_mlp.py`` (the same network,
   cost, SGD eta 0.5, mini-batch 10, two epochs, one test pass).
@@ -33,12 +36,16 @@ the anchors' epoch loop seconds.
 
 Before timing, PYTHONDONTWRITEBYTECODE is removed from the children's
 environment, cvtool and the anchors are byte-compiled, the imported packages
-are imported once, and the dataset files are read once (page cache), so no run
-pays a first-time cost the others do not.
+are imported once, and the dataset files are read once (page cache) and loaded
+once by each cvtool tree (which fills cvtool's decoded IDX cache, see
+docs/data.md), so no run pays a first-time cost the others do not. cvtool reads
+the dataset from ``--data`` too (CVTOOL_FASHION_DIR). To time cvtool without its
+decoded cache, run the benchmark with CVTOOL_IDX_CACHE=0 in the environment.
 
     python -m benchmarks.bench_commands [--commands knn,train-mlp,train-cnn]
         [--repeat 3] [--repeat-cnn 2] [--threads 2] [--tolerance 0.03]
-        [--data /usr/share/datasets/fashion-mnist] [--json out.json]
+        [--data /usr/share/datasets/fashion-mnist] [--anchors faiss,sklearn]
+        [--cvtool-root ROOT] [--base ROOT] [--json out.json]
 """
 
 from __future__ import annotations
@@ -64,21 +71,22 @@ DATA = "/usr/share/datasets/fashion-mnist"
 COMMANDS = ("knn", "train-mlp", "train-cnn")
 
 
-def child_env() -> dict[str, str]:
-    """The environment every measured process gets: bytecode caches on, cvtool from ROOT."""
+def child_env(data: str = DATA, root: Path = ROOT) -> dict[str, str]:
+    """The environment every measured process gets: bytecode caches on, cvtool from `root`."""
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = str(root)
+    env["CVTOOL_FASHION_DIR"] = str(data)
     env["COLUMNS"] = "200"  # Rich tables on one line each, so they parse
     return env
 
 
-def run_process(argv: list[str], env: dict[str, str]) -> dict:
+def run_process(argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> dict:
     """Run argv to completion: wall and CPU seconds, peak RSS (MiB), stdout + stderr text."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         load = os.getloadavg()[0]
         t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=err)
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -140,11 +148,17 @@ def read_cvtool_predictions(path: Path) -> list[int]:
         return [int(row["predicted"]) for row in csv.DictReader(fh)]
 
 
-def plans(data: str, threads: int, tmp: Path) -> dict[str, list[dict]]:
-    """For each command: the methods to alternate, cvtool first, then its main anchor."""
+def plans(
+    data: str, threads: int, tmp: Path, trees: dict[str, Path], anchors: tuple[str, ...]
+) -> dict[str, list[dict]]:
+    """For each command: the methods to alternate, cvtool first, then its main anchor.
+
+    `trees` maps a cvtool method name to the tree it runs from ("cvtool" first);
+    `anchors` names the knn anchors to run (faiss, sklearn).
+    """
     cv = [PY, "-m", "cvtool"]
     a = str(ANCHORS)
-    return {
+    p = {
         "knn": [
             {
                 "name": "cvtool",
@@ -183,28 +197,50 @@ def plans(data: str, threads: int, tmp: Path) -> dict[str, list[dict]]:
             {"name": "pytorch", "argv": [PY, f"{a}/torch_cnn.py", data, "1", str(threads)]},
         ],
     }
+    p["knn"] = [m for m in p["knn"] if m["name"] == "cvtool" or m["name"] in anchors]
+    out = {}
+    for command, methods in p.items():
+        main, rest = methods[0], methods[1:]
+        copies = []
+        for name, root in trees.items():
+            m = dict(main, name=name, root=root)
+            if "predictions" in m:  # each tree writes its own file
+                m["predictions"] = tmp / f"{name}_{command}.csv"
+                m["argv"] = [*main["argv"][:-1], str(m["predictions"])]
+            copies.append(m)
+        out[command] = [copies[0], *rest, *copies[1:]]  # the main anchor stays second
+    return out
 
 
-def warm_up(env: dict[str, str], data: str, commands: list[str]) -> None:
-    """Byte-compile cvtool and the anchors, import the anchors' packages, read the data once."""
-    subprocess.run([PY, "-m", "compileall", "-q", "cvtool", "benchmarks"], cwd=ROOT, env=env)
+def warm_up(envs: dict[str, dict], trees: dict[str, Path], data: str, commands: list[str]) -> None:
+    """Byte-compile cvtool and the anchors, import the anchors' packages, read the data once,
+    and load it once through each cvtool tree (page cache, cvtool's decoded IDX cache)."""
+    env = envs["cvtool"]
+    subprocess.run([PY, "-m", "compileall", "-q", "benchmarks"], cwd=ROOT, env=env)
     mods = {"knn": "faiss, sklearn.neighbors", "train-mlp": "torch", "train-cnn": "torch"}
     imports = ", ".join(sorted({mods[c] for c in commands}))
     subprocess.run([PY, "-c", f"import numpy, typer, rich, {imports}"], env=env, check=True)
-    subprocess.run([PY, "-m", "cvtool", "data", "list"], cwd=ROOT, env=env, capture_output=True)
     for f in Path(data).iterdir():
         f.read_bytes()
+    load = "from cvtool.data.datasets import load_dataset; load_dataset('fashion-mnist')"
+    for name, root in trees.items():
+        subprocess.run([PY, "-m", "compileall", "-q", "cvtool"], cwd=root, env=envs[name])
+        subprocess.run([PY, "-c", load], cwd=root, env=envs[name], check=True)
+        subprocess.run(
+            [PY, "-m", "cvtool", "data", "list"], cwd=root, env=envs[name], capture_output=True
+        )
 
 
-def bench_command(command: str, methods: list[dict], repeat: int, env: dict) -> dict:
+def bench_command(command: str, methods: list[dict], repeat: int, envs: dict) -> dict:
     """Alternate the methods `repeat` times; rows (medians) and the agreement check."""
     runs: dict[str, list[dict]] = {m["name"]: [] for m in methods}
     predictions: dict[str, list[int]] = {}
     for i in range(repeat):
         for m in methods:
-            r = run_process(m["argv"], env)
+            env = envs.get(m["name"], envs["cvtool"])
+            r = run_process(m["argv"], env, m.get("root", ROOT))
             text = r.pop("stdout") + "\n" + r.pop("stderr")
-            parsed = parse_cvtool(text) if m["name"] == "cvtool" else parse_anchor(text)
+            parsed = parse_cvtool(text) if "root" in m else parse_anchor(text)
             r.update(
                 accuracy=parsed.get("accuracy"),
                 epoch_seconds=parsed.get("epoch_seconds", []),
@@ -274,21 +310,33 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat-cnn", type=int, default=None, help="runs for train-cnn")
     ap.add_argument("--threads", type=int, default=2, help="PyTorch and faiss threads")
     ap.add_argument("--tolerance", type=float, default=0.03, help="test accuracy tolerance")
-    ap.add_argument("--data", default=DATA, help="the IDX folder the anchors load")
+    ap.add_argument("--data", default=DATA, help="the IDX folder cvtool and the anchors load")
+    ap.add_argument("--anchors", default="faiss,sklearn", help="knn anchors to run")
+    ap.add_argument("--cvtool-root", default=str(ROOT), help="the cvtool tree to time")
+    ap.add_argument("--base", default=None, help="a second cvtool tree, run as cvtool-base")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     commands = [c.strip() for c in args.commands.split(",") if c.strip()]
     for c in commands:
         if c not in COMMANDS:
             ap.error(f"unknown command {c!r}; choose from {', '.join(COMMANDS)}")
-    env = child_env()
-    warm_up(env, args.data, commands)
+    anchors = tuple(a.strip() for a in args.anchors.split(",") if a.strip())
+    if "faiss" not in anchors:
+        ap.error("--anchors must include faiss (the main knn anchor)")
+    trees = {"cvtool": Path(args.cvtool_root).resolve()}
+    if args.base:
+        trees["cvtool-base"] = Path(args.base).resolve()
     doc = {"title": "whole commands (issue 19)", "python": sys.version.split()[0], "commands": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        all_plans = plans(args.data, args.threads, Path(tmp))
+        envs = {name: child_env(args.data, root) for name, root in trees.items()}
+        for name, root in trees.items():
+            if root != ROOT:  # bytecode of another tree goes to a scratch folder, not into it
+                envs[name]["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / f"pycache-{name}")
+        warm_up(envs, trees, args.data, commands)
+        all_plans = plans(args.data, args.threads, Path(tmp), trees, anchors)
         for c in commands:
             repeat = args.repeat_cnn if (c == "train-cnn" and args.repeat_cnn) else args.repeat
-            res = bench_command(c, all_plans[c], repeat, env)
+            res = bench_command(c, all_plans[c], repeat, envs)
             rows = res["rows"]
             check = agreement(c, rows, res["predictions"], args.tolerance)
             baseline = rows[1]["name"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -28,6 +29,17 @@ FASHION_CLASSES = (
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )  # fmt: skip
 DIGITS = tuple(str(d) for d in range(10))
+
+
+def cache_dir() -> Path:
+    """cvtool's cache: $CVTOOL_CACHE, else $XDG_CACHE_HOME/cvtool, else ~/.cache/cvtool.
+
+    Downloads go into ``cache_dir()/NAME``, decoded IDX copies into ``cache_dir()/decoded``.
+    """
+    if os.environ.get("CVTOOL_CACHE"):
+        return Path(os.environ["CVTOOL_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "cvtool"
 
 
 @dataclass

@@ -24,6 +24,7 @@ from cvtool.data.core import (  # noqa: F401  (re-exported: the names lived here
     FASHION_CLASSES,
     IDX_FILES,
     Dataset,
+    cache_dir,
     check_dataset,
     default_class_names,
     label_count,
@@ -34,14 +35,6 @@ from cvtool.data.idx import load_idx_dir
 from cvtool.errors import CvtoolError, check_number
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def cache_dir() -> Path:
-    """Where downloads go: $CVTOOL_CACHE, else $XDG_CACHE_HOME/cvtool, else ~/.cache/cvtool."""
-    if os.environ.get("CVTOOL_CACHE"):
-        return Path(os.environ["CVTOOL_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "cvtool"
 
 
 def _system_fashion_dir() -> Path:

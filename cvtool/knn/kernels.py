@@ -161,15 +161,23 @@ class L2Exact:
 
     def __init__(self, B, n_pad: int, xp):
         n, D = B.shape
-        BT = xp.zeros((D, n_pad), dtype=xp.float32)
-        BT[:, :n] = xp.asarray(B).T
-        BT[:, :n] -= 128  # (D, n_pad) in [-128, 127]; padded columns stay 0
-        self.BT = BT
+        # Row-major like B (one contiguous pass converts it; no transposed copy): the
+        # matrix products take the transposed view, which BLAS reads as it is.
+        Bs = xp.empty((n_pad, D), dtype=xp.float32)
+        Bs[:n] = xp.asarray(B)
+        Bs[:n] -= 128  # (n_pad, D) in [-128, 127]
+        Bs[n:] = 0  # padded rows
+        self.Bs = Bs
         # Partial sums of squares are integers <= 2**24: exact in float32, any order.
-        nb = xp.einsum("dj,dj->j", BT, BT)
+        nb = xp.einsum("jd,jd->j", Bs, Bs)
         nb[n:] = np.inf
         self.nb = nb  # (n_pad,)
         self.xp = xp
+
+    @property
+    def BT(self):
+        """(D, n_pad) the shifted training matrix, transposed (a view)."""
+        return self.Bs.T
 
     def rows(self, A):
         """Per-chunk state of test rows A (t, D) uint8."""
@@ -180,7 +188,7 @@ class L2Exact:
 
     def block(self, state, c0: int, c1: int, out):
         A2, _ = state
-        self.xp.matmul(A2, self.BT[:, c0:c1], out=out)  # -2 a.b, exact
+        self.xp.matmul(A2, self.Bs[c0:c1].T, out=out)  # -2 a.b, exact
         out += self.nb[c0:c1]  # one rounding of an exact sum: monotonic
         return out
 
