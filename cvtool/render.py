@@ -206,7 +206,11 @@ def progress(transient: bool = True, download: bool = False):
     """A Rich Progress on stderr (use as a context manager); silent when stderr is no terminal.
 
     ``download=True`` shows bytes and transfer speed instead of step counts and elapsed time.
+    Off a terminal it is a stand-in that draws nothing, without importing ``rich.progress``.
     """
+    console = stderr()
+    if not console.is_terminal:  # no bar (and no stray newline) in pipes and logs
+        return _NoProgress()
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -223,7 +227,6 @@ def progress(transient: bool = True, download: bool = False):
         if download
         else (MofNCompleteColumn(), TimeElapsedColumn())
     )
-    console = stderr()
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -231,5 +234,25 @@ def progress(transient: bool = True, download: bool = False):
         TimeRemainingColumn(),
         console=console,
         transient=transient,
-        disable=not console.is_terminal,  # no bar (and no stray newline) in pipes and logs
     )
+
+
+class _NoProgress:
+    """What :func:`progress` gives off a terminal: Rich Progress's calls, drawing nothing."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_task(self, *args, **kwargs) -> int:
+        return 0
+
+    def update(self, *args, **kwargs) -> None:
+        return None
+
+    def advance(self, *args, **kwargs) -> None:
+        return None
+
+    start = stop = remove_task = advance
