@@ -215,12 +215,17 @@ SEG_ARCH = (
         ("train-segmenter", ["--arch", SEG_ARCH, "--flip", "0.5"]),
     ],
 )
-def test_trainers_with_augment_record_it_in_the_model(cli, canvases, tmp_path, command, extra):
+@pytest.mark.parametrize("backend", ["numpy", "strict"])
+def test_trainers_with_augment_record_it_in_the_model(cli, canvases, tmp_path, command, extra,
+                                                      backend):  # fmt: skip
+    """Augmentation runs on the host before each epoch goes to the device: the strict
+    backend (no implicit transfers) trains the same way."""
     from cvtool.nn.model import Sequential
 
     model = tmp_path / "m.npz"
     args = [command, "--dataset", canvases, "--epochs", "2", "--validation", "8",
-            "--batch-size", "16", "--eta", "0.01", "--augment", *extra, "--out", model, "--json"]  # fmt: skip
+            "--batch-size", "16", "--eta", "0.01", "--augment", *extra, "--out", model, "--json",
+            "--backend", backend]  # fmt: skip
     result = cli(*args)
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["command"] == command
