@@ -45,6 +45,7 @@ from cvtool.augment.params import (
 )
 from cvtool.augment.warp import warp_affine
 from cvtool.backend import host_rng
+from cvtool.boxes.core import convert
 from cvtool.errors import CvtoolError, check_choice, check_int, check_number
 
 KINDS = ("boxes", "maps")
@@ -75,7 +76,7 @@ def augment_settings(
     >>> augment_settings()["zoom"]
     0.1
     """
-    settings = {
+    return {
         "shift": check_number("shift", shift, low=0, high=1, hint="A fraction of the image."),
         "zoom": check_number(
             "zoom", zoom, low=0, high=1, high_open=True, hint="A spread d gives factors 1-d..1+d."
@@ -85,7 +86,6 @@ def augment_settings(
         "min_visibility": check_number("min_visibility", min_visibility, low=0, high=1),
         "fill_label": check_int("fill_label", fill_label, low=0),
     }
-    return settings
 
 
 def augment_option(augment: bool, flip: float = 0.0) -> dict | None:
@@ -130,10 +130,10 @@ def augment_boxes(images, labels, params, min_visibility: float = MIN_VISIBILITY
     boxes = [np.asarray(b, np.float64).reshape(-1, 4) for b, _ in labels]
     counts = np.array([len(b) for b in boxes], np.int64)
     xywh = np.concatenate(boxes) if boxes else np.zeros((0, 4))  # (B, 4)
-    xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1)
+    xyxy = convert(xywh, "xywh", "xyxy")
     owner = np.repeat(np.arange(len(images)), counts)  # image of each box
     moved, keep, _ = transform_boxes(xyxy, forward[owner], images.shape[1:], min_visibility)
-    moved = np.concatenate([moved[:, :2], moved[:, 2:] - moved[:, :2]], 1)  # back to xywh
+    moved = convert(moved, "xyxy", "xywh")
     ends = np.cumsum(counts)[:-1]
     new = []
     for b, k, (_, classes) in zip(np.split(moved, ends), np.split(keep, ends), labels,
