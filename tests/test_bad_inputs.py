@@ -334,6 +334,11 @@ def _cases() -> list[tuple[str, list[str]]]:
     # a few cases only
     add("detector-epochs", "train-detector", "--epochs", "0")
     add("segmenter-epochs", "train-segmenter", "--epochs", "nan")
+    # --flip: a probability, and only with --augment (checked before the canvases are made)
+    for cmd in ("train-detector", "train-segmenter"):
+        add("flip-range", cmd, "--augment", "--flip", "1.5")
+        add("flip-nan", cmd, "--augment", "--flip", "nan")
+        add("flip-alone", cmd, "--flip", "0.5")
     for out in _outputs("d.npz", "m.npz")[1::2]:
         add("detector-out", "train-detector", "--epochs", "1", "--out", out)
         add("segmenter-out", "train-segmenter", "--epochs", "1", "--out", out)

@@ -34,12 +34,17 @@ For a training loop (train-cnn uses this)::
 has the same shape, dtype and array module. Parameters are sampled on the host
 from ``rng`` (a NumPy Generator), so a seed gives the same result everywhere.
 
+Detection and segmentation training sets, whose boxes or label maps must
+follow their images, are augmented by ``labelled`` (whole epochs, boxes
+through the forward matrices, label maps with nearest interpolation).
+
 Left out: perspective and elastic transforms, colour / intensity changes,
-bicubic interpolation, masks and keypoints.
+bicubic interpolation, instance masks and keypoints.
 
 Modules: ``params`` (ranges, sampling, matrices, parameters files), ``warp``
 (the batched resampling kernels), ``boxes`` (boxes through the matrices, box
-files), ``api`` (batches, data sets, previews). Everything public is
+files), ``api`` (batches, data sets, previews), ``labelled`` (training sets with
+boxes or label maps). Everything public is
 re-exported here, so ``from cvtool.augment import random_affine_batch`` works.
 """
 
@@ -63,6 +68,14 @@ from cvtool.augment.boxes import (
     read_boxes,
     transform_boxes,
     write_boxes,
+)
+from cvtool.augment.labelled import (
+    augment_boxes,
+    augment_maps,
+    augment_option,
+    augment_settings,
+    augment_training_data,
+    labelled_augmentation,
 )
 from cvtool.augment.params import (
     PARAM_NAMES,
@@ -99,12 +112,18 @@ __all__ = [
     "SETTINGS",
     "affine_matrices",
     "apply_params",
+    "augment_boxes",
+    "augment_maps",
+    "augment_option",
+    "augment_settings",
+    "augment_training_data",
     "as_probability",
     "as_range",
     "augment_dataset",
     "boxes_for_outputs",
     "expand_params",
     "identity_params",
+    "labelled_augmentation",
     "make_ranges",
     "nielsen_expand",
     "nielsen_params",

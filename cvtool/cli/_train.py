@@ -94,6 +94,23 @@ CanvasSourceOpt = Annotated[
     str,
     typer.Option("--source", help="Digits the canvases are made of: mnist-sample, fashion-mnist."),
 ]
+# --augment of the detector and segmenter: boxes / label maps follow the images.
+CanvasAugmentOpt = Annotated[
+    bool,
+    typer.Option(
+        "--augment",
+        help="Train on randomly shifted (up to a quarter of the image) and zoomed (0.9-1.1) "
+        "copies of every epoch's images, their boxes / label maps moved with them.",
+    ),
+]
+CanvasFlipOpt = Annotated[
+    float,
+    typer.Option(
+        "--flip",
+        help="With --augment: flip this share of the images left-right (0-1; default none, "
+        "a mirrored digit is not a digit).",
+    ),
+]
 MetricsOpt = Annotated[
     Path | None, typer.Option("--metrics", help="Per-epoch metrics to a .csv or .json file.")
 ]

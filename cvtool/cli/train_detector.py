@@ -37,6 +37,8 @@ def train_detector_cmd(
     validation: T.CanvasValOpt = 200,
     test_size: T.CanvasTestOpt = 500,
     fresh: T.CanvasFreshOpt = True,
+    augment: T.CanvasAugmentOpt = False,
+    flip: T.CanvasFlipOpt = 0.0,
     arch: ArchOpt = None,
     grid: Annotated[int, typer.Option("--grid", help="S: the image is cut into S x S cells.")] = 8,
     boxes: Annotated[int, typer.Option("--boxes", help="B: boxes predicted per cell.")] = 2,
@@ -81,10 +83,12 @@ def train_detector_cmd(
     """
     with user_errors():
         from cvtool import backend as B
+        from cvtool.augment import augment_option
         from cvtool.detect import detection_data, train_detector
         from cvtool.nn.train import check_options
 
         dt = B.resolve_dtype(dtype)
+        augmenting = augment_option(augment, flip)
         check_options(
             epochs=epochs,
             batch_size=batch_size,
@@ -103,7 +107,8 @@ def train_detector_cmd(
                                     variant=loss, lambda_coord=lambda_coord,
                                     lambda_noobj=lambda_noobj, epochs=epochs,
                                     batch_size=batch_size, optimizer=optimizer, eta=eta,
-                                    lmbda=lmbda, init=init, early_stop=early_stop,
+                                    lmbda=lmbda, augment=augmenting, init=init,
+                                    early_stop=early_stop,
                                     eta_schedule=eta_schedule, seed=seed, out=out,
                                     metrics=metrics, plot=plot, overwrite=force,
                                     callbacks=[reporter], backend_name=backend, dtype=dt,

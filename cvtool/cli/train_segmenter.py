@@ -44,6 +44,8 @@ def train_segmenter_cmd(
     validation: T.CanvasValOpt = 200,
     test_size: T.CanvasTestOpt = 500,
     fresh: T.CanvasFreshOpt = True,
+    augment: T.CanvasAugmentOpt = False,
+    flip: T.CanvasFlipOpt = 0.0,
     arch: ArchOpt = None,
     class_weights: WeightsOpt = "auto",
     epochs: T.EpochsOpt = 12,
@@ -72,11 +74,13 @@ def train_segmenter_cmd(
     """
     with user_errors():
         from cvtool import backend as B
+        from cvtool.augment import augment_option
         from cvtool.nn.train import check_options
         from cvtool.segment import segmentation_data, train_segmenter
         from cvtool.segment.task import parse_weights
 
         dt = B.resolve_dtype(dtype)
+        augmenting = augment_option(augment, flip)
         weights = parse_weights(class_weights)
         check_options(
             epochs=epochs,
@@ -94,7 +98,7 @@ def train_segmenter_cmd(
         with T.Reporter("train-segmenter", json_out) as reporter:
             result = train_segmenter(data, arch=arch, weights=weights, epochs=epochs,
                                      batch_size=batch_size, optimizer=optimizer, eta=eta,
-                                     lmbda=lmbda, early_stop=early_stop,
+                                     lmbda=lmbda, augment=augmenting, early_stop=early_stop,
                                      eta_schedule=eta_schedule, seed=seed, out=out,
                                      metrics=metrics, plot=plot, overwrite=force,
                                      callbacks=[reporter], backend_name=backend, dtype=dt,

@@ -8,6 +8,8 @@
   down to the S x S grid (8 x 8 cells of 8 pixels on 64 x 64 canvases), one
   more conv stage at the grid (receptive field 54 pixels, enough for the
   largest digits), and a 1x1 conv head with 5B + C outputs per cell;
+- :func:`augmentation`: random shifts and zooms (flips on request) of the
+  training images with their boxes (:mod:`cvtool.augment.labelled`);
 - :func:`train_detector`: data, network, task, then :func:`cvtool.nn.train.train`
   (``cvtool train-detector``).
 """
@@ -58,6 +60,27 @@ def detection_data(
     return TrainingData(ds, val, None, str(folder))
 
 
+def augmentation(seed: int | None, image_shape, **settings):
+    """An ``augment(x, y) -> (x, y)`` moving images and their (boxes, classes) together.
+
+    Each call draws, per image, a shift (up to a quarter of the image each way:
+    two grid cells of an 8x8 grid), a zoom (0.9..1.1) and, only when asked
+    (``hflip``), a horizontal flip, from one generator seeded with `seed`. Images
+    are resampled bilinearly; boxes go through the same matrix, are clipped to
+    the image and dropped (with their classes) when less than a quarter of
+    their area stays inside (``min_visibility``). ``settings`` are
+    :func:`cvtool.augment.augment_settings`' keywords.
+
+    Returns
+    -------
+    augment : callable (images (N, H, W, C), N pairs (boxes xywh, classes)) -> the same.
+    settings : dict, for the model's metadata.
+    """
+    from cvtool.augment import labelled_augmentation
+
+    return labelled_augmentation("boxes", seed, image_shape, **settings)
+
+
 def train_detector(
     data: TrainingData | None = None,
     *,
@@ -73,6 +96,7 @@ def train_detector(
     eta: float | None = None,
     seed: int | None = 0,
     init: str | None = "pytorch",
+    augment: bool | dict | None = False,
     **train_options,
 ):
     """Build a grid detector for `data` and train it (``cvtool train-detector``).
@@ -85,6 +109,9 @@ def train_detector(
     grid, boxes_per_cell, variant, lambda_coord, lambda_noobj : the YoloLoss.
     init : initialiser of every conv ('pytorch' trains this detector 2-3x
         faster than 'glorot', measured on the canvases).
+    augment : True to train on augmented images and boxes (:func:`augmentation`'s
+        defaults), a dict of its settings (e.g. ``{"hflip": 0.5}``), or False / None;
+        recorded in ``model.meta["augment"]``. Every epoch, the first included, is augmented.
     train_options : anything else ``cvtool.nn.train.train`` takes.
 
     Returns
@@ -109,6 +136,13 @@ def train_detector(
     text = text.replace("{pool}", str(h // (4 * grid)))
     model = cnn_model(text, ds.image_shape, init=init)
     model.meta["task"] = "detection"
+    if augment:
+        from cvtool.augment import augment_training_data
+
+        settings = {} if augment is True else augment
+        fn, model.meta["augment"] = augmentation(seed, ds.image_shape, **settings)
+        data = augment_training_data(data, fn)
+        ds = data.dataset
     task = Detection(loss, (h, w), ds.class_names)
     if "validation" in train_options:
         raise CvtoolError("The detector's validation set comes with its data; drop 'validation'.")
