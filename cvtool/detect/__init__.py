@@ -12,8 +12,8 @@ itself is an ordinary layer whose output is (N, S, S, 5B + C)
 """
 
 from cvtool.detect.task import Detection, coco_ground_truth, coco_results
-from cvtool.detect.train import DETECTOR, detection_data, train_detector
+from cvtool.detect.train import DETECTOR, augmentation, detection_data, train_detector
 from cvtool.detect.yolo import VARIANTS, YoloLoss, decode, encode_targets
 
-__all__ = ["DETECTOR", "VARIANTS", "Detection", "YoloLoss", "coco_ground_truth", "coco_results",
-           "decode", "detection_data", "encode_targets", "train_detector"]  # fmt: skip
+__all__ = ["DETECTOR", "VARIANTS", "Detection", "YoloLoss", "augmentation", "coco_ground_truth",
+           "coco_results", "decode", "detection_data", "encode_targets", "train_detector"]  # fmt: skip
