@@ -50,6 +50,7 @@ from cvtool.nn._parallel import run_rows
 from cvtool.nn.layers import Layer
 
 FOLD = 1024  # values per folded row on NumPy (see _fold)
+BLOCK = 2**16  # values per block of rows that the fused passes work on while it is in cache
 
 
 class BatchNorm(Layer):
@@ -123,67 +124,92 @@ class BatchNorm(Layer):
                 f"got an input of shape {tuple(x.shape)}. Use a batch size >= 2."
             )
         k = _fold(m, c) if xp is np else 1
-        xf = x.reshape(m // k, k * c)  # (m/k, kC): k rows of (m, C) per row, a view
-        xc = self.buffer("xc", xf.shape)  # x - mu, kept for backward
+        xf = xp.ascontiguousarray(x).reshape(m // k, k * c)  # (m/k, kC), a view
         y = self.buffer("y", xf.shape)
-        sums = self._rows(lambda s, e: xp.einsum("ij->j", xf[s:e]), len(xf), x.size)
-        mu = sums.reshape(k, c).sum(axis=0) / m  # (C,)
-        mu_k = xp.tile(mu, k)
+        # One read of x for both sums, shifted by a first guess of the mean (the first
+        # block's) so that sum((x - s)^2) - (sum(x - s))^2 / m loses nothing to cancellation.
+        b = _block(k * c)
+        shift = xf[:b].mean(axis=0, dtype=np.float64).reshape(k, c).mean(axis=0)  # (C,)
+        shift_k = xp.tile(shift.astype(x.dtype), k)
 
-        def centre(s, e):
-            xp.subtract(xf[s:e], mu_k, out=xc[s:e])
-            return xp.einsum("ij,ij->j", xc[s:e], xc[s:e])
+        def sums(s, e):
+            t = xp.empty((min(b, e - s), k * c), dtype=x.dtype)  # a block, in cache
+            acc = xp.zeros((2, k * c), dtype=np.float64)
+            for i in range(s, e, b):
+                j = min(i + b, e)
+                d = xp.subtract(xf[i:j], shift_k, out=t[: j - i])
+                acc[0] += xp.einsum("ij->j", d)
+                acc[1] += xp.einsum("ij,ij->j", d, d)
+            return acc
 
-        var = self._rows(centre, len(xf), x.size).reshape(k, c).sum(axis=0) / m  # biased
+        acc = self._rows(sums, len(xf), x.size).reshape(2, k, c).sum(axis=1) / m  # (2, C)
+        shift = shift_k[:c].astype(np.float64)
+        mu = shift + acc[0]  # float64 (C,)
+        var = xp.maximum(acc[1] - acc[0] * acc[0], 0.0)  # biased
         inv = 1.0 / xp.sqrt(var + self.epsilon)  # (C,)
-        scale_k, beta_k = xp.tile(gamma * inv, k), xp.tile(beta, k)
+        scale = gamma * inv
+        scale_k = xp.tile(scale.astype(x.dtype), k)
+        shift_k = xp.tile((beta - mu * scale).astype(x.dtype), k)
 
-        def affine(s, e):  # y = gamma (x - mu) inv + beta
-            xp.multiply(xc[s:e], scale_k, out=y[s:e])
-            y[s:e] += beta_k
+        def affine(s, e):  # y = gamma (x - mu) inv + beta = x scale + (beta - mu scale)
+            for i in range(s, e, b):
+                j = min(i + b, e)
+                xp.multiply(xf[i:j], scale_k, out=y[i:j])
+                y[i:j] += shift_k
 
         self._rows(affine, len(xf), x.size)
         r = self.momentum
         rm, rv = self.state["running_mean"], self.state["running_var"]
         rm *= r
-        rm += (1.0 - r) * mu
+        rm += ((1.0 - r) * mu).astype(rm.dtype)
         rv *= r
-        rv += ((1.0 - r) * m / (m - 1)) * var  # unbiased, as PyTorch
-        self._cache = (xc, inv, k)
+        rv += ((1.0 - r) * m / (m - 1) * var).astype(rv.dtype)  # unbiased, as PyTorch
+        self._cache = (xf, mu, inv, k)
         return y.reshape(x.shape)
 
     def backward(self, dout):
         """dout (N, ..., C) -> dx; fills grads['gamma'] = sum(dout x_hat), grads['beta'] = sum(dout)."""
         assert self._cache is not None, "BatchNorm.backward needs forward(x, training=True) first"
         xp = self.xp
-        xc, inv, k = self._cache
+        xf, mu, inv, k = self._cache
         self._cache = None
         c = inv.shape[0]
         m = dout.size // c
-        df = dout.reshape(xc.shape)  # (m/k, kC)
+        df = xp.ascontiguousarray(dout).reshape(xf.shape)  # (m/k, kC)
+        b = _block(k * c)
+        mu_k = xp.tile(mu.astype(xf.dtype), k)
 
-        def sums(s, e):
-            return xp.concatenate(
-                [xp.einsum("ij->j", df[s:e]), xp.einsum("ij,ij->j", df[s:e], xc[s:e])]
-            )
+        def sums(s, e):  # sum(dout), sum(dout (x - mu)), a block at a time
+            t = xp.empty((min(b, e - s), k * c), dtype=xf.dtype)
+            acc = xp.zeros((2, k * c), dtype=np.float64)
+            for i in range(s, e, b):
+                j = min(i + b, e)
+                d = xp.subtract(xf[i:j], mu_k, out=t[: j - i])
+                acc[0] += xp.einsum("ij->j", df[i:j])
+                acc[1] += xp.einsum("ij,ij->j", df[i:j], d)
+            return acc
 
         both = self._rows(sums, len(df), dout.size).reshape(2, k, c).sum(axis=1)  # (2, C)
         dbeta, dgamma = self.grads["beta"], self.grads["gamma"]
         dbeta[...] = both[0]
-        xp.multiply(both[1], inv, out=dgamma)  # sum(dout * x_hat)
+        dgamma[...] = both[1] * inv  # sum(dout * x_hat)
         if not self.need_dx:
             return None
-        # dx = gamma inv (dout - dbeta / m - x_hat dgamma / m) = k1 dout + k2 (x - mu) + k3
+        # dx = gamma inv (dout - dbeta / m - x_hat dgamma / m) = k1 dout + k2 x + k3
         g = self.params["gamma"] * inv
-        k1, k2, k3 = (xp.tile(v, k) for v in (g, -g * inv * dgamma / m, -g * dbeta / m))
-        dx = self.buffer("dx", xc.shape)
-        tmp = self.buffer("tmp", xc.shape)
+        k2 = -g * inv * both[1] * inv / m
+        k1, k2, k3 = (
+            xp.tile(v.astype(xf.dtype), k) for v in (g, k2, -g * both[0] / m - k2 * mu)
+        )
+        dx = self.buffer("dx", xf.shape)
 
         def grad_x(s, e):
-            xp.multiply(xc[s:e], k2, out=dx[s:e])
-            dx[s:e] += k3
-            xp.multiply(df[s:e], k1, out=tmp[s:e])
-            dx[s:e] += tmp[s:e]
+            t = xp.empty((min(b, e - s), k * c), dtype=xf.dtype)
+            for i in range(s, e, b):
+                j = min(i + b, e)
+                xp.multiply(xf[i:j], k2, out=dx[i:j])
+                dx[i:j] += k3
+                dx[i:j] += xp.multiply(df[i:j], k1, out=t[: j - i])
 
         self._rows(grad_x, len(df), dout.size)
         return dx.reshape(dout.shape)
@@ -213,3 +239,8 @@ def _fold(m: int, c: int) -> int:
     folding k rows into one gives its inner loops FOLD values at a time.
     """
     return max(k for k in range(1, max(1, FOLD // c) + 1) if m % k == 0)
+
+
+def _block(width: int) -> int:
+    """Rows of `width` values per block: about BLOCK values (256 KiB of float32)."""
+    return max(1, BLOCK // width)
