@@ -198,9 +198,7 @@ class BatchNorm(Layer):
         # dx = gamma inv (dout - dbeta / m - x_hat dgamma / m) = k1 dout + k2 x + k3
         g = self.params["gamma"] * inv
         k2 = -g * inv * both[1] * inv / m
-        k1, k2, k3 = (
-            xp.tile(v.astype(xf.dtype), k) for v in (g, k2, -g * both[0] / m - k2 * mu)
-        )
+        k1, k2, k3 = (xp.tile(v.astype(xf.dtype), k) for v in (g, k2, -g * both[0] / m - k2 * mu))
         dx = self.buffer("dx", xf.shape)
 
         def grad_x(s, e):
