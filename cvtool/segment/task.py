@@ -114,7 +114,7 @@ class Segmentation:
     def grad(self, a, Y):
         # The pixel loss's delta is the gradient of the batch mean; fit divides by
         # the batch size itself, so it gets the per-example form.
-        return self.loss.delta(a, Y) * len(a)
+        return self.loss.delta(a, Y, scale=len(a))
 
     def check(self, model, dataset) -> None:
         h, w = model.input_shape[:2]
