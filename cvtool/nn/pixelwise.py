@@ -140,9 +140,9 @@ class PixelLogLikelihood:
         pass over the array)."""
         return self._compute(scores, labels, delta=True, value=False, scale=scale)[1]
 
-    def value_and_delta(self, scores, labels):
-        """(fn, delta) sharing one softmax."""
-        return self._compute(scores, labels, delta=True)
+    def value_and_delta(self, scores, labels, scale: float = 1.0):
+        """(fn, delta times `scale`) sharing one softmax."""
+        return self._compute(scores, labels, delta=True, scale=scale)
 
     def _compute(self, scores, labels, *, delta: bool, value: bool = True, scale: float = 1.0):
         """(fn or None, delta or None), one row per pixel, rows split across threads on NumPy."""

@@ -116,6 +116,11 @@ class Segmentation:
         # the batch size itself, so it gets the per-example form.
         return self.loss.delta(a, Y, scale=len(a))
 
+    def loss_and_grad(self, a, Y):
+        """(fn(a, Y), grad(a, Y)) sharing one softmax (the training loop's step cost)."""
+        cost, delta = self.loss.value_and_delta(a, Y, scale=len(a))
+        return cost, delta
+
     def check(self, model, dataset) -> None:
         h, w = model.input_shape[:2]
         want = (h, w, self.num_classes)
