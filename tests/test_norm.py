@@ -174,3 +174,22 @@ def test_batchnorm_layer_calc_agrees_with_the_layer():
     layer = BatchNorm()
     assert rows[2]["trainable"] == sum(layer.param_count((8, 8, 16)))
     assert rows[2]["non_trainable"] == layer.state_count((8, 8, 16))
+
+
+@pytest.mark.parametrize("mean", [0.5, 1e3])  # the one-pass variance, then the two-pass fallback
+def test_batchnorm_float32_statistics_match_float64(mean):
+    rng = np.random.default_rng(5)
+    x = rng.normal(mean, 2.0, size=(16, 12, 12, 8)).astype(np.float32)
+    dout = rng.normal(size=x.shape).astype(np.float32)
+    layers = []
+    for dtype in (np.float32, np.float64):
+        layer = BatchNorm()
+        layer.build(x.shape[1:], np, np.dtype(dtype), np.random.default_rng(0))
+        y = layer.forward(x.astype(dtype), training=True)
+        layers.append((layer, y.astype(np.float64), layer.backward(dout.astype(dtype))))
+    (l32, y32, dx32), (l64, y64, dx64) = layers
+    np.testing.assert_allclose(l32.state["running_var"], l64.state["running_var"], rtol=1e-5)
+    np.testing.assert_allclose(l32.state["running_mean"], l64.state["running_mean"], rtol=1e-5)
+    np.testing.assert_allclose(y32, y64, atol=1e-4)
+    np.testing.assert_allclose(dx32, dx64, atol=1e-4 * np.abs(dx64).max())
+    np.testing.assert_allclose(l32.grads["gamma"], l64.grads["gamma"], rtol=1e-3, atol=1e-2)

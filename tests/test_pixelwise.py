@@ -141,3 +141,13 @@ def test_bad_labels_are_one_line_user_errors(labels, kwargs, message):
 def test_bad_settings(kwargs):
     with pytest.raises(CvtoolError, match="parameter must be"):
         PixelLogLikelihood(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs", CASES)
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_delta_scale_is_the_scaled_delta(kwargs, from_logits):
+    z, y = _data(4, ignore="ignore_index" in kwargs)
+    scores = z if from_logits else _softmax(z)
+    loss = PixelLogLikelihood(from_logits=from_logits, **kwargs)
+    want = 7.0 * loss.delta(scores, y)
+    np.testing.assert_allclose(loss.delta(scores, y, scale=7.0), want, rtol=1e-13, atol=1e-15)

@@ -99,6 +99,10 @@ class Detection:
     def grad(self, a, Y):
         return self.loss.grad(a, Y)
 
+    def loss_and_grad(self, a, Y):
+        """(fn(a, Y), grad(a, Y)) from one pass of the loss (the training loop's step cost)."""
+        return self.loss.loss_and_grad(a, Y)
+
     def check(self, model, dataset) -> None:
         if tuple(model.output_shape) != self.loss.head_shape:
             raise CvtoolError(

@@ -202,6 +202,8 @@ def fit(
     abuf = xp.empty((n, *model.output_shape), dtype=model.dtype) if running else None
     # Tasks that cannot keep the epoch's outputs add up each step's cost instead.
     step_costs = [] if train_metrics and not running and not exact_train_metrics else None
+    # ... from the gradient's own pass of the loss where the task offers one.
+    joint = step_costs is not None and not fused and hasattr(task, "loss_and_grad")
     # SGD's eta rides on the output error (backprop is linear in it): one multiply
     # of an (m, K) array per step instead of one per parameter array.
     prescaled = opt.prescale != 1.0
@@ -236,7 +238,11 @@ def fit(
                     a = forward(xb, True)
                     if running:
                         abuf[s * batch_size : (s + 1) * batch_size] = a
-                    d = xp.subtract(a, yb, out=dbuf) if fused else task.grad(a, yb)
+                    if joint:  # the step's cost and gradient from one pass of the loss
+                        cost, d = task.loss_and_grad(a, yb)
+                        step_costs.append(cost * len(idx))
+                    else:
+                        d = xp.subtract(a, yb, out=dbuf) if fused else task.grad(a, yb)
                     d *= scale
                 else:  # the last, smaller mini-batch
                     xb, yb = xtake(idx), ytake(idx)
@@ -245,9 +251,13 @@ def fit(
                     a = forward(xb, True)
                     if running:
                         abuf[s * batch_size :] = a
-                    d = (a - yb) if fused else task.grad(a, yb)
+                    if joint:
+                        cost, d = task.loss_and_grad(a, yb)
+                        step_costs.append(cost * len(idx))
+                    else:
+                        d = (a - yb) if fused else task.grad(a, yb)
                     d *= scale * batch_size / len(idx)
-                if step_costs is not None:
+                if step_costs is not None and not joint:
                     step_costs.append(task.fn(a, yb) * len(idx))
                 for layer in tail:
                     d = layer.backward(d)

@@ -20,8 +20,11 @@ Left out: merges of more than two tensors, taps used by more than one merge.
 
 from __future__ import annotations
 
+import numpy as np
+
 from cvtool import shapes
 from cvtool.errors import CvtoolError
+from cvtool.nn._parallel import run_rows
 from cvtool.nn.layers import Layer
 
 
@@ -49,8 +52,13 @@ class Tap(Layer):
 
     def backward(self, dout):
         if self.pending is not None:  # the skip's gradient joins the main path's
-            dout = dout + self.pending
-            self.pending = None
+            pending, self.pending = self.pending, None
+            xp = self.xp
+            if xp is not np:
+                return dout + pending
+            out = self.buffer("dx", dout.shape)  # the sum, split across cores
+            run_rows(lambda s, e: xp.add(dout[s:e], pending[s:e], out=out[s:e]), len(out), out.size)
+            return out
         return dout
 
 
@@ -81,8 +89,18 @@ class Concat(_Merge):
     kind = "concat"
 
     def forward(self, x, training=False):
-        self.channels = x.shape[-1]
-        return self.xp.concatenate([x, self.tap.out], axis=-1)
+        xp, t = self.xp, self.tap.out
+        self.channels = c1 = x.shape[-1]
+        if xp is not np or not training:
+            return xp.concatenate([x, t], axis=-1)
+        out = self.buffer("out", (*x.shape[:-1], c1 + t.shape[-1]))
+
+        def rows(s, e):  # two strided copies, a batch slice per core
+            np.copyto(out[s:e, ..., :c1], x[s:e])
+            np.copyto(out[s:e, ..., c1:], t[s:e])
+
+        run_rows(rows, len(out), out.size)
+        return out
 
     def backward(self, dout):
         self._give(dout[..., self.channels :])
@@ -95,7 +113,12 @@ class Add(_Merge):
     kind = "add"
 
     def forward(self, x, training=False):
-        return x + self.tap.out
+        xp, t = self.xp, self.tap.out
+        if xp is not np or not training:
+            return x + t
+        out = self.buffer("out", x.shape)
+        run_rows(lambda s, e: xp.add(x[s:e], t[s:e], out=out[s:e]), len(out), out.size)
+        return out
 
     def backward(self, dout):
         self._give(dout)

@@ -33,6 +33,11 @@ On NumPy the (m, C) values are viewed as (m/k, k C) rows so reductions
 (``einsum``) and per-channel broadcasts run along long rows instead of a few
 channels, and the element-wise passes are split across cores
 (``_parallel.run_rows``): 2-3x faster than plain ``sum(axis=0)`` code here.
+Training forward reads x once for sum(x) and sum(x^2) (float32 partial sums,
+combined in float64; a second, centred pass only where the mean is so large
+against the spread that the one-pass variance would lose precision), then
+writes y = x scale + shift; x itself (not x - mu) is kept for backward, whose
+sums are sum(dout) and sum(dout x) - mu sum(dout).
 Left out: Keras' ``renorm``, virtual batches, inference-mode training of a
 frozen layer (a layer with ``trainable = False`` still uses batch statistics
 in a training pass, as PyTorch's does), and synchronised statistics.
@@ -50,6 +55,9 @@ from cvtool.nn._parallel import run_rows
 from cvtool.nn.layers import Layer
 
 FOLD = 1024  # values per folded row on NumPy (see _fold)
+# The one-pass variance E[x^2] - mean^2 is kept while E[x^2] <= CANCEL var (it loses at
+# most log2(CANCEL) = 6 of float32's 24 bits); beyond, x - mean is summed in a second pass.
+CANCEL = 64.0
 
 
 class BatchNorm(Layer):
@@ -123,67 +131,88 @@ class BatchNorm(Layer):
                 f"got an input of shape {tuple(x.shape)}. Use a batch size >= 2."
             )
         k = _fold(m, c) if xp is np else 1
-        xf = x.reshape(m // k, k * c)  # (m/k, kC): k rows of (m, C) per row, a view
-        xc = self.buffer("xc", xf.shape)  # x - mu, kept for backward
-        y = self.buffer("y", xf.shape)
-        sums = self._rows(lambda s, e: xp.einsum("ij->j", xf[s:e]), len(xf), x.size)
-        mu = sums.reshape(k, c).sum(axis=0) / m  # (C,)
-        mu_k = xp.tile(mu, k)
-
-        def centre(s, e):
-            xp.subtract(xf[s:e], mu_k, out=xc[s:e])
-            return xp.einsum("ij,ij->j", xc[s:e], xc[s:e])
-
-        var = self._rows(centre, len(xf), x.size).reshape(k, c).sum(axis=0) / m  # biased
+        xf = xp.ascontiguousarray(x).reshape(m // k, k * c)  # (m/k, kC): a view
+        mu, var = self._moments(xf, k, c, m)  # float64 (C,)
         inv = 1.0 / xp.sqrt(var + self.epsilon)  # (C,)
-        scale_k, beta_k = xp.tile(gamma * inv, k), xp.tile(beta, k)
+        scale = gamma * inv
+        scale_k = xp.tile(scale.astype(x.dtype), k)
+        shift_k = xp.tile((beta - mu * scale).astype(x.dtype), k)
+        y = self.buffer("y", xf.shape)
 
-        def affine(s, e):  # y = gamma (x - mu) inv + beta
-            xp.multiply(xc[s:e], scale_k, out=y[s:e])
-            y[s:e] += beta_k
+        def affine(s, e):  # y = gamma (x - mu) inv + beta = x scale + (beta - mu scale)
+            xp.multiply(xf[s:e], scale_k, out=y[s:e])
+            y[s:e] += shift_k
 
         self._rows(affine, len(xf), x.size)
         r = self.momentum
         rm, rv = self.state["running_mean"], self.state["running_var"]
         rm *= r
-        rm += (1.0 - r) * mu
+        rm += ((1.0 - r) * mu).astype(rm.dtype)
         rv *= r
-        rv += ((1.0 - r) * m / (m - 1)) * var  # unbiased, as PyTorch
-        self._cache = (xc, inv, k)
+        rv += ((1.0 - r) * m / (m - 1) * var).astype(rv.dtype)  # unbiased, as PyTorch
+        self._cache = (xf, mu, var, inv, k)
         return y.reshape(x.shape)
+
+    def _moments(self, xf, k: int, c: int, m: int):
+        """(mean, biased variance) per channel, float64 (C,), of the folded (m/k, kC) x.
+
+        One read-only pass for sum(x) and sum(x^2) (float32 partial sums per
+        piece, combined in float64). Where the mean is large against the spread
+        (the one-pass variance would lose more than CANCEL_BITS to cancellation)
+        a second pass sums (x - mean)^2 instead.
+        """
+        xp = self.xp
+
+        def sums(s, e):
+            a = xf[s:e]
+            return xp.stack([xp.einsum("ij->j", a), xp.einsum("ij,ij->j", a, a)]).astype(np.float64)
+
+        acc = self._rows(sums, len(xf), xf.size).reshape(2, k, c).sum(axis=1) / m  # (2, C)
+        mu = acc[0]
+        var = acc[1] - mu * mu
+        if bool(xp.any(acc[1] > CANCEL * xp.maximum(var, 0.0))):  # two-pass for accuracy
+            mu_k = xp.tile(mu.astype(xf.dtype), k)
+
+            def centred(s, e):
+                d = xp.subtract(xf[s:e], mu_k)
+                return xp.einsum("ij,ij->j", d, d).astype(np.float64)
+
+            var = self._rows(centred, len(xf), xf.size).reshape(k, c).sum(axis=0) / m
+        return mu, xp.maximum(var, 0.0)
 
     def backward(self, dout):
         """dout (N, ..., C) -> dx; fills grads['gamma'] = sum(dout x_hat), grads['beta'] = sum(dout)."""
         assert self._cache is not None, "BatchNorm.backward needs forward(x, training=True) first"
         xp = self.xp
-        xc, inv, k = self._cache
+        xf, mu, var, inv, k = self._cache
         self._cache = None
         c = inv.shape[0]
         m = dout.size // c
-        df = dout.reshape(xc.shape)  # (m/k, kC)
+        df = xp.ascontiguousarray(dout).reshape(xf.shape)  # (m/k, kC)
 
-        def sums(s, e):
-            return xp.concatenate(
-                [xp.einsum("ij->j", df[s:e]), xp.einsum("ij,ij->j", df[s:e], xc[s:e])]
-            )
+        def sums(s, e):  # sum(dout), sum(dout x): read-only
+            return xp.stack(
+                [xp.einsum("ij->j", df[s:e]), xp.einsum("ij,ij->j", df[s:e], xf[s:e])]
+            ).astype(np.float64)
 
         both = self._rows(sums, len(df), dout.size).reshape(2, k, c).sum(axis=1)  # (2, C)
+        dsum = both[1] - mu * both[0]  # sum(dout (x - mu))
         dbeta, dgamma = self.grads["beta"], self.grads["gamma"]
         dbeta[...] = both[0]
-        xp.multiply(both[1], inv, out=dgamma)  # sum(dout * x_hat)
+        dgamma[...] = dsum * inv  # sum(dout * x_hat)
         if not self.need_dx:
             return None
-        # dx = gamma inv (dout - dbeta / m - x_hat dgamma / m) = k1 dout + k2 (x - mu) + k3
+        # dx = gamma inv (dout - dbeta / m - x_hat dgamma / m) = k1 dout + k2 x + k3
         g = self.params["gamma"] * inv
-        k1, k2, k3 = (xp.tile(v, k) for v in (g, -g * inv * dgamma / m, -g * dbeta / m))
-        dx = self.buffer("dx", xc.shape)
-        tmp = self.buffer("tmp", xc.shape)
+        k2 = -g * inv * inv * dsum / m
+        k1, k2, k3 = (xp.tile(v.astype(xf.dtype), k) for v in (g, k2, -g * both[0] / m - k2 * mu))
+        dx = self.buffer("dx", xf.shape)
+        tmp = self.buffer("tmp", xf.shape)
 
         def grad_x(s, e):
-            xp.multiply(xc[s:e], k2, out=dx[s:e])
+            xp.multiply(xf[s:e], k2, out=dx[s:e])
             dx[s:e] += k3
-            xp.multiply(df[s:e], k1, out=tmp[s:e])
-            dx[s:e] += tmp[s:e]
+            dx[s:e] += xp.multiply(df[s:e], k1, out=tmp[s:e])
 
         self._rows(grad_x, len(df), dout.size)
         return dx.reshape(dout.shape)

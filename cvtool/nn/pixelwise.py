@@ -134,26 +134,29 @@ class PixelLogLikelihood:
         """The weighted mean of -ln p[y] over the pixels that are not ignored."""
         return self._compute(scores, labels, delta=False)[0]
 
-    def delta(self, scores, labels):
-        """dC/dz (N, H, W, K): the gradient of fn with respect to the logits."""
-        return self._compute(scores, labels, delta=True, value=False)[1]
+    def delta(self, scores, labels, scale: float = 1.0):
+        """dC/dz (N, H, W, K): the gradient of fn with respect to the logits, times `scale`
+        (a training loop that wants the per-example form passes the batch size: no second
+        pass over the array)."""
+        return self._compute(scores, labels, delta=True, value=False, scale=scale)[1]
 
-    def value_and_delta(self, scores, labels):
-        """(fn, delta) sharing one softmax."""
-        return self._compute(scores, labels, delta=True)
+    def value_and_delta(self, scores, labels, scale: float = 1.0):
+        """(fn, delta times `scale`) sharing one softmax."""
+        return self._compute(scores, labels, delta=True, scale=scale)
 
-    def _compute(self, scores, labels, *, delta: bool, value: bool = True):
+    def _compute(self, scores, labels, *, delta: bool, value: bool = True, scale: float = 1.0):
         """(fn or None, delta or None), one row per pixel, rows split across threads on NumPy."""
         xp = array_module(scores)
         lab, w = self._pixels(scores, labels)
         k = scores.shape[-1]
         z = scores.reshape(-1, k)  # (M, K): one row per pixel
         lab, w = lab.reshape(-1), w.reshape(-1)  # (M,)
+        wd = w if scale == 1.0 else w * w.dtype.type(scale)  # the weights of delta
         d = xp.empty_like(z) if delta else None
         sums = {}
 
         def rows(s, e):  # pixels s .. e-1
-            zs, ls, ws = z[s:e], lab[s:e], w[s:e]
+            zs, ls, ws, wds = z[s:e], lab[s:e], w[s:e], wd[s:e]
             idx = xp.arange(e - s)
             picked = zs[idx, ls]  # the score of each pixel's label
             if self.from_logits:
@@ -165,13 +168,13 @@ class PixelLogLikelihood:
                 total = xp.einsum("ij->i", ex)  # (m,) sum over classes
                 nll = xp.log(total) + top - picked
                 if delta:
-                    ex *= (ws / total)[:, None]  # w p
+                    ex *= (wds / total)[:, None]  # w p
             else:
                 nll = -xp.log(xp.maximum(picked, _TINY))
                 if delta:  # softmax outputs: the fused error of the softmax, w (a - onehot)
-                    xp.multiply(zs, ws[:, None], out=d[s:e])
+                    xp.multiply(zs, wds[:, None], out=d[s:e])
             if delta:
-                d[s:e][idx, ls] -= ws  # w (p - onehot)
+                d[s:e][idx, ls] -= wds  # w (p - onehot)
             if value:
                 sums[s] = xp.dot(nll, ws)
 

@@ -114,7 +114,12 @@ class Segmentation:
     def grad(self, a, Y):
         # The pixel loss's delta is the gradient of the batch mean; fit divides by
         # the batch size itself, so it gets the per-example form.
-        return self.loss.delta(a, Y) * len(a)
+        return self.loss.delta(a, Y, scale=len(a))
+
+    def loss_and_grad(self, a, Y):
+        """(fn(a, Y), grad(a, Y)) sharing one softmax (the training loop's step cost)."""
+        cost, delta = self.loss.value_and_delta(a, Y, scale=len(a))
+        return cost, delta
 
     def check(self, model, dataset) -> None:
         h, w = model.input_shape[:2]
