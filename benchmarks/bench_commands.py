@@ -62,7 +62,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._common import report
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script, too
+
+from benchmarks._common import report  # noqa: E402
 
 PY = sys.executable
 ROOT = Path(__file__).resolve().parent.parent

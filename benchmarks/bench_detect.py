@@ -446,9 +446,9 @@ def train_torch(sets, val, test, epochs, seed, threads, eta, same_init=False):
             **_score(task, fwd, test.images, labels_of(test))}  # fmt: skip
 
 
-def parse_args(argv, trainer_name: str):
-    """The options both training benchmarks take."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args(argv, trainer_name: str, description: str = __doc__):
+    """The options both training benchmarks take (`description`: the calling script's docstring)."""
+    parser = argparse.ArgumentParser(description=description.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (medians over them)")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--train-size", type=int, default=2000, help="training canvases per epoch")

@@ -193,7 +193,7 @@ def train_torch(sets, val, test, epochs, seed, threads, eta, same_init=False):
 def main(argv=None) -> None:
     from cvtool.segment import train_segmenter
 
-    args = parse_args(argv, "train_segmenter")
+    args = parse_args(argv, "train_segmenter", __doc__)
 
     def row_of(got):
         return {"test_mean_iou": got["mean_iou"], "test_mean_iou_digits": got["mean_iou_digits"],
