@@ -41,10 +41,16 @@ CONV_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("chunk_bytes", "threads"), [(None, "1"), (1, "1"), (1, "2")])
+@pytest.mark.parametrize(
+    ("chunk_bytes", "threads", "keep_bytes"),
+    [(None, "1", None), (1, "1", None), (1, "2", None), (1, "2", 0)],
+)
 @pytest.mark.parametrize("case", CONV_CASES)
-def test_conv2d_matches_torch(xp, case, chunk_bytes, threads, monkeypatch):
-    """Whole batch in one product, and (chunk_bytes=1) one image per chunk, in 1 or 2 threads."""
+def test_conv2d_matches_torch(xp, case, chunk_bytes, threads, keep_bytes, monkeypatch):
+    """Whole batch in one product, and (chunk_bytes=1) one image per chunk, in 1 or 2 threads.
+
+    keep_bytes=0: backward rebuilds each chunk's columns instead of reading kept ones.
+    """
     h, w, c, f, kernel, stride, padding, dilation = case
     layer = conv.Conv2D(f, kernel, stride=stride, padding=padding, dilation=dilation)
     expect_transposed = CONV_CASES.index(case) in (2, 5, 6)
@@ -52,7 +58,8 @@ def test_conv2d_matches_torch(xp, case, chunk_bytes, threads, monkeypatch):
     monkeypatch.setenv("CVTOOL_THREADS", threads)
     if chunk_bytes:
         monkeypatch.setattr(conv, "CHUNK_BYTES", chunk_bytes)
-    h, w, c, f, kernel, stride, padding, dilation = case
+    if keep_bytes is not None:
+        monkeypatch.setattr(conv, "KEEP_BYTES", keep_bytes)
     rng = np.random.default_rng(1)
     layer = conv.Conv2D(f, kernel, stride=stride, padding=padding, dilation=dilation)
     layer.build((h, w, c), xp, np.float64, rng)
@@ -223,18 +230,27 @@ def test_first_layer_can_skip_the_input_gradient():
     assert float(np.abs(layer.grads["W"]).sum()) > 0
 
 
+@pytest.mark.parametrize("keep_bytes", [None, 0])
+@pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize(("stride", "padding"), [(1, 0), (1, 2), (2, 1)])
-def test_one_channel_chunked_threaded_conv_matches_torch(stride, padding, monkeypatch):
-    """C = 1 uses offset-major columns; many images, several per chunk, two threads."""
+def test_chunked_threaded_conv_matches_torch_batch_after_batch(
+    stride, padding, channels, keep_bytes, monkeypatch
+):
+    """C = 1 uses offset-major columns; many images, several per chunk (the last one short),
+    two threads, kept or rebuilt columns; the second mini-batch reuses the first's scratch
+    buffers (padded copies whose borders were zeroed once) and must be as right."""
     monkeypatch.setenv("CVTOOL_THREADS", "2")
-    monkeypatch.setattr(conv, "CHUNK_BYTES", 3000)
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 3000 * channels)
+    if keep_bytes is not None:
+        monkeypatch.setattr(conv, "KEEP_BYTES", keep_bytes)
     rng = np.random.default_rng(5)
     layer = conv.Conv2D(5, 3, stride=stride, padding=padding)
-    layer.build((12, 12, 1), np, np.float64, rng)
-    x = rng.normal(size=(37, 12, 12, 1))
-    out = layer.forward(x, training=True)
-    dout = rng.normal(size=out.shape)
-    dx = layer.backward(dout)
+    layer.build((12, 12, channels), np, np.float64, rng)
+    for _ in range(2):
+        x = rng.normal(size=(37, 12, 12, channels))
+        out = layer.forward(x, training=True)
+        dout = rng.normal(size=out.shape)
+        dx = layer.backward(dout)
     xt = _nchw(x).requires_grad_()
     wt = torch.from_numpy(layer.params["W"].transpose(3, 2, 0, 1).copy()).requires_grad_()
     ot = F.conv2d(xt, wt, torch.from_numpy(layer.params["b"]), stride=stride, padding=padding)

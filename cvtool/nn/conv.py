@@ -60,6 +60,9 @@ from cvtool.nn.pool import (  # noqa: F401  (the pooling layers lived here; re-e
 # copy and the matrix product that reads it (measured: benchmarks/bench_cnn.py).
 CHUNK_BYTES = 2 * 2**20
 DEVICE_CHUNK_BYTES = 256 * 2**20
+# Training on the CPU keeps the columns of a whole batch up to this size for backward
+# (reading them back costs less than rebuilding them); larger batches rebuild per chunk.
+KEEP_BYTES = 32 * 2**20
 
 
 def windows(xp, x, kernel, stride, dilation, out_hw):
@@ -202,7 +205,9 @@ class Conv2D(Layer):
         nc = max(1, min(n, CHUNK_BYTES // max(1, image_bytes)))
         chunks = [(s, min(nc, n - s)) for s in range(0, n, nc)]
         workers = min(threads(), len(chunks))
-        return nc, [chunks[i::workers] for i in range(workers)]
+        per, extra = divmod(len(chunks), workers)  # contiguous runs of chunks per worker
+        starts = [i * per + min(i, extra) for i in range(workers + 1)]
+        return nc, [chunks[starts[i] : starts[i + 1]] for i in range(workers)]
 
     def _transposed(self, x_shape, out_hw) -> bool:
         """Whether dx is cheaper as a full convolution of dout than as dcols + col2im.
@@ -218,6 +223,20 @@ class Conv2D(Layer):
             return False
         return x_shape[1] * x_shape[2] <= 1.5 * out_hw[0] * out_hw[1]
 
+    def _zeroed(self, name: str, shape: tuple[int, ...]):
+        """A scratch array whose borders stay zero: zero-filled once, when it is made.
+
+        For padded copies of a chunk: each use rewrites the interior only, so the
+        zero-fill of the whole array is not repeated every mini-batch.
+        """
+        key = ("zeroed " + name, shape)  # beside Layer.buffer's arrays: dropped with them
+        buf = self._buffers.get(key)
+        if buf is None:
+            if len(self._buffers) > 16:  # evaluation batches of many sizes: do not hoard
+                self._buffers.clear()
+            buf = self._buffers[key] = self.xp.zeros(shape, dtype=self.dtype)
+        return buf
+
     def forward(self, x, training: bool = False):
         """x (N, H, W, C) -> (N, H', W', F): im2col, then one matrix product per chunk."""
         xp = array_module(x)
@@ -225,8 +244,8 @@ class Conv2D(Layer):
         ho, wo, f = self.output_shape((h, w, c))
         kh, kw = self.kernel
         k, rows = kh * kw * c, ho * wo
-        xpad = pad_hw(xp, x, self.pad)
-        win = windows(xp, xpad, self.kernel, self.stride, self.dilation, (ho, wo))
+        ph, pw = self.pad
+        padded = (ph, pw) != (0, 0)
         wmat = self.params["W"].reshape(k, f)  # (K_h*K_w*C, F), a view
         bias = self.params.get("b")
         nc, plan = self._plan(xp, n, rows * k * x.dtype.itemsize)
@@ -234,84 +253,110 @@ class Conv2D(Layer):
         # per kernel offset with runs of W' contiguous values (a (rows, K) copy of a C=1
         # window view moves runs of K_w values only); the product reads them transposed.
         offset_major = c == 1
-        shape = (k, nc * rows) if offset_major else (nc, ho, wo, kh, kw, c)
+        # In training, a batch whose columns fit KEEP_BYTES keeps every chunk's columns
+        # (one buffer, a region per chunk) so that backward need not rebuild them.
+        keep = training and (len(plan) > 1 or len(plan[0]) > 1)
+        keep = keep and n * rows * k * x.dtype.itemsize <= KEEP_BYTES
 
-        def fill(buf, s, m):  # im2col of images s .. s+m-1: the one copy
+        def fill(buf, pbuf, s, m):  # im2col of images s .. s+m-1 into buf: the one copy
+            src = x[s : s + m]
+            if padded:  # the chunk, zero-padded in the worker's scratch (borders stay zero)
+                pbuf[:m, ph : ph + h, pw : pw + w] = src
+                src = pbuf[:m]
             if not offset_major:
-                buf[:m] = win[s : s + m]  # (m, H', W', K_h, K_w, C)
+                buf[...] = windows(xp, src, self.kernel, self.stride, self.dilation, (ho, wo))
                 return
-            b = buf.reshape(k, nc, ho, wo)
+            b = buf.reshape(k, m, ho, wo)
             for a in range(kh):
                 for j in range(kw):
-                    cell = _cell(xpad, a, j, self.stride, self.dilation, (ho, wo))
-                    b[a * kw + j, :m] = cell[s : s + m, :, :, 0]
+                    cell = _cell(src, a, j, self.stride, self.dilation, (ho, wo))
+                    b[a * kw + j] = cell[:, :, :, 0]
 
         def matrix(buf, m):  # the (m*H'*W', K_h*K_w*C) columns, a view
-            return buf[:, : m * rows].T if offset_major else buf[:m].reshape(m * rows, k)
+            return buf.T if offset_major else buf.reshape(m * rows, k)
 
         if training:
             out = self.buffer("out", (n * rows, f))
-            cols = [self.buffer(f"cols{i}", shape) for i in range(len(plan))]
+            whole = (k, n * rows) if offset_major else (n, ho, wo, kh, kw, c)
+            cols = [self.buffer("cols", whole)] if keep else None
         else:
             out = xp.empty((n * rows, f), dtype=x.dtype)
-            cols = [xp.empty(shape, dtype=x.dtype) for _ in plan]
+        if not keep:
+            shape = (k, nc * rows) if offset_major else (nc, ho, wo, kh, kw, c)
+            new = self.buffer if training else (lambda _, sh: xp.empty(sh, dtype=x.dtype))
+            cols = [new(f"cols{i}", shape) for i in range(len(plan))]
+        pshape = (nc, h + 2 * ph, w + 2 * pw, c)
+        pbufs = [self._zeroed(f"xpad{i}", pshape) if padded else None for i in range(len(plan))]
 
-        def work(chunks, buf):
+        def chunk(i, s, m):  # the columns of images s .. s+m-1: a region of a buffer
+            buf = cols[0] if keep else cols[i]
+            if keep:
+                return buf[:, s * rows : (s + m) * rows] if offset_major else buf[s : s + m]
+            return buf[:, : m * rows] if offset_major else buf[:m]
+
+        def work(chunks, i):
             for s, m in chunks:
-                fill(buf, s, m)
+                buf = chunk(i, s, m)
+                fill(buf, pbufs[i], s, m)
                 o = out[s * rows : (s + m) * rows]  # (m*H'*W', F)
                 xp.matmul(matrix(buf, m), wmat, out=o)
                 if bias is not None:
                     o += bias
 
-        run_plan(work, plan, cols)
-        self._cache = ((fill, matrix, nc), plan, cols, x.shape, xpad.shape) if training else None
+        run_plan(work, plan, list(range(len(plan))))
+        self._cache = (
+            ((fill, matrix, chunk, nc, keep), plan, pbufs, x.shape, (n, h + 2 * ph, w + 2 * pw, c))
+            if training
+            else None
+        )
         return out.reshape(n, ho, wo, f)
 
     def backward(self, dout):
         """dout (N, H', W', F) -> dx (N, H, W, C); fills grads['W'], grads['b']."""
         assert self._cache is not None, "Conv2D.backward needs forward(x, training=True) first"
         xp = array_module(dout)
-        (fill, matrix, nc), plan, cols, x_shape, pad_shape = self._cache
+        (fill, matrix, chunk, nc, keep), plan, pbufs, x_shape, pad_shape = self._cache
         self._cache = None
         n, ho, wo, f = dout.shape
         kh, kw = self.kernel
         k, rows = kh * kw * x_shape[3], ho * wo
-        rebuild = len(plan) > 1 or len(plan[0]) > 1  # chunked: the forward's columns are gone
+        # Chunked and not kept: the forward's columns were overwritten, rebuild them.
+        rebuild = not keep and (len(plan) > 1 or len(plan[0]) > 1)
         dmat = dout.reshape(n * rows, f)  # (N*H'*W', F)
         wmat = self.params["W"].reshape(k, f)
-        if self.bias:
-            dmat.sum(axis=0, out=self.grads["b"])
         tconv = self._transposed(x_shape, (ho, wo))
+        workers = range(len(plan))
         dxpad = dcols = None
         if self.need_dx and tconv:
             h, w, c = x_shape[1:]
             ph, pw = kh - 1 - self.pad[0], kw - 1 - self.pad[1]
             dx = self.buffer("dx", (n * h * w, c))
             wflip = self.params["W"][::-1, ::-1].transpose(0, 1, 3, 2).reshape(kh * kw * f, c)
-            dpads = [
-                self.buffer(f"dpad{i}", (nc, ho + 2 * ph, wo + 2 * pw, f)) for i in range(len(plan))
-            ]
-            tcols = [self.buffer(f"tcols{i}", (nc, h, w, kh, kw, f)) for i in range(len(plan))]
-            for d in dpads:
-                d[...] = 0  # borders stay zero; interiors are rewritten per chunk
+            # borders stay zero (zero-filled once); interiors are rewritten per chunk
+            dpads = [self._zeroed(f"dpad{i}", (nc, ho + 2 * ph, wo + 2 * pw, f)) for i in workers]
+            tcols = [self.buffer(f"tcols{i}", (nc, h, w, kh, kw, f)) for i in workers]
         elif self.need_dx:
-            dxpad = self.buffer("dxpad", pad_shape)
-            dxpad[...] = 0
-            dcols = [self.buffer(f"dcols{i}", (nc * rows, k)) for i in range(len(plan))]
-        gws = [self.buffer(f"gw{i}", (k, f)) for i in range(len(plan))]
+            dxpad = self.buffer("dxpad", pad_shape)  # zeroed per chunk, in the workers
+            dcols = [self.buffer(f"dcols{i}", (nc * rows, k)) for i in workers]
+        gws = [self.buffer(f"gw{i}", (k, f)) for i in workers]
+        gtmp = [self.buffer(f"gtmp{i}", (k, f)) for i in workers]
+        gbs = [self.buffer(f"gb{i}", (f,)) for i in workers] if self.bias else None
 
         def work(chunks, i):
-            buf, gw = cols[i], gws[i]
+            gw = gws[i]
+            s0, m0 = chunks[0][0], sum(m for _, m in chunks)
+            if self.bias:  # one sum over the worker's rows (its chunks are contiguous)
+                dmat[s0 * rows : (s0 + m0) * rows].sum(axis=0, out=gbs[i])
             for t, (s, m) in enumerate(chunks):
+                buf = chunk(i, s, m)
                 if rebuild:
-                    fill(buf, s, m)
+                    fill(buf, pbufs[i], s, m)
                 cm = matrix(buf, m)  # (m*H'*W', K_h*K_w*C)
                 dm = dmat[s * rows : (s + m) * rows]  # (m*H'*W', F)
                 if t == 0:
                     xp.matmul(cm.T, dm, out=gw)
                 else:
-                    gw += cm.T @ dm
+                    gw += xp.matmul(cm.T, dm, out=gtmp[i])
                 if not self.need_dx:
                     continue
                 if tconv:  # dx = full convolution of dout with the flipped kernels
@@ -323,17 +368,22 @@ class Conv2D(Layer):
                 dc = xp.matmul(dm, wmat.T, out=dcols[i][: m * rows])
                 dc = dc.reshape(m, ho, wo, kh, kw, -1)  # (m, H', W', K_h, K_w, C)
                 dxc = dxpad[s : s + m]
+                dxc[...] = 0
                 for a in range(kh):  # col2im: one strided slice-add per kernel offset
                     for b in range(kw):
                         _cell(dxc, a, b, self.stride, self.dilation, (ho, wo))[...] += dc[
                             :, :, :, a, b, :
                         ]
 
-        run_plan(work, plan, list(range(len(plan))))
+        run_plan(work, plan, list(workers))
         gw = self.grads["W"].reshape(k, f)  # a view: writing it fills grads['W']
         gw[...] = gws[0]
         for extra in gws[1:]:
             gw += extra
+        if self.bias:
+            self.grads["b"][...] = gbs[0]
+            for extra in gbs[1:]:
+                self.grads["b"] += extra
         if not self.need_dx:
             return None
         if tconv:
