@@ -288,3 +288,26 @@ def test_split_elementwise_work_gives_the_same_numbers(monkeypatch):
 
     np.testing.assert_array_equal(adam_run(2), adam_run(1))
     assert not np.array_equal(adam_run(2), z)
+
+
+@pytest.mark.parametrize("keep_bytes", [None, 0])
+def test_threads_take_chunks_in_any_order_with_the_same_bits(keep_bytes, monkeypatch):
+    """Chunks go to whichever worker is free; outputs, dx and the weight gradient (summed per
+    chunk, in chunk order) are the same bits on one thread and on two, every time."""
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 5000)
+    if keep_bytes is not None:
+        monkeypatch.setattr(conv, "KEEP_BYTES", keep_bytes)
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(29, 10, 10, 3)).astype(np.float32)
+    results = []
+    for threads in ["1", "2", "2"]:
+        monkeypatch.setenv("CVTOOL_THREADS", threads)
+        layer = conv.Conv2D(4, 3, padding=1)
+        layer.build((10, 10, 3), np, np.float32, np.random.default_rng(3))
+        out = layer.forward(x, training=True)
+        dx = layer.backward(np.cos(out))
+        results.append((out.copy(), np.array(dx), layer.grads["W"].copy(), layer.grads["b"].copy()))
+    for other in results[1:]:
+        for a, b in zip(results[0][:3], other[:3], strict=True):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(results[0][3], other[3], rtol=1e-5)  # 1 thread: one sum

@@ -38,7 +38,7 @@ from cvtool import shapes
 from cvtool.backend import array_module, backend_name
 from cvtool.errors import check_int
 from cvtool.nn._parallel import (
-    run_plan,
+    run_chunks,
     threads,
     training_threads,  # noqa: F401  (re-exported for old callers)
 )
@@ -197,17 +197,14 @@ class Conv2D(Layer):
             )
         self.grads = {k: xp.zeros_like(v) for k, v in self.params.items()}
 
-    def _plan(self, xp, n: int, image_bytes: int) -> tuple[int, list]:
-        """(images per chunk, one list of (start, count) chunks per worker thread)."""
+    def _plan(self, xp, n: int, image_bytes: int) -> tuple[int, list, int]:
+        """(images per chunk, the (start, count) chunks in order, worker threads)."""
         if backend_name(xp) != "numpy":  # few large products, one after the other
             nc = max(1, min(n, DEVICE_CHUNK_BYTES // max(1, image_bytes)))
-            return nc, [[(s, min(nc, n - s)) for s in range(0, n, nc)]]
+            return nc, [(s, min(nc, n - s)) for s in range(0, n, nc)], 1
         nc = max(1, min(n, CHUNK_BYTES // max(1, image_bytes)))
         chunks = [(s, min(nc, n - s)) for s in range(0, n, nc)]
-        workers = min(threads(), len(chunks))
-        per, extra = divmod(len(chunks), workers)  # contiguous runs of chunks per worker
-        starts = [i * per + min(i, extra) for i in range(workers + 1)]
-        return nc, [chunks[starts[i] : starts[i + 1]] for i in range(workers)]
+        return nc, chunks, min(threads(), len(chunks))
 
     def _transposed(self, x_shape, out_hw) -> bool:
         """Whether dx is cheaper as a full convolution of dout than as dcols + col2im.
@@ -248,14 +245,14 @@ class Conv2D(Layer):
         padded = (ph, pw) != (0, 0)
         wmat = self.params["W"].reshape(k, f)  # (K_h*K_w*C, F), a view
         bias = self.params.get("b")
-        nc, plan = self._plan(xp, n, rows * k * x.dtype.itemsize)
+        nc, chunks, workers = self._plan(xp, n, rows * k * x.dtype.itemsize)
         # One input channel: offset-major columns (K_h*K_w, rows), filled by one slice copy
         # per kernel offset with runs of W' contiguous values (a (rows, K) copy of a C=1
         # window view moves runs of K_w values only); the product reads them transposed.
         offset_major = c == 1
         # In training, a batch whose columns fit KEEP_BYTES keeps every chunk's columns
         # (one buffer, a region per chunk) so that backward need not rebuild them.
-        keep = training and (len(plan) > 1 or len(plan[0]) > 1)
+        keep = training and len(chunks) > 1
         keep = keep and n * rows * k * x.dtype.itemsize <= KEEP_BYTES
 
         def fill(buf, pbuf, s, m):  # im2col of images s .. s+m-1 into buf: the one copy
@@ -284,9 +281,9 @@ class Conv2D(Layer):
         if not keep:
             shape = (k, nc * rows) if offset_major else (nc, ho, wo, kh, kw, c)
             new = self.buffer if training else (lambda _, sh: xp.empty(sh, dtype=x.dtype))
-            cols = [new(f"cols{i}", shape) for i in range(len(plan))]
+            cols = [new(f"cols{i}", shape) for i in range(workers)]
         pshape = (nc, h + 2 * ph, w + 2 * pw, c)
-        pbufs = [self._zeroed(f"xpad{i}", pshape) if padded else None for i in range(len(plan))]
+        pbufs = [self._zeroed(f"xpad{i}", pshape) if padded else None for i in range(workers)]
 
         def chunk(i, s, m):  # the columns of images s .. s+m-1: a region of a buffer
             buf = cols[0] if keep else cols[i]
@@ -294,20 +291,19 @@ class Conv2D(Layer):
                 return buf[:, s * rows : (s + m) * rows] if offset_major else buf[s : s + m]
             return buf[:, : m * rows] if offset_major else buf[:m]
 
-        def work(chunks, i):
-            for s, m in chunks:
-                buf = chunk(i, s, m)
-                fill(buf, pbufs[i], s, m)
-                o = out[s * rows : (s + m) * rows]  # (m*H'*W', F)
-                xp.matmul(matrix(buf, m), wmat, out=o)
-                if bias is not None:
-                    o += bias
+        def work(s, m, i):  # images s .. s+m-1 in worker i
+            buf = chunk(i, s, m)
+            fill(buf, pbufs[i], s, m)
+            o = out[s * rows : (s + m) * rows]  # (m*H'*W', F)
+            xp.matmul(matrix(buf, m), wmat, out=o)
+            if bias is not None:
+                o += bias
 
-        run_plan(work, plan, list(range(len(plan))))
+        run_chunks(work, chunks, workers)
+        pad_shape = (n, h + 2 * ph, w + 2 * pw, c)
+        plan = (nc, chunks, workers)
         self._cache = (
-            ((fill, matrix, chunk, nc, keep), plan, pbufs, x.shape, (n, h + 2 * ph, w + 2 * pw, c))
-            if training
-            else None
+            ((fill, matrix, chunk, keep), plan, pbufs, x.shape, pad_shape) if training else None
         )
         return out.reshape(n, ho, wo, f)
 
@@ -315,17 +311,17 @@ class Conv2D(Layer):
         """dout (N, H', W', F) -> dx (N, H, W, C); fills grads['W'], grads['b']."""
         assert self._cache is not None, "Conv2D.backward needs forward(x, training=True) first"
         xp = array_module(dout)
-        (fill, matrix, chunk, nc, keep), plan, pbufs, x_shape, pad_shape = self._cache
+        (fill, matrix, chunk, keep), (nc, chunks, nw), pbufs, x_shape, pad_shape = self._cache
         self._cache = None
         n, ho, wo, f = dout.shape
         kh, kw = self.kernel
         k, rows = kh * kw * x_shape[3], ho * wo
         # Chunked and not kept: the forward's columns were overwritten, rebuild them.
-        rebuild = not keep and (len(plan) > 1 or len(plan[0]) > 1)
+        rebuild = not keep and len(chunks) > 1
         dmat = dout.reshape(n * rows, f)  # (N*H'*W', F)
         wmat = self.params["W"].reshape(k, f)
         tconv = self._transposed(x_shape, (ho, wo))
-        workers = range(len(plan))
+        workers = range(nw)
         dxpad = dcols = None
         if self.need_dx and tconv:
             h, w, c = x_shape[1:]
@@ -338,49 +334,47 @@ class Conv2D(Layer):
         elif self.need_dx:
             dxpad = self.buffer("dxpad", pad_shape)  # zeroed per chunk, in the workers
             dcols = [self.buffer(f"dcols{i}", (nc * rows, k)) for i in workers]
-        gws = [self.buffer(f"gw{i}", (k, f)) for i in workers]
-        gtmp = [self.buffer(f"gtmp{i}", (k, f)) for i in workers]
-        gbs = [self.buffer(f"gb{i}", (f,)) for i in workers] if self.bias else None
+        # One weight (and bias) gradient per chunk, added up in chunk order below: the
+        # same numbers whichever worker ran which chunk.
+        gws = self.buffer("gw", (len(chunks), k, f))
+        gbs = self.buffer("gb", (len(chunks), f)) if self.bias and nw > 1 else None
+        if self.bias and nw == 1:  # one thread: one sum over the batch, as always
+            dmat.sum(axis=0, out=self.grads["b"])
 
-        def work(chunks, i):
-            gw = gws[i]
-            s0, m0 = chunks[0][0], sum(m for _, m in chunks)
-            if self.bias:  # one sum over the worker's rows (its chunks are contiguous)
-                dmat[s0 * rows : (s0 + m0) * rows].sum(axis=0, out=gbs[i])
-            for t, (s, m) in enumerate(chunks):
-                buf = chunk(i, s, m)
-                if rebuild:
-                    fill(buf, pbufs[i], s, m)
-                cm = matrix(buf, m)  # (m*H'*W', K_h*K_w*C)
-                dm = dmat[s * rows : (s + m) * rows]  # (m*H'*W', F)
-                if t == 0:
-                    xp.matmul(cm.T, dm, out=gw)
-                else:
-                    gw += xp.matmul(cm.T, dm, out=gtmp[i])
-                if not self.need_dx:
-                    continue
-                if tconv:  # dx = full convolution of dout with the flipped kernels
-                    dpads[i][:m, ph : ph + ho, pw : pw + wo] = dout[s : s + m]
-                    tc = tcols[i][:m]  # (m, H, W, K_h, K_w, F)
-                    tc[...] = windows(xp, dpads[i][:m], self.kernel, 1, 1, (h, w))
-                    xp.matmul(tc.reshape(m * h * w, -1), wflip, out=dx[s * h * w : (s + m) * h * w])
-                    continue
-                dc = xp.matmul(dm, wmat.T, out=dcols[i][: m * rows])
-                dc = dc.reshape(m, ho, wo, kh, kw, -1)  # (m, H', W', K_h, K_w, C)
-                dxc = dxpad[s : s + m]
-                dxc[...] = 0
-                for a in range(kh):  # col2im: one strided slice-add per kernel offset
-                    for b in range(kw):
-                        _cell(dxc, a, b, self.stride, self.dilation, (ho, wo))[...] += dc[
-                            :, :, :, a, b, :
-                        ]
+        def work(s, m, i):  # images s .. s+m-1 in worker i
+            t = s // nc  # the chunk's number
+            buf = chunk(i, s, m)
+            if rebuild:
+                fill(buf, pbufs[i], s, m)
+            cm = matrix(buf, m)  # (m*H'*W', K_h*K_w*C)
+            dm = dmat[s * rows : (s + m) * rows]  # (m*H'*W', F)
+            xp.matmul(cm.T, dm, out=gws[t])
+            if gbs is not None:
+                dm.sum(axis=0, out=gbs[t])
+            if not self.need_dx:
+                return
+            if tconv:  # dx = full convolution of dout with the flipped kernels
+                dpads[i][:m, ph : ph + ho, pw : pw + wo] = dout[s : s + m]
+                tc = tcols[i][:m]  # (m, H, W, K_h, K_w, F)
+                tc[...] = windows(xp, dpads[i][:m], self.kernel, 1, 1, (h, w))
+                xp.matmul(tc.reshape(m * h * w, -1), wflip, out=dx[s * h * w : (s + m) * h * w])
+                return
+            dc = xp.matmul(dm, wmat.T, out=dcols[i][: m * rows])
+            dc = dc.reshape(m, ho, wo, kh, kw, -1)  # (m, H', W', K_h, K_w, C)
+            dxc = dxpad[s : s + m]
+            dxc[...] = 0
+            for a in range(kh):  # col2im: one strided slice-add per kernel offset
+                for b in range(kw):
+                    _cell(dxc, a, b, self.stride, self.dilation, (ho, wo))[...] += dc[
+                        :, :, :, a, b, :
+                    ]
 
-        run_plan(work, plan, list(workers))
+        run_chunks(work, chunks, nw)
         gw = self.grads["W"].reshape(k, f)  # a view: writing it fills grads['W']
         gw[...] = gws[0]
         for extra in gws[1:]:
             gw += extra
-        if self.bias:
+        if gbs is not None:
             self.grads["b"][...] = gbs[0]
             for extra in gbs[1:]:
                 self.grads["b"] += extra
