@@ -13,7 +13,8 @@ checkout, say /work/main, imported through PYTHONPATH). The parent asks the chil
 for one timing at a time, cycling through the sides, so background load on a shared
 machine hits every side alike. A timing is the median of ``--iters`` forward+backward
 steps after two warm-up steps; the table shows the median over ``--repeat`` rounds and
-the ratio to PyTorch. Both libraries run on ``--threads`` threads (cvtool: its conv
+the ratio to PyTorch; ``best`` is the ratio of the fastest rounds, steadier when
+other work loads the machine. Both libraries run on ``--threads`` threads (cvtool: its conv
 workers with one BLAS thread each, as training runs; PyTorch: ``set_num_threads``).
 
     python benchmarks/bench_conv_layers.py                       # about a minute
@@ -179,19 +180,23 @@ def main(argv=None) -> None:
         proc.stdin.close()
         proc.wait()
     rows = []
-    head = f"{'shape':<11} {'torch ms':>9} {'cvtool ms':>10} {'ratio':>6}"
-    if a.baseline:
-        head += f" {'before ms':>10} {'before ratio':>12}"
+    labels = {"cvtool": "cvtool", "before": "before"}
+    head = f"{'shape':<11} {'torch ms':>9}" + "".join(
+        f" {labels[s] + ' ms':>10} {'ratio':>6} {'best':>6}" for s in labels if s in sides
+    )
     print(f"Conv2D / MaxPool2D forward+backward, {a.threads} threads, medians of {a.repeat}")
     print(head)
     for n in names:
         med = {s: statistics.median(times[s, n]) for s in sides}
+        best = {s: min(times[s, n]) for s in sides}
         row = {"name": n, **{f"{s}_ms": 1e3 * v for s, v in med.items()}}
-        row["ratio"] = med["cvtool"] / med["torch"]
-        line = f"{n:<11} {1e3 * med['torch']:9.2f} {1e3 * med['cvtool']:10.2f} {row['ratio']:6.2f}"
-        if a.baseline:
-            row["before_ratio"] = med["before"] / med["torch"]
-            line += f" {1e3 * med['before']:10.2f} {row['before_ratio']:12.2f}"
+        line = f"{n:<11} {1e3 * med['torch']:9.2f}"
+        for s in labels:
+            if s in sides:
+                row[f"{s}_ratio"] = med[s] / med["torch"]
+                row[f"{s}_best_ratio"] = best[s] / best["torch"]
+                line += f" {1e3 * med[s]:10.2f} {row[f'{s}_ratio']:6.2f}"
+                line += f" {row[f'{s}_best_ratio']:6.2f}"
         rows.append(row)
         print(line)
     if a.json:
