@@ -203,8 +203,12 @@ class Conv2D(Layer):
             nc = max(1, min(n, DEVICE_CHUNK_BYTES // max(1, image_bytes)))
             return nc, [(s, min(nc, n - s)) for s in range(0, n, nc)], 1
         nc = max(1, min(n, CHUNK_BYTES // max(1, image_bytes)))
+        workers = min(threads(), n)
+        if workers > 1:  # near-equal chunks, a multiple of `workers` where n allows: none idles
+            count = workers * -(-n // (nc * workers))  # at least as many as CHUNK_BYTES asks
+            nc = -(-n // count)
         chunks = [(s, min(nc, n - s)) for s in range(0, n, nc)]
-        return nc, chunks, min(threads(), len(chunks))
+        return nc, chunks, min(workers, len(chunks))
 
     def _transposed(self, x_shape, out_hw) -> bool:
         """Whether dx is cheaper as a full convolution of dout than as dcols + col2im.
