@@ -61,8 +61,10 @@ from cvtool.nn.pool import (  # noqa: F401  (the pooling layers lived here; re-e
 CHUNK_BYTES = 2 * 2**20
 DEVICE_CHUNK_BYTES = 256 * 2**20
 # Training on the CPU keeps the columns of a whole batch up to this size for backward
-# (reading them back costs less than rebuilding them); larger batches rebuild per chunk.
-KEEP_BYTES = 32 * 2**20
+# instead of rebuilding them per chunk. Measured (benchmarks/bench_conv_layers.py shapes,
+# 1 and 2 threads): a small gain for a few MB of columns; for 16-30 MB, reading them back
+# from memory was no faster than rebuilding them in the cache, sometimes slower.
+KEEP_BYTES = 8 * 2**20
 
 
 def windows(xp, x, kernel, stride, dilation, out_hw):
