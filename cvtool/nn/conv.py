@@ -16,8 +16,14 @@ K - 1 - P, convolved with the flipped kernels: one im2col and one product).
 
 On NumPy the batch is cut into chunks of about CHUNK_BYTES of columns, so the
 copy and the product that reads it stay in the cache, and the chunks run in a
-few worker threads (``cvtool.nn._parallel``: NumPy releases the GIL in copies,
-additions and products; BLAS is held to one thread meanwhile). On a device
+few worker threads (``cvtool.nn._parallel.run_chunks``: NumPy releases the GIL in
+copies, additions and products; BLAS is held to one thread meanwhile). Chunks are
+near-equal, a multiple of the worker count where the batch allows, and each goes
+to whichever worker is free; each worker zero-pads its chunk in its own scratch
+(whose borders are zeroed once), and the weight and bias gradients are summed per
+chunk, in chunk order, so results do not depend on which worker ran a chunk. A
+training batch whose columns fit KEEP_BYTES keeps them for backward; larger ones
+rebuild each chunk's columns there. On a device
 (CuPy) the chunks are DEVICE_CHUNK_BYTES of columns, one after the other: large
 enough that each product keeps the GPU busy, small enough that an evaluation
 batch of 2000 through keras-course's second convolution (1.3 MB of columns per
@@ -378,12 +384,12 @@ class Conv2D(Layer):
         run_chunks(work, chunks, nw)
         gw = self.grads["W"].reshape(k, f)  # a view: writing it fills grads['W']
         gw[...] = gws[0]
-        for extra in gws[1:]:
-            gw += extra
+        for t in range(1, len(chunks)):  # by index: iterating a device array downloads it
+            gw += gws[t]
         if gbs is not None:
             self.grads["b"][...] = gbs[0]
-            for extra in gbs[1:]:
-                self.grads["b"] += extra
+            for t in range(1, len(chunks)):
+                self.grads["b"] += gbs[t]
         if not self.need_dx:
             return None
         if tconv:
