@@ -194,6 +194,7 @@ class Conv2D(Layer):
     def build(self, in_shape, xp, dtype, rng: np.random.Generator) -> None:
         """Allocate W (K_h, K_w, C, F) and b (F,) on xp, sampled on the host with rng."""
         super().build(in_shape, xp, dtype, rng)
+        self._pads = {}
         self.output_shape(in_shape)  # CvtoolError now for an impossible input
         kh, kw = self.kernel
         c, f = in_shape[2], self.filters
@@ -238,12 +239,12 @@ class Conv2D(Layer):
         For padded copies of a chunk: each use rewrites the interior only, so the
         zero-fill of the whole array is not repeated every mini-batch.
         """
-        key = ("zeroed " + name, shape)  # beside Layer.buffer's arrays: dropped with them
-        buf = self._buffers.get(key)
+        key = (name, shape)
+        buf = self._pads.get(key)
         if buf is None:
-            if len(self._buffers) > 16:  # evaluation batches of many sizes: do not hoard
-                self._buffers.clear()
-            buf = self._buffers[key] = self.xp.zeros(shape, dtype=self.dtype)
+            if len(self._pads) > 8:  # training batches of several sizes: do not hoard
+                self._pads.clear()
+            buf = self._pads[key] = self.xp.zeros(shape, dtype=self.dtype)
         return buf
 
     def forward(self, x, training: bool = False):
@@ -295,7 +296,12 @@ class Conv2D(Layer):
             new = self.buffer if training else (lambda _, sh: xp.empty(sh, dtype=x.dtype))
             cols = [new(f"cols{i}", shape) for i in range(workers)]
         pshape = (nc, h + 2 * ph, w + 2 * pw, c)
-        pbufs = [self._zeroed(f"xpad{i}", pshape) if padded else None for i in range(workers)]
+        if not padded:
+            pbufs = [None] * workers
+        elif training:
+            pbufs = [self._zeroed(f"xpad{i}", pshape) for i in range(workers)]
+        else:  # evaluation batches come in many sizes: fresh scratch, as pad_hw made
+            pbufs = [xp.zeros(pshape, dtype=x.dtype) for _ in range(workers)]
 
         def chunk(i, s, m):  # the columns of images s .. s+m-1: a region of a buffer
             buf = cols[0] if keep else cols[i]
