@@ -41,10 +41,16 @@ CONV_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("chunk_bytes", "threads"), [(None, "1"), (1, "1"), (1, "2")])
+@pytest.mark.parametrize(
+    ("chunk_bytes", "threads", "keep_bytes"),
+    [(None, "1", None), (1, "1", None), (1, "2", None), (1, "2", 0)],
+)
 @pytest.mark.parametrize("case", CONV_CASES)
-def test_conv2d_matches_torch(xp, case, chunk_bytes, threads, monkeypatch):
-    """Whole batch in one product, and (chunk_bytes=1) one image per chunk, in 1 or 2 threads."""
+def test_conv2d_matches_torch(xp, case, chunk_bytes, threads, keep_bytes, monkeypatch):
+    """Whole batch in one product, and (chunk_bytes=1) one image per chunk, in 1 or 2 threads.
+
+    keep_bytes=0: backward rebuilds each chunk's columns instead of reading kept ones.
+    """
     h, w, c, f, kernel, stride, padding, dilation = case
     layer = conv.Conv2D(f, kernel, stride=stride, padding=padding, dilation=dilation)
     expect_transposed = CONV_CASES.index(case) in (2, 5, 6)
@@ -52,7 +58,8 @@ def test_conv2d_matches_torch(xp, case, chunk_bytes, threads, monkeypatch):
     monkeypatch.setenv("CVTOOL_THREADS", threads)
     if chunk_bytes:
         monkeypatch.setattr(conv, "CHUNK_BYTES", chunk_bytes)
-    h, w, c, f, kernel, stride, padding, dilation = case
+    if keep_bytes is not None:
+        monkeypatch.setattr(conv, "KEEP_BYTES", keep_bytes)
     rng = np.random.default_rng(1)
     layer = conv.Conv2D(f, kernel, stride=stride, padding=padding, dilation=dilation)
     layer.build((h, w, c), xp, np.float64, rng)
@@ -223,18 +230,27 @@ def test_first_layer_can_skip_the_input_gradient():
     assert float(np.abs(layer.grads["W"]).sum()) > 0
 
 
+@pytest.mark.parametrize("keep_bytes", [None, 0])
+@pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize(("stride", "padding"), [(1, 0), (1, 2), (2, 1)])
-def test_one_channel_chunked_threaded_conv_matches_torch(stride, padding, monkeypatch):
-    """C = 1 uses offset-major columns; many images, several per chunk, two threads."""
+def test_chunked_threaded_conv_matches_torch_batch_after_batch(
+    stride, padding, channels, keep_bytes, monkeypatch
+):
+    """C = 1 uses offset-major columns; many images, several per chunk (the last one short),
+    two threads, kept or rebuilt columns; the second mini-batch reuses the first's scratch
+    buffers (padded copies whose borders were zeroed once) and must be as right."""
     monkeypatch.setenv("CVTOOL_THREADS", "2")
-    monkeypatch.setattr(conv, "CHUNK_BYTES", 3000)
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 3000 * channels)
+    if keep_bytes is not None:
+        monkeypatch.setattr(conv, "KEEP_BYTES", keep_bytes)
     rng = np.random.default_rng(5)
     layer = conv.Conv2D(5, 3, stride=stride, padding=padding)
-    layer.build((12, 12, 1), np, np.float64, rng)
-    x = rng.normal(size=(37, 12, 12, 1))
-    out = layer.forward(x, training=True)
-    dout = rng.normal(size=out.shape)
-    dx = layer.backward(dout)
+    layer.build((12, 12, channels), np, np.float64, rng)
+    for _ in range(2):
+        x = rng.normal(size=(37, 12, 12, channels))
+        out = layer.forward(x, training=True)
+        dout = rng.normal(size=out.shape)
+        dx = layer.backward(dout)
     xt = _nchw(x).requires_grad_()
     wt = torch.from_numpy(layer.params["W"].transpose(3, 2, 0, 1).copy()).requires_grad_()
     ot = F.conv2d(xt, wt, torch.from_numpy(layer.params["b"]), stride=stride, padding=padding)
@@ -272,3 +288,41 @@ def test_split_elementwise_work_gives_the_same_numbers(monkeypatch):
 
     np.testing.assert_array_equal(adam_run(2), adam_run(1))
     assert not np.array_equal(adam_run(2), z)
+
+
+@pytest.mark.parametrize("keep_bytes", [None, 0])
+def test_threads_take_chunks_in_any_order_with_the_same_bits(keep_bytes, monkeypatch):
+    """Chunks go to whichever worker is free; outputs, dx and the weight and bias gradients
+    (summed per chunk, in chunk order) are the same bits in every two-thread run, and the
+    same numbers as on one thread (where the chunks are cut differently)."""
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 5000)
+    if keep_bytes is not None:
+        monkeypatch.setattr(conv, "KEEP_BYTES", keep_bytes)
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(29, 10, 10, 3)).astype(np.float32)
+    results = []
+    for threads in ["2", "2", "2", "1"]:
+        monkeypatch.setenv("CVTOOL_THREADS", threads)
+        layer = conv.Conv2D(4, 3, padding=1)
+        layer.build((10, 10, 3), np, np.float32, np.random.default_rng(3))
+        out = layer.forward(x, training=True)
+        dx = layer.backward(np.cos(out))
+        results.append((out.copy(), np.array(dx), layer.grads["W"].copy(), layer.grads["b"].copy()))
+    for other in results[1:3]:
+        for a, b in zip(results[0], other, strict=True):
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(results[0], results[3], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_chunks_are_balanced_across_workers(monkeypatch):
+    """Two threads get an even number of chunks of near-equal size, none above CHUNK_BYTES."""
+    monkeypatch.setenv("CVTOOL_THREADS", "2")
+    layer = conv.Conv2D(4, 3)
+    for n, image_bytes in [(32, 147_456), (128, 57_600), (5, 1), (1, 10), (32, 2**30)]:
+        nc, chunks, workers = layer._plan(np, n, image_bytes)
+        sizes = [m for _, m in chunks]
+        assert sum(sizes) == n and [s for s, _ in chunks] == list(range(0, n, nc))
+        assert workers == min(2, n) and len(chunks) % workers == 0
+        assert max(sizes) - min(sizes) <= max(1, len(chunks) - 1)
+        assert nc * image_bytes <= max(conv.CHUNK_BYTES, image_bytes)

@@ -233,8 +233,8 @@ def test_device_conv_workspace_is_chunked_and_exact(device_xp, monkeypatch):
         monkeypatch.setattr(conv_mod, "DEVICE_CHUNK_BYTES", chunk)
         layer = conv_mod.Conv2D(5, 3)
         layer.build((10, 10, 3), device_xp, np.dtype("float64"), np.random.default_rng(0))
-        nc, plan = layer._plan(device_xp, 9, 8 * 8 * 27 * 8)
-        assert len(plan) == 1 and nc == min(9, chunk // (8 * 8 * 27 * 8))
+        nc, chunks, workers = layer._plan(device_xp, 9, 8 * 8 * 27 * 8)
+        assert workers == 1 and nc == min(9, chunk // (8 * 8 * 27 * 8))
         y = layer.forward(x, True)
         dx = layer.backward(dout)
         results.append([backend.to_numpy(a) for a in (y, dx, layer.grads["W"], layer.grads["b"])])
@@ -246,8 +246,8 @@ def test_keras_course_eval_batch_workspace_is_bounded(device_xp):
     layer = conv_mod.Conv2D(32, 3)
     image_bytes = 24 * 24 * (3 * 3 * 64) * 4  # keras-course's 2nd conv, float32
     assert 2000 * image_bytes > 2.6e9
-    nc, plan = layer._plan(device_xp, 2000, image_bytes)
-    assert nc * image_bytes <= conv_mod.DEVICE_CHUNK_BYTES and sum(m for _, m in plan[0]) == 2000
+    nc, chunks, workers = layer._plan(device_xp, 2000, image_bytes)
+    assert nc * image_bytes <= conv_mod.DEVICE_CHUNK_BYTES and sum(m for _, m in chunks) == 2000
 
 
 # ----------------------------------------------------------------------------- kNN

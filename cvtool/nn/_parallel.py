@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -89,6 +90,46 @@ def run_plan(work, plan: list, args: list) -> None:
         futures = [pool.submit(work, chunks, arg) for chunks, arg in zip(plan, args, strict=True)]
         for fut in futures:
             fut.result()
+
+
+def run_chunks(work, chunks: list, workers: int) -> None:
+    """work(start, count, worker) for each (start, count) chunk, taken in turn by `workers` threads.
+
+    Each worker (the calling thread is worker 0) takes the next chunk not yet taken,
+    so a worker slowed by other load on the machine takes fewer chunks rather than
+    holding the others up at the end. Which worker runs a chunk varies from run to
+    run: results that must not vary (sums over chunks) belong to the chunk, not to
+    the worker. BLAS is held to one thread meanwhile; one worker (or one chunk) runs
+    in the calling thread, with BLAS left alone for a single whole-batch chunk.
+    """
+    workers = max(1, min(workers, len(chunks)))
+    if workers == 1:
+        if len(chunks) == 1:  # one product over the whole batch: BLAS may use its threads
+            work(*chunks[0], 0)
+            return
+        with blas_limit():  # small chunks gain nothing from BLAS threads, and lose under load
+            for s, m in chunks:
+                work(s, m, 0)
+        return
+    taken = iter(chunks)  # next() on a list iterator is atomic under the GIL
+    lock = threading.Lock()
+
+    def worker(i):
+        while True:
+            with lock:
+                chunk = next(taken, None)
+            if chunk is None:
+                return
+            work(*chunk, i)
+
+    pool = worker_pool(workers - 1)
+    with blas_limit():
+        futures = [pool.submit(worker, i) for i in range(1, workers)]
+        try:
+            worker(0)
+        finally:
+            for fut in futures:
+                fut.result()
 
 
 def batch_plan(xp, n: int) -> list:
