@@ -72,8 +72,13 @@ class RleSet:
         """The masks ``idx`` (array of int), in that order."""
         idx = np.asarray(idx, np.int64)
         n = np.diff(self.offsets)[idx]
-        pos = np.repeat(self.offsets[idx] - _starts(n), n) + np.arange(n.sum())
-        out = RleSet(self.h[idx], self.w[idx], self.counts[pos], _offsets(n))
+        offs = _offsets(n)
+        k = _kernels()
+        if k is not None and self.counts.dtype == np.int64:
+            counts = k.gather(self.counts, np.ascontiguousarray(self.offsets, np.int64), idx, offs)
+        else:
+            counts = self.counts[np.repeat(self.offsets[idx] - _starts(n), n) + np.arange(n.sum())]
+        out = RleSet(self.h[idx], self.w[idx], counts, offs)
         for key in ("area", "bbox"):
             if key in self.cache:
                 out.cache[key] = self.cache[key][idx]

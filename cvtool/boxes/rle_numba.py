@@ -190,3 +190,19 @@ def pair_intersection(dc, doff, di, gc, goff, gi):
     out = np.empty(di.shape[0], np.int64)
     _pair_inter(dc, doff, di, gc, goff, gi, out)
     return out
+
+
+@njit(cache=True, boundscheck=False, parallel=True)
+def _gather(counts, offsets, idx, new_offsets, out):
+    for q in prange(idx.shape[0]):
+        src = offsets[idx[q]]
+        dst = new_offsets[q]
+        for j in range(new_offsets[q + 1] - dst):
+            out[dst + j] = counts[src + j]
+
+
+def gather(counts, offsets, idx, new_offsets):
+    """The runs of masks ``idx`` one after another (``new_offsets`` their offsets)."""
+    out = np.empty(int(new_offsets[-1]), np.int64)
+    _gather(counts, offsets, idx, new_offsets, out)
+    return out
