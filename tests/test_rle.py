@@ -169,7 +169,7 @@ def test_compiled_kernels_equal_the_numpy_code(masks, data):
             got[use] = (s.counts, s.offsets, rle._area(s), rle._bbox(s),
                         rle.pair_iou(d, di, g, gi, crowd[gi]))  # fmt: skip
         finally:
-            rle.USE_NUMBA = True
+            rle.USE_NUMBA = "auto"
     for a, b in zip(got[True], got[False], strict=True):
         np.testing.assert_array_equal(a, b)
 

@@ -35,12 +35,16 @@ import numpy as np
 from cvtool.errors import CvtoolError
 
 SCALE = 5  # maskApi.c rleFrPoly's upsampling of polygon boundaries
-USE_NUMBA = True  # the compiled kernels of rle_numba when Numba imports (tests switch it off)
+# The compiled kernels of rle_numba when Numba imports: "auto" for work of at least
+# NUMBA_MIN elements (importing Numba and loading its cached kernels costs about a second,
+# more than the NumPy code takes on small inputs), True always, False never.
+USE_NUMBA = "auto"
+NUMBA_MIN = 2_000_000
 
 
-def _kernels():
-    """:mod:`cvtool.boxes.rle_numba`, or None (no Numba, or switched off)."""
-    if not USE_NUMBA:
+def _kernels(size: int):
+    """:mod:`cvtool.boxes.rle_numba` for work of ``size`` elements, or None (NumPy code)."""
+    if USE_NUMBA is False or (USE_NUMBA == "auto" and size < NUMBA_MIN):
         return None
     try:
         from cvtool.boxes import rle_numba
@@ -73,7 +77,7 @@ class RleSet:
         idx = np.asarray(idx, np.int64)
         n = np.diff(self.offsets)[idx]
         offs = _offsets(n)
-        k = _kernels()
+        k = _kernels(int(offs[-1]))
         if k is not None and self.counts.dtype == np.int64:
             counts = k.gather(self.counts, np.ascontiguousarray(self.offsets, np.int64), idx, offs)
         else:
@@ -218,7 +222,7 @@ def strings_to_counts(strings, h, w, name: str = "mask", index=None) -> RleSet:
     lens = np.array([len(s) for s in raw], np.int64)
     buf = np.frombuffer(b"".join(raw), np.uint8)
     soff = _offsets(lens)
-    k = _kernels()
+    k = _kernels(buf.size)
     if k is not None:
         hh = np.broadcast_to(np.asarray(h, np.int64).reshape(-1), lens.shape)
         ww = np.broadcast_to(np.asarray(w, np.int64).reshape(-1), lens.shape)
@@ -396,7 +400,7 @@ def area(rles):
 
 def _area_bbox_compiled(rs: RleSet) -> bool:
     """Fill the area and bbox cache with the compiled kernel; False without one."""
-    k = _kernels()
+    k = _kernels(rs.counts.size)
     if k is None:
         return False
     _, rs.cache["area"], rs.cache["bbox"] = k.area_box(
@@ -668,7 +672,7 @@ def pair_iou(dt: RleSet, di, gt: RleSet, gi, crowd, limit: int = 1_000_000):
     out[live[bad]] = -1.0
     live = live[~bad]
     d_area, g_area = _area(dt), _area(gt)
-    k = _kernels()
+    k = _kernels(dt.counts.size + gt.counts.size + live.size)
     if k is not None:
         c = [np.ascontiguousarray(a, np.int64) for a in (dt.counts, dt.offsets, di[live],
                                                          gt.counts, gt.offsets, gi[live])]  # fmt: skip
