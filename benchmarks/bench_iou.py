@@ -23,7 +23,7 @@
    faster-coco-eval's) COCO + loadRes + evaluate + accumulate + summarize.
    Wall seconds and the child's peak resident memory (``wait4`` rusage),
    the stats compared with pycocotools'. Segm uses ``--cmd-segm-images``
-   images (masks are expensive to generate).
+   images (masks are expensive to generate; ``--cmd-data`` keeps them).
 
 Each row is the median of ``--repeat`` runs, each in a forked child
 (benchmarks/_common.py). The machine may be shared: quote ratios from one run.
@@ -31,6 +31,11 @@ Each row is the median of ``--repeat`` runs, each in a forked child
     python benchmarks/bench_iou.py [--images 500] [--dets-per-image 50] [--repeat 5]
         [--segm-images 300] [--only all|bbox|segm|commands] [--json out.json]
         [--cmd-images 5000] [--cmd-dets 100] [--cmd-segm-images 5000] [--cmd-types bbox,segm]
+        [--cmd-data DIR] [--cmd-before /path/to/other/checkout]
+
+``--cmd-data DIR`` keeps the generated JSON files there and reuses them on the
+next run (the 5,000 segm images take minutes to draw); ``--cmd-before``
+adds a "cvtool before" row running the same command from another checkout.
 """
 
 from __future__ import annotations
@@ -192,7 +197,7 @@ def _run_command(argv, cwd):
 def _stats_of(name, out):
     import json
 
-    if name == "cvtool":
+    if name.startswith("cvtool"):
         doc = json.loads(out)
         return np.array([-1.0 if v is None else v for v in doc["stats"].values()])
     line = next(s for s in out.splitlines() if s.startswith("STATS "))
@@ -211,8 +216,13 @@ def bench_commands(args) -> list:
         for iou_type in args.cmd_types.split(","):
             # the data are made in a forked child: a child forked from a big parent would
             # count the parent's pages in its peak RSS
-            g, d = t / f"{iou_type}_gt.json", t / f"{iou_type}_dets.json"
-            n_img, n_dets, n_gt = _in_child(_make_files, args, iou_type, g, d)
+            data = Path(args.cmd_data) if args.cmd_data else t
+            g, d = data / f"{iou_type}_gt.json", data / f"{iou_type}_dets.json"
+            if args.cmd_data and g.exists() and d.exists():  # made by an earlier run
+                n_img, n_dets, n_gt = _in_child(_sizes_of, g, d)
+            else:
+                data.mkdir(parents=True, exist_ok=True)
+                n_img, n_dets, n_gt = _in_child(_make_files, args, iou_type, g, d)
             cmds = {
                 "pycocotools": [sys.executable, str(t / "driver.py"), "pycocotools", str(g),
                                 str(d), iou_type],
@@ -221,13 +231,17 @@ def bench_commands(args) -> list:
                 "cvtool": [sys.executable, "-m", "cvtool", "iou", "map", "--gt", str(g), "--dets",
                            str(d), "--iou-type", iou_type, "--json"],
             }  # fmt: skip
+            cwd = dict.fromkeys(cmds, root)
+            if args.cmd_before:  # the same command from another checkout (cwd first on sys.path)
+                cmds["cvtool before"] = cmds["cvtool"]
+                cwd["cvtool before"] = args.cmd_before
             ref = None
             group = []
             for name, argv in cmds.items():
                 try:
                     times, peaks, out = [], [], ""
                     for _ in range(args.repeat):
-                        sec, peak, out = _run_command(argv, root)
+                        sec, peak, out = _run_command(argv, cwd[name])
                         times.append(sec)
                         peaks.append(peak)
                 except RuntimeError as exc:
@@ -268,6 +282,14 @@ def _make_files(args, iou_type, g, d):
     return len(gt["images"]), len(dets), len(gt["annotations"])
 
 
+def _sizes_of(g, d):
+    """(images, detections, objects) of files written by :func:`_make_files`."""
+    import json
+
+    gt = json.loads(g.read_text())
+    return len(gt["images"]), len(json.loads(d.read_text())), len(gt["annotations"])
+
+
 def _in_child(fn, *args):
     """fn(*args) in a forked child (its memory is freed when it exits); its result."""
     from benchmarks._common import run_isolated
@@ -305,6 +327,16 @@ def main() -> None:
     ap.add_argument("--cmd-segm-images", type=int, default=5000)
     ap.add_argument("--cmd-dets", type=float, default=100.0)
     ap.add_argument("--cmd-types", default="bbox,segm")
+    ap.add_argument(
+        "--cmd-data",
+        default=None,
+        help="folder for the command benchmark's JSON files, kept and reused",
+    )
+    ap.add_argument(
+        "--cmd-before",
+        default=None,
+        help="another checkout whose cvtool also runs the commands (cvtool before)",
+    )
     args = ap.parse_args()
     if args.only == "commands":
         return _write(args, [], [], [], bench_commands(args))

@@ -15,6 +15,7 @@ from cvtool.boxes.io import detections_from_coco, ground_truth_from_coco
 from cvtool.boxes.report import segm_inputs, stat_labels
 from cvtool.boxes.synth import synthetic_coco, synthetic_coco_segm
 from cvtool.boxes.voc import voc_ap, voc_evaluate
+from cvtool.errors import CvtoolError
 
 
 def pycoco_eval(gt, dets, iou_type="bbox", max_dets=None):
@@ -374,3 +375,47 @@ def test_voc_difficult_is_neither_tp_nor_fp():
     r = voc_evaluate(G, detections_from_coco(dets, G))
     assert r["npos"].tolist() == [1]
     assert r["per_class_ap"] == [1.0]
+
+
+def test_ground_truth_bulk_read_equals_the_per_annotation_loop(monkeypatch):
+    """The bulk path of ground_truth_from_coco gives the loop's arrays (area, crowd, id 0...)."""
+    import dataclasses
+    import gc
+
+    from cvtool.boxes import io as boxes_io
+
+    gt, _ = synthetic_coco(n_images=40, n_cats=3, seed=3)
+    anns = gt["annotations"]
+    del anns[0]["area"]  # area defaults to w * h
+    anns[1]["id"], anns[2]["difficult"], anns[3]["iscrowd"] = 0, 1, 1
+    anns[4]["bbox"] = tuple(anns[4]["bbox"])
+    assert boxes_io._ground_truth_fast(anns, *_maps(gt)) is not None
+    fast = ground_truth_from_coco(gt)
+    monkeypatch.setattr(boxes_io, "_ground_truth_fast", lambda *a: None)
+    slow = ground_truth_from_coco(gt)
+    for f in dataclasses.fields(fast):
+        a, b = getattr(fast, f.name), getattr(slow, f.name)
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with boxes_io.no_gc():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def _maps(gt):
+    imap = {v: i for i, v in enumerate(sorted(im["id"] for im in gt["images"]))}
+    cmap = {v: i for i, v in enumerate(sorted(c["id"] for c in gt["categories"]))}
+    return imap, cmap
+
+
+@pytest.mark.parametrize(
+    "change", [{"bbox": [1, 2, 3]}, {"bbox": [1, 2, -3, 4]}, {"area": None}, {"image_id": -5},
+               {"bbox": [[1, 2, 3, 4]]}, {"bbox": [1, 2, float("nan"), 4]}],
+)  # fmt: skip
+def test_ground_truth_bulk_read_refuses_what_the_loop_names(change):
+    from cvtool.boxes import io as boxes_io
+
+    gt, _ = synthetic_coco(n_images=5, n_cats=2, seed=4)
+    gt["annotations"][2].update(change)
+    assert boxes_io._ground_truth_fast(gt["annotations"], *_maps(gt)) is None
+    with pytest.raises(CvtoolError, match="annotation 2"):
+        ground_truth_from_coco(gt)

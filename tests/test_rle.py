@@ -148,7 +148,34 @@ def test_iou_of_different_sizes_is_minus_one_like_pycocotools():
     assert ours[0, 0] == -1
 
 
+@settings(max_examples=60, deadline=None)
+@given(mask_batches(), st.data())
+def test_compiled_kernels_equal_the_numpy_code(masks, data):
+    """The Numba kernels (strings, area, bbox, pair IoU) give the NumPy code's numbers."""
+    pytest.importorskip("numba")
+    other = masks[::-1].copy()
+    other[:, :, : masks.shape[2] // 2] ^= 1
+    crowd = np.array(data.draw(st.lists(st.booleans(), min_size=len(masks), max_size=len(masks))))
+    strings = [d["counts"] for d in rle.encode(masks)] + [d["counts"] for d in rle.encode(other)]
+    n, h, w = masks.shape
+    got = {}
+    for use in (True, False):
+        rle.USE_NUMBA = use
+        try:
+            s = rle.strings_to_counts(strings, [h] * 2 * n, [w] * 2 * n)
+            assert s.cache.get("area") is not None if use else True
+            d, g = s.take(np.arange(n)), s.take(np.arange(n, 2 * n))
+            di, gi = np.divmod(np.arange(n * n), n)
+            got[use] = (s.counts, s.offsets, rle._area(s), rle._bbox(s),
+                        rle.pair_iou(d, di, g, gi, crowd[gi]))  # fmt: skip
+        finally:
+            rle.USE_NUMBA = "auto"
+    for a, b in zip(got[True], got[False], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 # ---------------------------------------------------------------- bad input
+@pytest.mark.parametrize("use_numba", [True, False])
 @pytest.mark.parametrize(
     "segm, words",
     [
@@ -164,7 +191,8 @@ def test_iou_of_different_sizes_is_minus_one_like_pycocotools():
         ("abc", "must be a list of polygons or an RLE"),
     ],
 )
-def test_bad_segmentations_name_the_entry(segm, words):
+def test_bad_segmentations_name_the_entry(segm, words, use_numba, monkeypatch):
+    monkeypatch.setattr(rle, "USE_NUMBA", use_numba)  # the compiled path falls back to name it
     segms = [[[0, 0, 3, 0, 3, 3]], segm]
     with pytest.raises(CvtoolError, match="annotation 1") as exc:
         rle.from_segmentations(segms, [4, 4], [4, 4])

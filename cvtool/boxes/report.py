@@ -106,8 +106,13 @@ def segm_inputs(gt_doc, results, gt_name: str = "gt", dt_name: str = "dets"):
             )
     dt_masks = rle.from_segmentations([d["segmentation"] for d in results], -1, -1,
                                       f"{dt_name}: detection")  # fmt: skip
-    box = rle.to_bbox(dt_masks)
-    filled = [d if d.get("bbox") else {**d, "bbox": box[i].tolist()} for i, d in enumerate(results)]
+    missing = [i for i, d in enumerate(results) if not d.get("bbox")]
+    filled = results
+    if missing:  # the mask's box, only where a result has none
+        box = rle.to_bbox(dt_masks.take(missing)).tolist()
+        filled = list(results)
+        for i, b in zip(missing, box, strict=True):
+            filled[i] = {**results[i], "bbox": b}
     dt = boxes_io.detections_from_coco(filled, gt, dt_name)
     _same_size(dt_masks, np.array([size[gt.image_ids[i]] for i in dt.img], np.int64).reshape(-1, 2),
                f"{dt_name}: detection")  # fmt: skip
@@ -147,6 +152,14 @@ def evaluate_files(gt_path, dets_path, *, mode="coco", fmt="xywh", iou_threshold
         ``table_rows``, ``warnings`` (list of str), ``images``, ``detections``,
         ``per_class``, ``curves`` (label, recall, precision) for plotting.
     """
+    with boxes_io.no_gc():  # the parsed files are big and acyclic: see no_gc
+        return _evaluate_files(gt_path, dets_path, mode=mode, fmt=fmt, iou_threshold=iou_threshold,
+                               offset=offset, iou_type=iou_type, max_dets=max_dets,
+                               image_sizes=image_sizes)  # fmt: skip
+
+
+def _evaluate_files(gt_path, dets_path, *, mode, fmt, iou_threshold, offset, iou_type, max_dets,
+                    image_sizes):  # fmt: skip
     check_choice("mode", mode, MODES)
     check_number("iou", iou_threshold, low=0, high=1, low_open=True)
     check_choice("iou-type", iou_type, IOU_TYPES)

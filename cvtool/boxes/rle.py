@@ -35,6 +35,22 @@ import numpy as np
 from cvtool.errors import CvtoolError
 
 SCALE = 5  # maskApi.c rleFrPoly's upsampling of polygon boundaries
+# The compiled kernels of rle_numba when Numba imports: "auto" for work of at least
+# NUMBA_MIN elements (importing Numba and loading its cached kernels costs about a second,
+# more than the NumPy code takes on small inputs), True always, False never.
+USE_NUMBA = "auto"
+NUMBA_MIN = 2_000_000
+
+
+def _kernels(size: int):
+    """:mod:`cvtool.boxes.rle_numba` for work of ``size`` elements, or None (NumPy code)."""
+    if USE_NUMBA is False or (USE_NUMBA == "auto" and size < NUMBA_MIN):
+        return None
+    try:
+        from cvtool.boxes import rle_numba
+    except ImportError:
+        return None
+    return rle_numba
 
 
 @dataclass
@@ -60,19 +76,32 @@ class RleSet:
         """The masks ``idx`` (array of int), in that order."""
         idx = np.asarray(idx, np.int64)
         n = np.diff(self.offsets)[idx]
-        pos = np.repeat(self.offsets[idx] - _starts(n), n) + np.arange(n.sum())
-        return RleSet(self.h[idx], self.w[idx], self.counts[pos], _offsets(n))
+        offs = _offsets(n)
+        k = _kernels(int(offs[-1]))
+        if k is not None and self.counts.dtype == np.int64:
+            counts = k.gather(self.counts, np.ascontiguousarray(self.offsets, np.int64), idx, offs)
+        else:
+            counts = self.counts[np.repeat(self.offsets[idx] - _starts(n), n) + np.arange(n.sum())]
+        out = RleSet(self.h[idx], self.w[idx], counts, offs)
+        for key in ("area", "bbox"):
+            if key in self.cache:
+                out.cache[key] = self.cache[key][idx]
+        return out
 
     @staticmethod
     def concat(sets) -> RleSet:
         sets = list(sets)
         n = np.concatenate([np.diff(s.offsets) for s in sets] + [np.zeros(0, np.int64)])
-        return RleSet(
+        out = RleSet(
             np.concatenate([s.h for s in sets] + [np.zeros(0, np.int64)]),
             np.concatenate([s.w for s in sets] + [np.zeros(0, np.int64)]),
             np.concatenate([s.counts for s in sets] + [np.zeros(0, np.int64)]),
             _offsets(n),
         )
+        for key in ("area", "bbox"):
+            if sets and all(key in s.cache for s in sets):
+                out.cache[key] = np.concatenate([s.cache[key] for s in sets])
+        return out
 
 
 # ---------------------------------------------------------------- small segment helpers
@@ -191,8 +220,19 @@ def strings_to_counts(strings, h, w, name: str = "mask", index=None) -> RleSet:
     """
     raw = [s.encode("ascii", "replace") if isinstance(s, str) else bytes(s) for s in strings]
     lens = np.array([len(s) for s in raw], np.int64)
-    c = np.frombuffer(b"".join(raw), np.uint8).astype(np.int16) - 48
+    buf = np.frombuffer(b"".join(raw), np.uint8)
     soff = _offsets(lens)
+    k = _kernels(buf.size)
+    if k is not None:
+        hh = np.broadcast_to(np.asarray(h, np.int64).reshape(-1), lens.shape)
+        ww = np.broadcast_to(np.asarray(w, np.int64).reshape(-1), lens.shape)
+        got = k.strings_to_counts(buf, soff, np.ascontiguousarray(hh))
+        if got is not None and (got[2] == hh * ww).all():
+            rs = RleSet(hh.copy(), ww.copy(), got[0], got[1])
+            rs.cache["area"], rs.cache["bbox"] = got[3], got[4]
+            return rs
+        # else: the NumPy code below names the problem
+    c = buf.astype(np.int16) - 48
     index = np.arange(lens.size) if index is None else np.asarray(index)
     if c.size and (c.min() < 0 or c.max() > 63):
         i = int(index[_seg(soff)[0][np.argmax((c < 0) | (c > 63))]])
@@ -280,6 +320,8 @@ def to_set(rles, name="mask", index=None) -> RleSet:
         where.append(li)
     if not out:
         return RleSet(*(np.zeros(0, np.int64) for _ in range(3)), np.zeros(1, np.int64))
+    if len(out) == 1:  # all strings or all lists: already in input order
+        return out[0]
     both = RleSet.concat(out)
     return both.take(np.argsort(np.concatenate(where), kind="stable"))
 
@@ -356,8 +398,21 @@ def area(rles):
     return int(a[0]) if single else a
 
 
+def _area_bbox_compiled(rs: RleSet) -> bool:
+    """Fill the area and bbox cache with the compiled kernel; False without one."""
+    k = _kernels(rs.counts.size)
+    if k is None:
+        return False
+    _, rs.cache["area"], rs.cache["bbox"] = k.area_box(
+        np.ascontiguousarray(rs.counts, np.int64),
+        np.ascontiguousarray(rs.offsets, np.int64),
+        np.ascontiguousarray(rs.h, np.int64),
+    )
+    return True
+
+
 def _area(rs: RleSet):
-    if "area" not in rs.cache:
+    if "area" not in rs.cache and not _area_bbox_compiled(rs):
         seg, r = _runs(rs)
         odd = r % 2 == 1
         a = np.bincount(seg[odd], weights=rs.counts[odd], minlength=len(rs))
@@ -374,7 +429,7 @@ def to_bbox(rles):
 
 def _bbox(rs: RleSet):
     """maskApi.c rleToBbox: runs spanning a column boundary make the box full-height."""
-    if "bbox" not in rs.cache:
+    if "bbox" not in rs.cache and not _area_bbox_compiled(rs):
         rs.cache["bbox"] = _bbox_of(rs)
     return rs.cache["bbox"]
 
@@ -616,6 +671,16 @@ def pair_iou(dt: RleSet, di, gt: RleSet, gi, crowd, limit: int = 1_000_000):
     bad = (dt.h[di[live]] != gt.h[gi[live]]) | (dt.w[di[live]] != gt.w[gi[live]])
     out[live[bad]] = -1.0
     live = live[~bad]
+    d_area, g_area = _area(dt), _area(gt)
+    k = _kernels(dt.counts.size + gt.counts.size + live.size)
+    if k is not None:
+        c = [np.ascontiguousarray(a, np.int64) for a in (dt.counts, dt.offsets, di[live],
+                                                         gt.counts, gt.offsets, gi[live])]  # fmt: skip
+        inter = k.pair_intersection(*c).astype(np.float64)
+        da, ga = d_area[di[live]], g_area[gi[live]]
+        union = np.where(crowd[live], da, da + ga - inter)
+        out[live] = np.where(inter > 0, inter / np.where(inter > 0, union, 1), 0.0)
+        return out
     # coverage of the detections on one global axis, mask i shifted by the sizes before it
     dseg, ds, de = _intervals(dt)
     shift = _starts(dt.h * dt.w)
@@ -721,4 +786,7 @@ def from_segmentations(segms, h, w, name: str = "annotation") -> RleSet:
         where.append(np.array(rle_i, np.int64))
     if not parts:
         return RleSet(*(np.zeros(0, np.int64) for _ in range(3)), np.zeros(1, np.int64))
-    return RleSet.concat(parts).take(np.argsort(np.concatenate(where), kind="stable"))
+    order = np.concatenate(where)
+    if len(parts) == 1 and (order == np.arange(order.size)).all():
+        return parts[0]
+    return RleSet.concat(parts).take(np.argsort(order, kind="stable"))
