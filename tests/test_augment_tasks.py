@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from canvas_set import small_canvas_set
 
 from cvtool.augment import (
     affine_matrices,
@@ -190,15 +191,7 @@ def test_training_data_is_augmented_every_epoch_but_validation_is_not():
 
 @pytest.fixture(scope="module")
 def canvases(tmp_path_factory):
-    from typer.testing import CliRunner
-
-    from cvtool.cli import app
-
-    root = tmp_path_factory.mktemp("aug-canvas") / "digits"
-    args = ["data", "make-canvas", str(root), "--train", "48", "--test", "12", "--size", "32",
-            "--max-objects", "2", "--min-scale", "0.5", "--max-scale", "0.8"]  # fmt: skip
-    assert CliRunner().invoke(app, args).exit_code == 0
-    return root
+    return small_canvas_set(tmp_path_factory.mktemp("canvas") / "digits")
 
 
 DET_ARCH = "conv:8x3:p=same, bn, relu, pool:4, conv:16x3:p=same, bn, relu, pool:2, conv:{head}x1"

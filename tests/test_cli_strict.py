@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import pytest
+from canvas_set import small_canvas_set
 
 TINY = "conv:4x5:relu, pool:2, flatten, dense:10:softmax"
 
@@ -92,15 +93,7 @@ def test_train_cnn_with_augmentation_and_validation(cli):
 
 @pytest.fixture(scope="module")
 def canvases(tmp_path_factory):
-    from typer.testing import CliRunner
-
-    from cvtool.cli import app
-
-    root = tmp_path_factory.mktemp("strict-canvas") / "digits"
-    args = ["data", "make-canvas", str(root), "--train", "48", "--test", "12", "--size", "32",
-            "--max-objects", "2", "--min-scale", "0.5", "--max-scale", "0.8"]  # fmt: skip
-    assert CliRunner().invoke(app, args).exit_code == 0
-    return root
+    return small_canvas_set(tmp_path_factory.mktemp("canvas") / "digits")
 
 
 def test_train_detector_and_detect(cli, canvases, tmp_path):
