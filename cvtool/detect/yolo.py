@@ -331,9 +331,10 @@ class YoloLoss:
         return self._terms(a, y, need_grad=True)[1]
 
     def loss_and_grad(self, a, y):
-        """(``fn(a, y)``, ``grad(a, y)``) from one pass (the float is one host transfer)."""
+        """(``fn(a, y)``, ``grad(a, y)``) from one pass; the cost is a 0-d array on a's
+        device (no host transfer: the training loop adds a step's costs up there)."""
         terms, g = self._terms(a, y, need_grad=True)
-        return float(sum(terms.values())) / max(len(a), 1), g
+        return sum(terms.values()) / max(len(a), 1), g
 
 
 def _center_iou(xp, pred, truth, s: int):

@@ -269,7 +269,8 @@ def fit(
             if running:  # the epoch's outputs against the targets in the order they were seen
                 _running(model, record, monitor, abuf, ytake(order), task, opt.lmbda, n)
             elif step_costs is not None:
-                record["train_cost"] = sum(step_costs) / n + l2_penalty(
+                # one host transfer an epoch: a task's step costs may be 0-d device arrays
+                record["train_cost"] = float(sum(step_costs)) / n + l2_penalty(
                     model._weights(), opt.lmbda, n
                 )
                 step_costs.clear()

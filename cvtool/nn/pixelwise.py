@@ -140,11 +140,13 @@ class PixelLogLikelihood:
         pass over the array)."""
         return self._compute(scores, labels, delta=True, value=False, scale=scale)[1]
 
-    def value_and_delta(self, scores, labels, scale: float = 1.0):
-        """(fn, delta times `scale`) sharing one softmax."""
-        return self._compute(scores, labels, delta=True, scale=scale)
+    def value_and_delta(self, scores, labels, scale: float = 1.0, on_device: bool = False):
+        """(fn, delta times `scale`) sharing one softmax; `on_device`: fn as a 0-d array on
+        the scores' device (a training step then makes no host transfer), else a float."""
+        return self._compute(scores, labels, delta=True, scale=scale, on_device=on_device)
 
-    def _compute(self, scores, labels, *, delta: bool, value: bool = True, scale: float = 1.0):
+    def _compute(self, scores, labels, *, delta: bool, value: bool = True, scale: float = 1.0,
+                 on_device: bool = False):  # fmt: skip
         """(fn or None, delta or None), one row per pixel, rows split across threads on NumPy."""
         xp = array_module(scores)
         lab, w = self._pixels(scores, labels)
@@ -182,7 +184,8 @@ class PixelLogLikelihood:
             run_rows(rows, len(z), z.size)
         else:
             rows(0, len(z))
+        total = sum(sums.values()) if value else None
         return (
-            float(sum(sums.values())) if value else None,
+            None if total is None else total if on_device else float(total),
             d.reshape(scores.shape) if delta else None,
         )

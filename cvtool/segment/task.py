@@ -117,9 +117,9 @@ class Segmentation:
         return self.loss.delta(a, Y, scale=len(a))
 
     def loss_and_grad(self, a, Y):
-        """(fn(a, Y), grad(a, Y)) sharing one softmax (the training loop's step cost)."""
-        cost, delta = self.loss.value_and_delta(a, Y, scale=len(a))
-        return cost, delta
+        """(fn(a, Y), grad(a, Y)) sharing one softmax (the training loop's step cost); the
+        cost is a 0-d array on a's device, so a step makes no host transfer."""
+        return self.loss.value_and_delta(a, Y, scale=len(a), on_device=True)
 
     def check(self, model, dataset) -> None:
         h, w = model.input_shape[:2]
