@@ -358,7 +358,7 @@ def test_a_dense_task_step_makes_no_transfer(device_xp, kind):
     else:  # one 8 x 8 box (xywh) of class 1 per image
         y = [(np.array([[*rng.integers(0, 8, 2), 8.0, 8.0]]), np.array([1])) for _ in range(40)]
         task = Detection(YoloLoss(2, 1, 3), (16, 16), ("a", "b", "c"))
-        spec = "conv:4x3:relu:p=same, pool:4, conv:8x3:relu:p=same, pool:2, conv:8x1"
+        spec = "conv:4x3:p=same, bn, relu, pool:4, conv:8x3:p=same, bn, relu, pool:2, conv:8x1"
     model = cnn_model(spec, (16, 16)).build(device_xp, seed=0)
     with strict.counting() as c:
         cb = StepCounter(c)
