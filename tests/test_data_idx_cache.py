@@ -166,3 +166,38 @@ def test_the_key_follows_path_size_and_time(cache, images, tmp_path):
     os.utime(copy, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns))
     assert decoded_cache_path(copy) != key  # other path, same size and time
     assert decoded_cache_path(path) == key  # stable
+
+
+def test_a_same_size_rewrite_with_its_mtime_put_back_misses(cache, tmp_path):
+    # cp -p, tar and rsync -t keep the mtime; the ctime (which no call can set) still moves
+    rng = np.random.default_rng(1)
+    first, second = (rng.integers(0, 256, (40, 6, 6), dtype=np.uint8) for _ in range(2))
+    path = tmp_path / "same.gz"
+
+    def write(array):  # stored (level 0): the same size for the same shape
+        raw = tmp_path / "raw.idx"
+        write_idx(raw, array)
+        path.write_bytes(gzip.compress(raw.read_bytes(), compresslevel=0, mtime=0))
+
+    write(first)
+    np.testing.assert_array_equal(read_idx(path), first)
+    st = path.stat()
+    write(second)
+    assert path.stat().st_size == st.st_size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    np.testing.assert_array_equal(read_idx(path), second)
+
+
+def test_no_home_directory_reads_without_the_cache(images, monkeypatch):
+    from pathlib import Path
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    for name in ("CVTOOL_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    monkeypatch.setattr(idx, "CACHE_MIN_BYTES", 0)
+    path, array = images
+    assert decoded_cache_path(path) is None
+    np.testing.assert_array_equal(read_idx(path), array)

@@ -10,8 +10,8 @@ than reading the 47 MB they hold from a ``.npy`` file, so ``read_idx`` keeps a
 decoded copy of every gzipped IDX file of at least ``CACHE_MIN_BYTES`` in
 ``cache_dir()/decoded`` (``$CVTOOL_CACHE``, else ``$XDG_CACHE_HOME/cvtool``,
 else ``~/.cache/cvtool``), never beside the user's files. An entry is named by
-a hash of the file's resolved path, its size and its modification time, so a
-changed file misses and its stale entry is replaced; a hit is also checked
+a hash of the file's resolved path, its size, modification and change times and
+inode, so a changed file (even one whose mtime was put back) misses and its stale entry is replaced; a hit is also checked
 against the gzipped file's header (dtype and dimensions). Entries are written
 atomically; a cache folder that cannot be created, read or written is passed
 over silently (the file is decoded as without a cache). ``CVTOOL_IDX_CACHE=0``
@@ -98,8 +98,9 @@ def decoded_cache_path(path: str | os.PathLike) -> Path | None:
     """The cache entry of a gzipped IDX file, or None when the file gets none.
 
     None for raw files, gzipped files under ``CACHE_MIN_BYTES`` and paths that
-    cannot be examined. The name is ``<hash of the resolved path>-<hash of size and
-    modification time>.npy`` in ``cache_dir()/decoded``; the file itself is never
+    cannot be examined, or when no cache folder can be named (no home directory).
+    The name is ``<hash of the resolved path>-<hash of size, mtime, ctime and
+    inode>.npy`` in ``cache_dir()/decoded``; the file itself is never
     opened for writing.
     """
     try:
@@ -110,11 +111,15 @@ def decoded_cache_path(path: str | os.PathLike) -> Path | None:
         with open(path, "rb") as fh:
             if fh.read(2) != b"\x1f\x8b":
                 return None
-    except OSError:
+        folder = cache_dir() / "decoded"
+    except (OSError, RuntimeError, KeyError):  # RuntimeError/KeyError: no home directory
         return None
     where = hashlib.sha256(os.fsencode(path)).hexdigest()[:24]
-    when = hashlib.sha256(f"{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
-    return cache_dir() / "decoded" / f"{where}-{when}.npy"
+    # ctime and inode too: a same-size rewrite whose mtime was put back (cp -p, tar,
+    # rsync -t, os.utime) still changes the ctime, which no call can set
+    stamp = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
+    when = hashlib.sha256(stamp.encode()).hexdigest()[:12]
+    return folder / f"{where}-{when}.npy"
 
 
 def _cache_load(entry: Path, path: Path) -> np.ndarray | None:
