@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
 import shutil
 import stat
 import sys
@@ -239,7 +240,10 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
                         shutil.copyfileobj(src, dst)
         return
     final = _final(Path(path))
-    tmp = final.with_name(f".{final.stem}.tmp-{os.getpid()}{''.join(final.suffixes)}")
+    # pid and a random token: two threads, or two containers with one pid sharing a
+    # folder (a cache volume), never write the same temporary file
+    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    tmp = final.with_name(f".{final.stem}.tmp-{token}{''.join(final.suffixes)}")
     try:
         yield tmp
         if final.exists():  # keep the permissions the user gave the file
