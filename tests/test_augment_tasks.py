@@ -226,3 +226,11 @@ def test_trainers_with_augment_record_it_in_the_model(cli, canvases, tmp_path, c
     assert meta["labels"] == ("boxes" if command == "train-detector" else "maps")
     assert meta["shift"] == 0.25 and meta["zoom"] == 0.1
     assert meta["hflip"] == (0.5 if "--flip" in extra else 0.0)
+
+
+def test_train_size_cuts_every_epochs_augmented_set_too():
+    from cvtool.detect.train import detection_data, train_detector
+
+    data = detection_data(n_train=40, n_val=8, n_test=8, fresh=False, size=32, max_scale=0.8)
+    result = train_detector(data, epochs=2, augment=True, train_size=20, grid=4, arch=DET_ARCH)
+    assert result.n_train == 20 and result.history.stopped == "completed"

@@ -261,6 +261,16 @@ def split_data(ds, train_size: int | None = None, validation=0, seed: int | None
     return (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx])
 
 
+def _first(epoch_data, n: int):
+    """`epoch_data` cut to each epoch's first `n` examples, as ``train_size`` cuts the first."""
+
+    def first(epoch):
+        xe, ye = epoch_data(epoch)
+        return xe[:n], ye[:n]
+
+    return first
+
+
 def train(
     model,
     dataset,
@@ -346,6 +356,8 @@ def train(
     else:
         opt = optimizer
     train_xy, val_xy = split_data(ds, train_size, validation, seed)
+    if epoch_data is not None and train_size is not None:
+        epoch_data = _first(epoch_data, train_size)
     if model.xp is None and xp is None:  # auto picks the GPU only where a step pays
         macs = sum(r["macs"] for r in model.summary()) * batch_size
         choice = backend.choose(backend_name, macs_per_step=macs)
