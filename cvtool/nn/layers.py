@@ -166,6 +166,10 @@ class Activation(Layer):
         self.fn = activations.get_activation(activation)
         self.name = self.fn.name
         self.z = self.a = None
+        # A ReLU right before a max-pool is applied by the pool, on its 4x smaller output
+        # (max and ReLU commute; the gradients are the same bits): set by
+        # Sequential.pair_relu_pool, this layer then passes its input through.
+        self.deferred = False
 
     @classmethod
     def from_spec(cls, spec):
@@ -175,6 +179,8 @@ class Activation(Layer):
         return {"activation": self.name}
 
     def forward(self, x, training=False):
+        if self.deferred:  # the next layer (a max-pool) applies it
+            return x
         if not training:  # inference keeps no references (they would pin memory)
             self.z = self.a = None
             return self.fn.forward(x)
@@ -183,6 +189,8 @@ class Activation(Layer):
         return self.a
 
     def backward(self, dout):
+        if self.deferred:
+            return dout
         assert self.a is not None, "Activation.backward needs forward(x, training=True) first"
         return self.fn.backward(self.z, self.a, dout, out=self.buffer("dz", dout.shape))
 

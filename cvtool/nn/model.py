@@ -31,6 +31,7 @@ from cvtool.nn import layers as L
 from cvtool.nn.build import build_layers, split_input
 from cvtool.nn.fit import MONITORS, Callback, History  # noqa: F401  (re-exported)
 from cvtool.nn.losses import get_loss, l2_penalty
+from cvtool.nn.pool import MaxPool2D
 
 FORMAT = "cvtool-model"
 MODEL_VERSION = 1  # the format version save() writes and load() reads
@@ -86,7 +87,26 @@ class Sequential:
         self.output_shape = shape
         for i, layer in enumerate(self.layers):
             layer.need_dx = i > 0
+        self.pair_relu_pool()
         return self
+
+    def pair_relu_pool(self) -> None:
+        """Let each max-pool apply the ReLU that comes right before it, on its pooled output.
+
+        relu then max-pool equals max-pool then relu, values and gradients alike
+        (bit for bit), and the pooled array is a quarter of the size (2x2 pools):
+        nielsen-ch6's first ReLU and the detector's ReLUs cost a quarter. The
+        layers and the model's description are unchanged; only who computes the
+        ReLU moves (``Activation.deferred``, ``MaxPool2D.relu``).
+        """
+        for layer in self.layers:
+            if isinstance(layer, L.Activation):
+                layer.deferred = False
+            elif isinstance(layer, MaxPool2D):
+                layer.relu = False
+        for a, b in zip(self.layers, self.layers[1:], strict=False):
+            if isinstance(a, L.Activation) and a.name == "relu" and type(b) is MaxPool2D:
+                a.deferred = b.relu = True
 
     @property
     def param_layers(self) -> list:
@@ -142,6 +162,7 @@ class Sequential:
         self.output_shape = shape
         for i, layer in enumerate(self.layers):
             layer.need_dx = i > 0
+        self.pair_relu_pool()
 
     # ------------------------------------------------------------------ passes
     def forward(self, x, training: bool = False):

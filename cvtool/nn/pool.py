@@ -144,6 +144,10 @@ class MaxPool2D(_Pool2D):
 
     mode = "max"
     pad_value = -np.inf
+    # Set by Sequential.pair_relu_pool when a ReLU comes right before: max(relu(z)) =
+    # relu(max(z)), and the gradient of either goes to the same first maximum where
+    # it is positive and is 0 elsewhere, so the ReLU runs here on the pooled output.
+    relu = False
 
     def forward(self, x, training: bool = False):
         xp, xpad, out_hw = self._prepare(x)
@@ -156,6 +160,8 @@ class MaxPool2D(_Pool2D):
                 o[...] = cells[0][s : s + m]
                 for cell in cells[1:]:
                     xp.maximum(o, cell[s : s + m], out=o)
+                if self.relu:
+                    xp.maximum(o, 0, out=o)
 
         plan = batch_plan(xp, len(x))
         run_plan(work, plan, plan)
@@ -168,6 +174,8 @@ class MaxPool2D(_Pool2D):
         xp = array_module(dout)
         xpad, x_shape, out = self._cache
         self._cache = None
+        if self.relu:  # the ReLU's derivative: 0 where the pooled output was not positive
+            dout = dout * (out > 0)
         out_hw = out.shape[1:3]
         cells = self._cells(xpad, out_hw)
         if self._tiles_shape(x_shape):  # each cell's gradient written in place, no adds
