@@ -222,19 +222,21 @@ class BatchNorm(Layer):
 
     def _rows(self, fn, n: int, size: int):
         """fn(start, stop) over rows 0..n-1, split across cores on NumPy when large; the sum
-        of what the pieces return (per-column partial sums), or None."""
-        parts = []
+        of what the pieces return (per-column partial sums), or None. The pieces are added
+        in row order, whichever thread finished first, so every run gives the same bits."""
+        parts = {}
 
         def piece(s, e):
             out = fn(s, e)
             if out is not None:
-                parts.append(out)
+                parts[s] = out
 
         if self.xp is np:
             run_rows(piece, n, size)
         else:
             piece(0, n)
-        return sum(parts[1:], parts[0]) if parts else None
+        ordered = [parts[s] for s in sorted(parts)]
+        return sum(ordered[1:], ordered[0]) if ordered else None
 
 
 @functools.lru_cache(maxsize=64)

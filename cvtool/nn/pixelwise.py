@@ -184,7 +184,7 @@ class PixelLogLikelihood:
             run_rows(rows, len(z), z.size)
         else:
             rows(0, len(z))
-        total = sum(sums.values()) if value else None
+        total = sum(sums[s] for s in sorted(sums)) if value else None  # row order: same bits
         return (
             None if total is None else total if on_device else float(total),
             d.reshape(scores.shape) if delta else None,
