@@ -75,6 +75,7 @@ from cvtool.augment.labelled import (
     augment_option,
     augment_settings,
     augment_training_data,
+    augmented_training_data,
     labelled_augmentation,
 )
 from cvtool.augment.params import (
@@ -123,6 +124,7 @@ __all__ = [
     "boxes_for_outputs",
     "expand_params",
     "identity_params",
+    "augmented_training_data",
     "labelled_augmentation",
     "make_ranges",
     "nielsen_expand",

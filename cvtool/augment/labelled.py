@@ -217,3 +217,17 @@ def augment_training_data(data, augment):
     return dataclasses.replace(
         data, dataset=dataclasses.replace(ds, x_train=x1, y_train=y1), epoch_data=epoch_data
     )
+
+
+def augmented_training_data(data, augment, kind: str, seed: int | None, meta: dict):
+    """What the detector's and segmenter's trainers do with their ``augment`` argument.
+
+    `augment`: True (the defaults), a dict of :func:`augment_settings` keywords,
+    or False / None (`data` is returned as it is). The settings in use go into
+    ``meta["augment"]`` (the model's metadata); `kind` is 'boxes' or 'maps'.
+    """
+    if not augment:
+        return data
+    settings = {} if augment is True else augment
+    fn, meta["augment"] = labelled_augmentation(kind, seed, data.dataset.image_shape, **settings)
+    return augment_training_data(data, fn)

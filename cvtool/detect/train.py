@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cvtool.augment.labelled import augmented_training_data, labelled_augmentation
 from cvtool.data.canvas import TrainingData, canvas_training_data, hold_out
 from cvtool.data.core import Dataset
 from cvtool.detect.task import Detection, labels_of
@@ -76,8 +77,6 @@ def augmentation(seed: int | None, image_shape, **settings):
     augment : callable (images (N, H, W, C), N pairs (boxes xywh, classes)) -> the same.
     settings : dict, for the model's metadata.
     """
-    from cvtool.augment import labelled_augmentation
-
     return labelled_augmentation("boxes", seed, image_shape, **settings)
 
 
@@ -136,13 +135,8 @@ def train_detector(
     text = text.replace("{pool}", str(h // (4 * grid)))
     model = cnn_model(text, ds.image_shape, init=init)
     model.meta["task"] = "detection"
-    if augment:
-        from cvtool.augment import augment_training_data
-
-        settings = {} if augment is True else augment
-        fn, model.meta["augment"] = augmentation(seed, ds.image_shape, **settings)
-        data = augment_training_data(data, fn)
-        ds = data.dataset
+    data = augmented_training_data(data, augment, "boxes", seed, model.meta)
+    ds = data.dataset
     task = Detection(loss, (h, w), ds.class_names)
     if "validation" in train_options:
         raise CvtoolError("The detector's validation set comes with its data; drop 'validation'.")

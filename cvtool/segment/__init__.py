@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cvtool.augment.labelled import augmented_training_data, labelled_augmentation
 from cvtool.data.canvas import TrainingData, canvas_training_data, hold_out
 from cvtool.data.core import Dataset
 from cvtool.errors import CvtoolError, check_choice
@@ -113,8 +114,6 @@ def augmentation(seed: int | None, image_shape, **settings):
     augment : callable (images (N, H, W, C), maps (N, H, W)) -> the same.
     settings : dict, for the model's metadata.
     """
-    from cvtool.augment import labelled_augmentation
-
     return labelled_augmentation("maps", seed, image_shape, **settings)
 
 
@@ -167,13 +166,8 @@ def train_segmenter(
     text = (arch or SEGMENTER).replace("{classes}", str(k))
     model = cnn_model(text, ds.image_shape, init=init)
     model.meta["task"] = "segmentation"
-    if augment:
-        from cvtool.augment import augment_training_data
-
-        settings = {} if augment is True else augment
-        fn, model.meta["augment"] = augmentation(seed, ds.image_shape, **settings)
-        data = augment_training_data(data, fn)
-        ds = data.dataset
+    data = augmented_training_data(data, augment, "maps", seed, model.meta)
+    ds = data.dataset
     if "validation" in train_options:
         raise CvtoolError("The segmenter's validation set comes with its data; drop 'validation'.")
     result = train(model, ds, task=Segmentation(k, weight=weights), epochs=epochs,
