@@ -210,6 +210,16 @@ def fit(
     # mode='clip' keeps NumPy from buffering `out` (the indices are valid anyway).
     clip = {"mode": "clip"} if xp is np else {}
 
+    def error(a, yb, out=None):
+        """The step's output error (dC/da per example); a joint task's cost goes to step_costs."""
+        if joint:  # the step's cost and gradient from one pass of the loss
+            cost, d = task.loss_and_grad(a, yb)
+            step_costs.append(cost * len(a))
+            return d
+        if fused:
+            return a - yb if out is None else xp.subtract(a, yb, out=out)
+        return task.grad(a, yb)
+
     def xtake(idx, out=None):
         return x.take(idx, axis=0, out=out, **clip)
 
@@ -238,11 +248,7 @@ def fit(
                     a = forward(xb, True)
                     if running:
                         abuf[s * batch_size : (s + 1) * batch_size] = a
-                    if joint:  # the step's cost and gradient from one pass of the loss
-                        cost, d = task.loss_and_grad(a, yb)
-                        step_costs.append(cost * len(idx))
-                    else:
-                        d = xp.subtract(a, yb, out=dbuf) if fused else task.grad(a, yb)
+                    d = error(a, yb, dbuf)
                     d *= scale
                 else:  # the last, smaller mini-batch
                     xb, yb = xtake(idx), ytake(idx)
@@ -251,11 +257,7 @@ def fit(
                     a = forward(xb, True)
                     if running:
                         abuf[s * batch_size :] = a
-                    if joint:
-                        cost, d = task.loss_and_grad(a, yb)
-                        step_costs.append(cost * len(idx))
-                    else:
-                        d = (a - yb) if fused else task.grad(a, yb)
+                    d = error(a, yb)
                     d *= scale * batch_size / len(idx)
                 if step_costs is not None and not joint:
                     step_costs.append(task.fn(a, yb) * len(idx))
