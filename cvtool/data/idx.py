@@ -11,8 +11,9 @@ decoded copy of every gzipped IDX file of at least ``CACHE_MIN_BYTES`` in
 ``cache_dir()/decoded`` (``$CVTOOL_CACHE``, else ``$XDG_CACHE_HOME/cvtool``,
 else ``~/.cache/cvtool``), never beside the user's files. An entry is named by
 a hash of the file's resolved path, its size, modification and change times and
-inode, so a changed file (even one whose mtime was put back) misses and its stale entry is replaced; a hit is also checked
-against the gzipped file's header (dtype and dimensions). Entries are written
+inode, so a changed file (even one whose mtime was put back) misses and its
+stale entry is replaced; a hit is also checked against the gzipped file's
+header (dtype and dimensions). Entries are written
 atomically; a cache folder that cannot be created, read or written is passed
 over silently (the file is decoded as without a cache). ``CVTOOL_IDX_CACHE=0``
 turns the cache off; deleting the folder clears it.
@@ -58,7 +59,6 @@ def _open(path: Path):
 
 def _read_bytes(path: Path) -> bytearray:
     """The file's bytes, gunzipped in one call when gzipped (a mutable buffer)."""
-    check_path(path)
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
