@@ -137,6 +137,7 @@ def _none(v):
     return None if v is None or v == -1 or (isinstance(v, float) and np.isnan(v)) else float(v)
 
 
+@boxes_io.no_gc()  # the parsed files are big and acyclic: see no_gc
 def evaluate_files(gt_path, dets_path, *, mode="coco", fmt="xywh", iou_threshold=0.5, offset=0.0,
                    iou_type="bbox", max_dets=COCO_MAX_DETS, image_sizes=None):  # fmt: skip
     """Load ground truth and detections, evaluate, and build the report.
@@ -152,14 +153,6 @@ def evaluate_files(gt_path, dets_path, *, mode="coco", fmt="xywh", iou_threshold
         ``table_rows``, ``warnings`` (list of str), ``images``, ``detections``,
         ``per_class``, ``curves`` (label, recall, precision) for plotting.
     """
-    with boxes_io.no_gc():  # the parsed files are big and acyclic: see no_gc
-        return _evaluate_files(gt_path, dets_path, mode=mode, fmt=fmt, iou_threshold=iou_threshold,
-                               offset=offset, iou_type=iou_type, max_dets=max_dets,
-                               image_sizes=image_sizes)  # fmt: skip
-
-
-def _evaluate_files(gt_path, dets_path, *, mode, fmt, iou_threshold, offset, iou_type, max_dets,
-                    image_sizes):  # fmt: skip
     check_choice("mode", mode, MODES)
     check_number("iou", iou_threshold, low=0, high=1, low_open=True)
     check_choice("iou-type", iou_type, IOU_TYPES)
