@@ -50,7 +50,6 @@ import functools
 import numpy as np
 
 from cvtool import shapes
-from cvtool.backend import backend_name
 from cvtool.errors import CvtoolError, check_number
 from cvtool.nn._parallel import run_rows
 from cvtool.nn.layers import Layer
@@ -172,8 +171,7 @@ class BatchNorm(Layer):
         mu = acc[0]
         var = acc[1] - mu * mu
         # On a device the second pass always runs: deciding would be a host transfer a step.
-        on_host = backend_name(xp) == "numpy"
-        if not on_host or bool(xp.any(acc[1] > CANCEL * xp.maximum(var, 0.0))):
+        if xp is not np or bool(xp.any(acc[1] > CANCEL * xp.maximum(var, 0.0))):
             mu_k = xp.tile(mu.astype(xf.dtype), k)
 
             def centred(s, e):
