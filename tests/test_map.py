@@ -172,6 +172,24 @@ def test_segm_equals_pycocotools(seed, det_bbox):
     assert 0.05 < r["stats"][0] < 0.9 and (r["stats"] > 0).all()
 
 
+def test_segm_results_with_and_without_boxes_keep_their_own():
+    """A result without a bbox is boxed by its mask; one with a bbox keeps it."""
+    from cvtool.boxes import rle
+
+    gt, dets = synthetic_coco_segm(n_images=4, n_cats=2, det_bbox=True, seed=9)
+    for d in dets[1::2]:
+        del d["bbox"]
+    for i, d in enumerate(dets[0::2]):
+        d["bbox"] = [1.0, 2.0, 3.0 + i, 4.0]  # not the mask's box
+    g, d, gm, dm, da = segm_inputs(gt, dets)
+    mask_box = rle.to_bbox(dm)
+    given = np.array([x["bbox"] for x in dets[0::2]], float)
+    np.testing.assert_array_equal(d.boxes[0::2], given)
+    np.testing.assert_array_equal(d.boxes[1::2], mask_box[1::2])
+    assert not np.array_equal(mask_box[0::2], given)  # the cached mask boxes were not overwritten
+    np.testing.assert_array_equal(da, d.boxes[:, 2] * d.boxes[:, 3])  # sized by box (first has one)
+
+
 def test_segm_dense_groups_past_max_dets():
     gt, dets = synthetic_coco_segm(n_images=6, n_cats=2, gt_per_image=10, dets_per_image=240,
                                    crowd_frac=0.2, score_decimals=1, seed=5)  # fmt: skip
@@ -419,3 +437,81 @@ def test_ground_truth_bulk_read_refuses_what_the_loop_names(change):
     assert boxes_io._ground_truth_fast(gt["annotations"], *_maps(gt)) is None
     with pytest.raises(CvtoolError, match="annotation 2"):
         ground_truth_from_coco(gt)
+
+
+# ---------------------------------------------------------------- property: tiny adversarial sets
+def _grid_case(data):
+    """Boxes on a coarse grid (exact IoU ties), areas on the range borders, crowds, id 0."""
+    from hypothesis import strategies as st
+
+    n_img, n_cat = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 2))
+    border = [0.0, 1023.0, 1024.0, 1025.0, 9216.0, 9217.0, 20000.0]
+    anns, dets = [], []
+    box = st.tuples(*[st.integers(0, 2)] * 2, *[st.integers(1, 3)] * 2)
+    for img in range(1, n_img + 1):
+        for _ in range(data.draw(st.integers(1, 6))):
+            x, y, w, h = (10 * v for v in data.draw(box))
+            anns.append({"id": len(anns), "image_id": img, "category_id": data.draw(st.integers(1, n_cat)),
+                         "bbox": [x, y, w, h], "area": data.draw(st.sampled_from(border)),
+                         "iscrowd": int(data.draw(st.integers(0, 5)) == 0)})  # fmt: skip
+        for _ in range(data.draw(st.integers(1, 10))):
+            x, y, w, h = (10 * v for v in data.draw(box))
+            dets.append({"image_id": img, "category_id": data.draw(st.integers(1, n_cat)),
+                         "bbox": [x, y, w, h], "score": data.draw(st.sampled_from([0.3, 0.5, 0.9]))})  # fmt: skip
+    gt = {"images": [{"id": i} for i in range(1, n_img + 1)], "annotations": anns,
+          "categories": [{"id": c, "name": str(c)} for c in range(1, n_cat + 1)]}  # fmt: skip
+    return gt, dets
+
+
+def test_coco_equals_pycocotools_on_tiny_adversarial_sets():
+    """Ties in IoU and score, crowds, id 0, areas on the range borders, maxDets 1/2/3: exact."""
+    pytest.importorskip("pycocotools")
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.data())
+    def check(data):
+        gt, dets = _grid_case(data)
+        if not dets or not gt["annotations"]:
+            return
+        E = pycoco_eval(gt, dets, max_dets=(1, 2, 3))
+        G = ground_truth_from_coco(gt)
+        r = coco_evaluate(G, detections_from_coco(dets, G), max_dets=(1, 2, 3))
+        np.testing.assert_array_equal(r["precision"], E.eval["precision"])
+        np.testing.assert_array_equal(r["recall"], E.eval["recall"])
+        want = E.stats.copy()  # its first line looks for maxDets 100 (cocoapi#584): ours uses 3
+        p = E.eval["precision"][..., 0, -1]
+        want[0] = p[p > -1].mean() if (p > -1).any() else -1.0
+        np.testing.assert_allclose(r["stats"], want, atol=1e-12, rtol=0)
+
+    check()
+
+
+def test_equal_iou_with_two_gts_goes_to_the_last_as_cocoeval():
+    """A detection half over two gts takes the later one, so a second detection can take the first."""
+    gt = {"images": [{"id": 1}], "categories": [{"id": 1, "name": "a"}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 10, 20, 10], "area": 200, "iscrowd": 0},
+                          {"id": 2, "image_id": 1, "category_id": 1, "bbox": [10, 0, 10, 20], "area": 200, "iscrowd": 0}]}  # fmt: skip
+    dets = [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 10, 10], "score": 0.9},
+            {"image_id": 1, "category_id": 1, "bbox": [0, 10, 20, 10], "score": 0.8}]  # fmt: skip
+    r, E = ours(gt, dets), pycoco_eval(gt, dets)
+    np.testing.assert_array_equal(r["precision"], E.eval["precision"])
+    assert r["recall"][0, 0, 0, -1] == 1.0  # both gts found at IoU 0.5
+
+
+def test_read_json_equals_the_standard_parser_and_reads_what_orjson_refuses(tmp_path):
+    from cvtool.boxes.io import read_json
+
+    p = tmp_path / "d.json"
+    text = '[{"image_id": 1, "bbox": [1, 2.5, -0.0, 1e5], "score": 0.1, "name": "\\u00e9"}]'
+    p.write_text(text)
+    assert read_json(p) == json.loads(text)
+    p.write_text(
+        '[NaN, Infinity, {"a": 1}]'
+    )  # orjson refuses these; the standard parser reads them
+    got = read_json(p)
+    assert np.isnan(got[0]) and got[1] == float("inf") and got[2] == {"a": 1}
+    p.write_text('[{"a": 1},')
+    with pytest.raises(CvtoolError, match="not valid JSON"):
+        read_json(p)

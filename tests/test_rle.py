@@ -148,6 +148,21 @@ def test_iou_of_different_sizes_is_minus_one_like_pycocotools():
     assert ours[0, 0] == -1
 
 
+@settings(max_examples=100, deadline=None)
+@given(polygon_sets())
+def test_compiled_polygon_kernel_equals_pycocotools_and_the_numpy_code(case):
+    pytest.importorskip("numba")
+    polys, h, w = case
+    got = {}
+    for use in (True, False):
+        rle.USE_NUMBA = use
+        try:
+            got[use] = [o["counts"].encode() for o in rle.from_polygons(polys, h, w)]
+        finally:
+            rle.USE_NUMBA = "auto"
+    assert got[True] == got[False] == [r["counts"] for r in M.frPyObjects(polys, h, w)]
+
+
 @settings(max_examples=60, deadline=None)
 @given(mask_batches(), st.data())
 def test_compiled_kernels_equal_the_numpy_code(masks, data):

@@ -55,16 +55,22 @@ def stat_names(max_dets=COCO_MAX_DETS) -> list[str]:
     return list(STAT_NAMES[:6]) + [f"AR{m}" for m in max_dets] + list(STAT_NAMES[9:])
 
 
-def _coco_pair_iou(D, G, crowd):
-    """IoU of paired xywh rows with pycocotools' exact float operations (maskApi.c bbIou)."""
-    w = np.minimum(D[:, 2] + D[:, 0], G[:, 2] + G[:, 0]) - np.maximum(D[:, 0], G[:, 0])
-    h = np.minimum(D[:, 3] + D[:, 1], G[:, 3] + G[:, 1]) - np.maximum(D[:, 1], G[:, 1])
-    inter = w * h
-    da = D[:, 2] * D[:, 3]
-    ga = G[:, 2] * G[:, 3]
-    union = np.where(crowd, da, da + ga - inter)
-    ok = (w > 0) & (h > 0)
-    return np.where(ok, inter / np.where(ok, union, 1.0), 0.0)
+def _coco_pair_iou(d_box, pd, g_box, pg, crowd, block=1 << 16):
+    """IoU of xywh boxes d_box[pd] and g_box[pg] with pycocotools' float operations (maskApi.c bbIou).
+
+    In blocks of pairs, whose temporaries reuse the same memory.
+    """
+    out = np.empty(pd.shape[0])
+    for lo in range(0, pd.shape[0], block):
+        D, G = d_box[pd[lo : lo + block]].T, g_box[pg[lo : lo + block]].T
+        w = np.minimum(D[2] + D[0], G[2] + G[0]) - np.maximum(D[0], G[0])
+        h = np.minimum(D[3] + D[1], G[3] + G[1]) - np.maximum(D[1], G[1])
+        inter = w * h
+        da = D[2] * D[3]
+        union = np.where(crowd[lo : lo + block], da, da + G[2] * G[3] - inter)
+        ok = (w > 0) & (h > 0)
+        out[lo : lo + block] = np.where(ok, inter / np.where(ok, union, 1.0), 0.0)
+    return out
 
 
 def _group_rank(keys):
@@ -75,53 +81,97 @@ def _group_rank(keys):
     return np.arange(n) - first
 
 
-def _greedy_match(P, row_grp, ig, crowd, thr):
-    """COCO greedy matching, all groups at once, one step per detection rank.
+def _area_units(ig, pad):
+    """Which (group, area range) pairs can share one matching.
+
+    Area ranges change a matching only through the gts they ignore, and only
+    when a group has both kinds: with every real gt ignored, or none, greedy
+    matching is the plain one (the ignored flag then follows from the range
+    alone). So each (group, area) gets a pattern (its ignore mask, or all False
+    when uniform) and equal patterns of a group share a unit.
+
+    Returns unit_of (Gn, A) into the units, the units' group and pattern (U,),
+    (U, G), and all_ig (Gn, A): every real gt of the group ignored in that range.
+    """
+    Gn, A, _ = ig.shape
+    real = ~pad[:, None, :]
+    any_ig = (ig & real).any(-1)
+    all_ig = (ig | ~real).all(-1)
+    pattern = ig & (any_ig & ~all_ig)[..., None]  # (Gn, A, G)
+    first = np.tile(np.arange(A), (Gn, 1))  # first area of each group with the same pattern
+    for a in range(A - 1, 0, -1):
+        for b in range(a - 1, -1, -1):
+            same = (pattern[:, a] == pattern[:, b]).all(-1)
+            first[same, a] = b
+    own = first == np.arange(A)
+    unit_id = np.cumsum(own.ravel()).reshape(Gn, A) - 1
+    unit_of = np.take_along_axis(unit_id, first, 1)
+    grp, area = np.nonzero(own)
+    return unit_of, grp, pattern[grp, area], all_ig
+
+
+def _greedy_match(P, row_grp, ig, pad, crowd, thr, want_col=True):
+    """COCO greedy matching, all groups and area ranges at once, one step per detection rank.
 
     P : (Dm, G) IoU of each matchable detection with its group's padded gts (-1 = no gt).
     row_grp : (Dm,) group of each row; rows of a group in rank order.
-    ig : (Gn, A, G) gt ignored per area range; crowd : (Gn, G); thr : (T,).
-    Returns has, via_ignored, gt column: each (Dm, A, T).
+    ig : (Gn, A, G) gt ignored per area range; pad, crowd : (Gn, G); thr : (T,).
+    Returns has and via_ignored, (Dm, A, ceil(T / 8)) with the thresholds as bits
+    (:func:`_bits`), and the gt column (Dm, A, T) (None unless ``want_col``).
     """
     Dm, G = P.shape
-    Gn, A = ig.shape[:2]
-    T = thr.shape[0]
-    has = np.zeros((Dm, A, T), bool)
-    via_ig = np.zeros((Dm, A, T), bool)
-    col = np.zeros((Dm, A, T), np.int64)
+    A, T = ig.shape[1], thr.shape[0]
     if Dm == 0:
-        return has, via_ig, col
+        nb = _bits(np.zeros((0, T), bool)).shape[-1]
+        return (np.zeros((Dm, A, nb), np.uint8), np.zeros((Dm, A, nb), np.uint8),
+                np.zeros((Dm, A, T), np.int64))  # fmt: skip
+    unit_of, u_grp, u_ig, all_ig = _area_units(ig, pad)
     k = _group_rank(row_grp)
-    counts = np.bincount(row_grp, minlength=Gn)
-    order = np.argsort(-counts, kind="stable")  # busiest groups first: active ones are a prefix
-    pos = np.empty(Gn, np.int64)
-    pos[order] = np.arange(Gn)
-    table = np.full((Gn, int(counts.max())), -1, np.int64)
-    table[pos[row_grp], k] = np.arange(Dm)
-    ig, crowd = ig[order], crowd[order][:, None, None, :]
-    taken = np.zeros((Gn, A, T, G), bool)
-    t4 = thr[None, None, :, None]
-    n_active = np.searchsorted(-counts[order], -np.arange(1, table.shape[1] + 1), "right")
+    counts = np.bincount(row_grp, minlength=ig.shape[0])
+    u_count = counts[u_grp]
+    # each unit's results sit at offset + rank; busiest units first: active ones are a prefix
+    offset = np.cumsum(u_count) - u_count
+    order = np.argsort(-u_count, kind="stable")
+    table = np.full((u_grp.size, int(counts.max())), -1, np.int64)  # (U, steps): rows
+    g_first = np.cumsum(counts) - counts  # rows of a group are contiguous (mi is by group)
+    steps = np.arange(table.shape[1])
+    live = steps[None, :] < u_count[order][:, None]
+    table[live] = (g_first[u_grp[order]][:, None] + steps[None, :])[live]
+    # gts on the first axis: every step works on (G, units, T) slabs, element by element
+    u_ig, u_crowd = u_ig[order].T[:, :, None], crowd[u_grp[order]].T[:, :, None]
+    slot = offset[order]
+    PT = np.ascontiguousarray(P.T)
+    # per unit and rank: 2 * gt column + (matched a non-ignored gt), -1 for no match
+    found = np.full((int(u_count.sum()), T), -1, np.int32)
+    taken = np.zeros((G, u_grp.size, T), bool)
+    n_active = np.searchsorted(-u_count[order], -np.arange(1, table.shape[1] + 1), "right")
     for step in range(table.shape[1]):
         na = int(n_active[step])
-        rows = table[:na, step]
-        v = P[rows][:, None, None, :]  # (na, 1, 1, G)
-        cand = (v >= t4) & ~(taken[:na] & ~crowd[:na])  # (na, A, T, G)
-        igs = ig[:na, :, None, :]
-        c1 = cand & ~igs
-        c2 = cand & igs
-        # COCOeval keeps the LAST gt with the best IoU (it replaces on >=): argmax on reversed.
-        b1 = G - 1 - np.argmax(np.where(c1, v, -1.0)[..., ::-1], axis=-1)
-        b2 = G - 1 - np.argmax(np.where(c2, v, -1.0)[..., ::-1], axis=-1)
-        h1 = np.take_along_axis(c1, b1[..., None], -1)[..., 0]
-        h2 = np.take_along_axis(c2, b2[..., None], -1)[..., 0]
-        m = np.where(h1, b1, b2)
-        hit = h1 | h2
-        sub = taken[:na]
-        now = np.take_along_axis(sub, m[..., None], -1)[..., 0] | hit
-        np.put_along_axis(sub, m[..., None], now[..., None], -1)
-        has[rows], via_ig[rows], col[rows] = hit, hit & ~h1, m
-    return has, via_ig, col
+        v = PT[:, table[:na, step], None]  # (G, na, 1)
+        cand = (v >= thr) & ~(taken[:, :na] & ~u_crowd[:, :na])  # (G, na, T)
+        c1 = cand & ~u_ig[:, :na]
+        h1 = c1.any(0)  # a non-ignored gt is preferred; else an ignored one
+        w = np.where(np.where(h1, c1, cand), v, -1.0)
+        best = w.max(0)
+        hit = best > -1.0  # candidates' IoUs are >= 0
+        m = np.zeros((na, T), np.int32)
+        for g in range(1, G):  # COCOeval keeps the LAST gt with the best IoU (replaces on >=)
+            m[w[g] == best] = g
+        for g in range(G):
+            taken[g, :na] |= hit & (m == g)
+        found[slot[:na] + step] = np.where(hit, 2 * m + h1, -1)
+    at = offset[unit_of[row_grp]] + k[:, None]  # (Dm, A): each row's unit result
+    has = _bits(found >= 0)[at]
+    via = has & (~_bits((found & 1) == 1)[at] | _bits(all_ig[row_grp][..., None]))
+    return has, via, (found >> 1)[at] if want_col else None
+
+
+def _bits(flags):
+    """Boolean (..., T) packed along the last axis into (..., ceil(T / 8)) bytes; a
+    single flag (T = 1) fills its byte, for masks."""
+    if flags.shape[-1] == 1:
+        return np.where(flags, np.uint8(255), np.uint8(0))
+    return np.packbits(flags, axis=-1, bitorder="little")
 
 
 def _match_buckets(mi, d_key, g_key, gc, pstart, piou, g_ig, g_crowd, g_zero, thr, limit=4_000_000):
@@ -129,9 +179,11 @@ def _match_buckets(mi, d_key, g_key, gc, pstart, piou, g_ig, g_crowd, g_zero, th
 
     Buckets are split into chunks of groups so that one step's (groups, A, T, G)
     temporaries hold at most ``limit`` elements. Yields (rows into ``mi``, has,
-    via_ignored, matched-to-id-0), the last three (rows, A, T).
+    via_ignored, matched-to-id-0 or None when no gt has id 0), the last three
+    (rows, A, ceil(T / 8)) threshold bits.
     """
     A, T = g_ig.shape[1], thr.shape[0]
+    any_zero = bool(g_zero.any())
     grp_key, row_grp = np.unique(d_key[mi], return_inverse=True)
     gstart = np.searchsorted(g_key, grp_key, "left")
     gcount = np.searchsorted(g_key, grp_key, "right") - gstart
@@ -155,11 +207,12 @@ def _match_buckets(mi, d_key, g_key, gc, pstart, piou, g_ig, g_crowd, g_zero, th
             pad = np.arange(G)[None, :] >= gcount[chunk][:, None]
             gidx = np.where(pad, 0, gidx)
             ig = np.where(pad[:, None, :], True, g_ig[gidx].transpose(0, 2, 1))  # (Gn, A, G)
-            h, v, m = _greedy_match(P, local[row_grp[rows]], ig, g_crowd[gidx] & ~pad, thr)
-            zero = np.zeros_like(h)
-            if g_zero.any():
-                gz = (g_zero[gidx] & ~pad)[local[row_grp[rows]]][:, None, None, :]
-                zero = h & np.take_along_axis(gz, m[..., None], -1)[..., 0]
+            grp = local[row_grp[rows]]
+            h, v, m = _greedy_match(P, grp, ig, pad, g_crowd[gidx] & ~pad, thr, any_zero)
+            zero = None
+            if any_zero:
+                gz = (g_zero[gidx] & ~pad)[grp][:, None, None, :]
+                zero = h & _bits(np.take_along_axis(gz, m[..., None], -1)[..., 0])
             yield rows, h, v, zero
 
 
@@ -234,20 +287,24 @@ def coco_evaluate(
     if segm:
         piou = rle.pair_iou(dt_masks, do[pd], gt_masks, go[pg], g_crowd[pg])
     else:
-        piou = _coco_pair_iou(d_box[pd], g_box[pg], g_crowd[pg])
+        piou = _coco_pair_iou(d_box, pd, g_box, pg, g_crowd[pg])
     best = np.full(Dn, -1.0)
     np.maximum.at(best, pd, piou)
     matchable = best >= thr.min()
 
-    has = np.zeros((Dn, A, T), bool)
-    zero = np.zeros((Dn, A, T), bool)
-    via_ig = np.zeros((Dn, A, T), bool)
+    # per detection and area range, the thresholds as bits (bytes of 8)
+    all_t = _bits(np.ones((1, T), bool))[0]
+    has = np.zeros((Dn, A, all_t.size), np.uint8)
+    via_ig = np.zeros_like(has)
+    zero = np.zeros_like(has) if g_zero.any() else None
     mi = np.nonzero(matchable)[0]
     if mi.size:
         pstart = np.cumsum(gc) - gc  # each detection's pairs are contiguous
         for rows, h, v, zr in _match_buckets(mi, d_key, g_key, gc, pstart, piou, g_ig, g_crowd,
                                              g_zero, thr, chunk_elements):  # fmt: skip
-            has[mi[rows]], via_ig[mi[rows]], zero[mi[rows]] = h, v, zr
+            has[mi[rows]], via_ig[mi[rows]] = h, v
+            if zero is not None:
+                zero[mi[rows]] = zr
     # COCOeval: dtIg = gtIg[match], or (no match and detection outside the area range)
     if dt_area is not None:
         d_area = np.asarray(dt_area, np.float64)[do]
@@ -256,50 +313,70 @@ def coco_evaluate(
     else:
         d_area = d_box[:, 2] * d_box[:, 3]
     out = (d_area[:, None] < areas[:, 0]) | (d_area[:, None] > areas[:, 1])  # (Dn, A)
-    eff = has & ~zero
-    ignored = (has & via_ig) | (~eff & out[:, :, None])
-    tp = eff & ~ignored
-    fp = ~eff & ~ignored
+    eff = has if zero is None else has & ~zero
+    ignored = via_ig | (~eff & _bits(out[:, :, None]))  # (via_ig is within has)
+    tp = eff & ~via_ig  # = eff & ~ignored; a false positive is neither matched nor ignored
+    ni = ~ignored & all_t
 
     # non-ignored gt per (category, area)
     npig = np.zeros((K, A), np.int64)
     np.add.at(npig, gt.cat[go], (~g_ig).astype(np.int64))
 
     # accumulate: per category, detections by score; ties by image, then rank (COCOeval)
-    d_cat, d_img = d_key // I, d_key % I
-    acc = np.lexsort((rank, d_img, -d_score, d_cat))
-    d_cat, rank_s, tp, fp = d_cat[acc], rank[acc], tp[acc], fp[acc]
-    bounds = np.searchsorted(d_cat, np.arange(K + 1))
+    # (detections are by category, image, score, input order: stable sorts keep the ties)
+    d_cat = d_key // I
+    by_score = np.argsort(-d_score, kind="stable")
+    acc = by_score[np.argsort(d_cat[by_score].astype(np.min_scalar_type(K)), kind="stable")]
+    live = ni.any(-1)[acc]  # (Dn, A): ignored at every threshold adds to no sum
     precision = -np.ones((T, R, K, A, M))
     recall = -np.ones((T, K, A, M))
-    eps = np.spacing(1)
-    for k in range(K):
-        lo, hi = bounds[k], bounds[k + 1]
-        for a in range(A):
-            if npig[k, a] == 0:
-                continue
+    for a in range(A):
+        rows = acc[live[:, a]]
+        # (T, n) bool: one threshold's row contiguous
+        tp_a = np.unpackbits(tp[rows, a].T, axis=0, count=T, bitorder="little").view(bool)
+        ni_a = np.unpackbits(ni[rows, a].T, axis=0, count=T, bitorder="little").view(bool)
+        rank_a = rank[rows]
+        bounds = np.searchsorted(d_cat[rows], np.arange(K + 1))
+        for k in np.nonzero(npig[:, a])[0]:
+            lo, hi = bounds[k], bounds[k + 1]
             for mj, md in enumerate(max_dets):
-                keep = rank_s[lo:hi] < md
-                tps = tp[lo:hi, a][keep].T  # (T, n)
-                fps = fp[lo:hi, a][keep].T
-                n = tps.shape[1]
-                if n == 0:
-                    precision[:, :, k, a, mj] = 0.0
-                    recall[:, k, a, mj] = 0.0
-                    continue
-                tp_sum = np.cumsum(tps, axis=1).astype(float)
-                fp_sum = np.cumsum(fps, axis=1).astype(float)
-                rc = tp_sum / npig[k, a]
-                pr = tp_sum / (fp_sum + tp_sum + eps)
-                recall[:, k, a, mj] = rc[:, -1]
-                env = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-                for t in range(T):
-                    idx = np.searchsorted(rc[t], rec_thr, side="left")
-                    q = np.zeros(R)
-                    ok = idx < n
-                    q[ok] = env[t, idx[ok]]
-                    precision[t, :, k, a, mj] = q
+                tps, nis = tp_a[:, lo:hi], ni_a[:, lo:hi]
+                if md < max_dets[-1]:
+                    keep = np.nonzero(rank_a[lo:hi] < md)[0]
+                    tps, nis = tps[:, keep], nis[:, keep]
+                precision[:, :, k, a, mj], recall[:, k, a, mj] = _precision_at_recall(
+                    tps, nis, npig[k, a], rec_thr
+                )
     return _coco_summary(precision, recall, thr, list(area_ranges), max_dets)
+
+
+def _precision_at_recall(tp, ni, n_gt, rec_thr):
+    """COCOeval.accumulate for one (category, area, maxDets): (T, R) precision, (T,) recall.
+
+    tp, ni : (T, n) bool, detections in score order: true positive / not ignored.
+    COCOeval takes cumulative sums over all n detections; the interpolated
+    precision at a recall point is the maximum precision at or after it, and
+    precision only rises at a true positive (a false positive lowers it, an
+    ignored detection keeps it). So only the true positives are visited, with
+    the same float operations as COCOeval: tp / (fp + tp + eps), tp / n_gt.
+    """
+    T, n = tp.shape
+    R = rec_thr.shape[0]
+    q = np.zeros((T, R))
+    if n == 0:
+        return q, np.zeros(T)
+    seen = np.cumsum(ni, axis=1, dtype=np.int32)  # fp + tp so far, per threshold
+    t_of, j = np.nonzero(tp)  # true positives, by threshold, then score order
+    n_tp = np.bincount(t_of, minlength=T)
+    start = np.cumsum(n_tp) - n_tp
+    tp_sum = (np.arange(t_of.size) - np.repeat(start, n_tp) + 1).astype(np.float64)
+    pr = tp_sum / (seen[t_of, j] + np.spacing(1))
+    for t in range(T):
+        seg = slice(start[t], start[t] + n_tp[t])
+        idx = np.searchsorted(tp_sum[seg] / n_gt, rec_thr, side="left")
+        ok = idx < n_tp[t]
+        q[t, ok] = np.maximum.accumulate(pr[seg][::-1])[::-1][idx[ok]]
+    return q, n_tp / n_gt
 
 
 def _mean_valid(s) -> float:

@@ -107,13 +107,14 @@ def segm_inputs(gt_doc, results, gt_name: str = "gt", dt_name: str = "dets"):
     dt_masks = rle.from_segmentations([d["segmentation"] for d in results], -1, -1,
                                       f"{dt_name}: detection")  # fmt: skip
     missing = [i for i, d in enumerate(results) if not d.get("bbox")]
-    filled = results
+    boxes = None
     if missing:  # the mask's box, only where a result has none
-        box = rle.to_bbox(dt_masks.take(missing)).tolist()
-        filled = list(results)
-        for i, b in zip(missing, box, strict=True):
-            filled[i] = {**results[i], "bbox": b}
-    dt = boxes_io.detections_from_coco(filled, gt, dt_name)
+        boxes = rle.to_bbox(dt_masks)
+        if len(missing) < len(results):
+            boxes = boxes.copy()  # (to_bbox's is the set's cached array)
+            for i in sorted(set(range(len(results))) - set(missing)):
+                boxes[i] = boxes_io._bbox(results[i]["bbox"], f"{dt_name}: detection {i}")
+    dt = boxes_io.detections_from_coco(results, gt, dt_name, boxes)
     _same_size(dt_masks, np.array([size[gt.image_ids[i]] for i in dt.img], np.int64).reshape(-1, 2),
                f"{dt_name}: detection")  # fmt: skip
     by_box = bool(results) and bool(results[0].get("bbox"))

@@ -29,6 +29,8 @@ gives the same characters as ``bytes``). Left out: boxes as RLE (``frBbox``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 
@@ -218,9 +220,13 @@ def strings_to_counts(strings, h, w, name: str = "mask", index=None) -> RleSet:
     CvtoolError
         On a character outside '0'..'o', a truncated value, or counts not summing to h * w.
     """
-    raw = [s.encode("ascii", "replace") if isinstance(s, str) else bytes(s) for s in strings]
-    lens = np.array([len(s) for s in raw], np.int64)
-    buf = np.frombuffer(b"".join(raw), np.uint8)
+    if all(type(s) is str for s in strings):  # one join: ASCII has a byte per character
+        lens = np.fromiter(map(len, strings), np.int64, len(strings))
+        buf = np.frombuffer("".join(strings).encode("ascii", "replace"), np.uint8)
+    else:
+        raw = [s.encode("ascii", "replace") if isinstance(s, str) else bytes(s) for s in strings]
+        lens = np.array([len(s) for s in raw], np.int64)
+        buf = np.frombuffer(b"".join(raw), np.uint8)
     soff = _offsets(lens)
     k = _kernels(buf.size)
     if k is not None:
@@ -285,16 +291,11 @@ def to_set(rles, name="mask", index=None) -> RleSet:
     if isinstance(rles, dict):
         rles = [rles]
     index = np.arange(len(rles)) if index is None else np.asarray(index)
-    sizes = []
-    for j, r in enumerate(rles):
-        i = int(index[j])
-        size = r.get("size") if isinstance(r, dict) else None
-        if not (isinstance(size, list | tuple) and len(size) == 2
-                and all(isinstance(v, int | np.integer) and v >= 0 for v in size)):  # fmt: skip
-            raise CvtoolError(f"{name} {i}: an RLE needs 'size' [height, width]. Got {size!r}.")
-        sizes.append(size)
-    hw = np.array(sizes, np.int64).reshape(-1, 2)
-    strs = [isinstance(r.get("counts"), str | bytes) for r in rles]
+    hw = _sizes(rles, name, index)
+    counts = [r.get("counts") for r in rles]
+    if counts and set(map(type, counts)) <= {str, bytes}:  # all compressed (results are)
+        return strings_to_counts(counts, hw[:, 0], hw[:, 1], name, index)
+    strs = [isinstance(c, str | bytes) for c in counts]
     out, where = [], []
     si = [i for i, s in enumerate(strs) if s]
     if si:
@@ -324,6 +325,29 @@ def to_set(rles, name="mask", index=None) -> RleSet:
         return out[0]
     both = RleSet.concat(out)
     return both.take(np.argsort(np.concatenate(where), kind="stable"))
+
+
+def _sizes(rles, name, index):
+    """(N, 2) int64 of each RLE dict's 'size' [height, width]; the first bad one named."""
+    try:  # in bulk: dicts whose sizes are lists or tuples of two ints
+        sizes = list(map(itemgetter("size"), rles))
+        if set(map(type, sizes)) - {list, tuple} or set(map(len, sizes)) - {2}:
+            raise ValueError
+        if set(map(type, chain.from_iterable(sizes))) - {int}:
+            raise ValueError
+        hw = np.array(sizes, np.int64).reshape(-1, 2)
+        if not (hw < 0).any():
+            return hw
+    except (KeyError, TypeError, ValueError, OverflowError):
+        pass
+    for j, r in enumerate(rles):
+        size = r.get("size") if isinstance(r, dict) else None
+        if not (isinstance(size, list | tuple) and len(size) == 2
+                and all(isinstance(v, int | np.integer) and v >= 0 for v in size)):  # fmt: skip
+            raise CvtoolError(
+                f"{name} {int(index[j])}: an RLE needs 'size' [height, width]. Got {size!r}."
+            )
+    return np.array([r["size"] for r in rles], np.int64).reshape(-1, 2)
 
 
 def _as_dicts(rs: RleSet) -> list[dict]:
@@ -494,6 +518,10 @@ def _polygon_set(polys, h, w) -> RleSet:
     nxt = np.where(j + 1 < k[pv], np.arange(vx.size) + 1, np.arange(vx.size) - j)
     xs, xe, ys, ye = vx, vx[nxt], vy, vy[nxt]
     dx, dy = np.abs(xe - xs), np.abs(ye - ys)
+    compiled = _kernels(int(np.maximum(dx, dy).sum()))  # the C walk's steps
+    if compiled is not None:
+        counts, offs = compiled.polygon_counts(np.ascontiguousarray(xy), _offsets(k), h, w)
+        return RleSet(h, w, counts, offs)
     flat = dx >= dy
     flip = (flat & (xs > xe)) | (~flat & (ys > ye))
     xs, xe = np.where(flip, xe, xs), np.where(flip, xs, xe)
@@ -622,6 +650,18 @@ def _combine(rs: RleSet, group, n_groups, intersect=False) -> RleSet:
     tog &= pk < hw[gk]
     counts, offs = _from_toggles(gk[tog], pk[tog], n_groups, hw)
     return RleSet(hh, ww, counts, offs)
+
+
+def _union_of_parts(rs: RleSet, group, n_groups) -> RleSet:
+    """The union of each group's masks (``group`` ascending), as ``COCO.annToRLE``: a
+    group of one mask keeps it unchanged, as pycocotools' merge does."""
+    multi = np.bincount(group, minlength=n_groups)[group] > 1
+    if not multi.any():
+        return rs
+    one, several = np.nonzero(~multi)[0], np.nonzero(multi)[0]
+    g_several, local = np.unique(group[several], return_inverse=True)
+    both = RleSet.concat([rs.take(one), _combine(rs.take(several), local, g_several.size)])
+    return both.take(np.argsort(np.concatenate([group[one], g_several]), kind="stable"))
 
 
 def merge(rles, intersect: bool = False) -> dict:
@@ -778,8 +818,7 @@ def from_segmentations(segms, h, w, name: str = "annotation") -> RleSet:
         pi = np.array(poly_i, np.int64)
         per_poly = _polygon_set(polys, h[pi], w[pi])
         ann, group = np.unique(pi, return_inverse=True)
-        # polygon runs are canonical, so the union of one is that polygon unchanged (as COCO)
-        parts.append(_combine(per_poly, group, ann.size))
+        parts.append(_union_of_parts(per_poly, group, ann.size))
         where.append(ann)
     if rles:
         parts.append(to_set(rles, name, rle_i))

@@ -206,3 +206,112 @@ def gather(counts, offsets, idx, new_offsets):
     out = np.empty(int(new_offsets[-1]), np.int64)
     _gather(counts, offsets, idx, new_offsets, out)
     return out
+
+
+@njit(cache=True, boundscheck=False)
+def _poly_walk(xy, lo, hi, h, w, out, at, write):
+    """maskApi.c rleFrPoly's boundary walk of the polygon xy[lo:hi]: the positions
+    x * h + y where a pixel column's y-boundary is crossed, written to out[at:]
+    when ``write``; returns how many there are.
+
+    Edges are walked on the 5x grid one point per step of the longer axis, both
+    ends included, and a point counts where the grid column u differs from the
+    previous point's (across edges too), on the columns 5 X + 2 of the image.
+    """
+    k = hi - lo
+    n = 0
+    first = True
+    pu = np.int64(0)
+    pv = np.int64(0)
+    for j in range(k):
+        a = lo + j
+        b = lo + (j + 1) % k
+        xs = np.int64(5.0 * xy[a, 0] + 0.5)  # C's (int) cast truncates towards zero
+        ys = np.int64(5.0 * xy[a, 1] + 0.5)
+        xe = np.int64(5.0 * xy[b, 0] + 0.5)
+        ye = np.int64(5.0 * xy[b, 1] + 0.5)
+        dx = abs(xe - xs)
+        dy = abs(ys - ye)
+        flat = dx >= dy
+        if (flat and xs > xe) or (not flat and ys > ye):
+            flip = True
+            xs, xe = xe, xs
+            ys, ye = ye, ys
+        else:
+            flip = False
+        last = dx if flat else dy
+        s = 0.0
+        if last > 0:
+            s = (ye - ys) / dx if flat else (xe - xs) / dy
+        for d in range(last + 1):
+            t = last - d if flip else d
+            if flat:
+                u = t + xs
+                # a zero-length edge divides 0 by 0 in C: (int)NaN is INT_MIN on x86
+                v = np.int64(ys + s * t + 0.5) if last > 0 else np.int64(-2147483648)
+            else:
+                v = t + ys
+                u = np.int64(xs + s * t + 0.5)
+            if not first and u != pu:
+                xd = ((u if u < pu else u - 1) + 0.5) / 5.0 - 0.5
+                if np.floor(xd) == xd and xd >= 0 and xd <= w - 1:
+                    yd = ((v if v < pv else pv) + 0.5) / 5.0 - 0.5
+                    yd = np.ceil(min(max(yd, 0.0), float(h)))
+                    if write:
+                        out[at + n] = np.int64(xd) * h + np.int64(yd)
+                    n += 1
+            first = False
+            pu = u
+            pv = v
+    return n
+
+
+@njit(cache=True, boundscheck=False, parallel=True)
+def _poly_count(xy, voff, h, w, n):
+    for i in prange(voff.shape[0] - 1):
+        n[i] = _poly_walk(xy, voff[i], voff[i + 1], h[i], w[i], n, 0, False)
+
+
+@njit(cache=True, boundscheck=False, parallel=True)
+def _poly_runs(xy, voff, h, w, buf, boff, nruns):
+    """Each polygon's crossings, plus h * w, sorted and turned into runs in place
+    (a repeated position makes an empty run, merged with the next one)."""
+    for i in prange(voff.shape[0] - 1):
+        o = boff[i]
+        k = _poly_walk(xy, voff[i], voff[i + 1], h[i], w[i], buf, o, True)
+        buf[o + k] = h[i] * w[i]
+        k += 1
+        buf[o : o + k] = np.sort(buf[o : o + k])
+        p = np.int64(0)
+        for j in range(k):
+            t = buf[o + j]
+            buf[o + j] = t - p
+            p = t
+        m = 1
+        j = 1
+        while j < k:
+            if buf[o + j] > 0:
+                buf[o + m] = buf[o + j]
+                m += 1
+                j += 1
+            else:
+                j += 1
+                if j < k:
+                    buf[o + m - 1] += buf[o + j]
+                    j += 1
+        nruns[i] = m
+
+
+def polygon_counts(xy, voff, h, w):
+    """Runs of each polygon (vertices xy[voff[i]:voff[i + 1]], float64 (V, 2)) in an
+    h[i] x w[i] image, as maskApi.c rleFrPoly: (counts, offsets)."""
+    n = np.empty(voff.shape[0] - 1, np.int64)
+    _poly_count(xy, voff, h, w, n)
+    boff = np.zeros(n.shape[0] + 1, np.int64)
+    np.cumsum(n + 1, out=boff[1:])
+    buf = np.empty(int(boff[-1]), np.int64)
+    nruns = np.empty_like(n)
+    _poly_runs(xy, voff, h, w, buf, boff, nruns)
+    offsets = np.zeros(n.shape[0] + 1, np.int64)
+    np.cumsum(nruns, out=offsets[1:])
+    return gather(buf, boff, np.arange(n.shape[0]), offsets), offsets
