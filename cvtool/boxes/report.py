@@ -8,6 +8,8 @@ curves of a result.
 
 from __future__ import annotations
 
+from operator import methodcaller
+
 import numpy as np
 
 from cvtool.boxes import io as boxes_io
@@ -99,14 +101,19 @@ def segm_inputs(gt_doc, results, gt_name: str = "gt", dt_name: str = "dets"):
     where = f"{gt_name}: annotation"
     gt_masks = rle.from_segmentations([a["segmentation"] for a in anns], hw[:, 0], hw[:, 1], where)
     _same_size(gt_masks, hw, where)
-    for i, d in enumerate(results):
-        if not isinstance(d, dict) or not isinstance(d.get("segmentation"), dict):
-            raise CvtoolError(
-                f"{dt_name}: detection {i} needs an RLE 'segmentation' with 'size' and 'counts'."
-            )
-    dt_masks = rle.from_segmentations([d["segmentation"] for d in results], -1, -1,
-                                      f"{dt_name}: detection")  # fmt: skip
-    missing = [i for i, d in enumerate(results) if not d.get("bbox")]
+    if set(map(type, results)) <= {dict}:
+        segs = list(map(methodcaller("get", "segmentation"), results))
+    else:
+        segs = [d.get("segmentation") if isinstance(d, dict) else None for d in results]
+    if set(map(type, segs)) - {dict}:
+        i = next(i for i, s in enumerate(segs) if not isinstance(s, dict))
+        raise CvtoolError(
+            f"{dt_name}: detection {i} needs an RLE 'segmentation' with 'size' and 'counts'."
+        )
+    dt_masks = rle.from_segmentations(segs, -1, -1, f"{dt_name}: detection")
+    given = list(map(methodcaller("get", "bbox"), results))
+    missing = [] if all(given) else range(len(results)) if not any(given) else [
+        i for i, b in enumerate(given) if not b]  # fmt: skip
     boxes = None
     if missing:  # the mask's box, only where a result has none
         boxes = rle.to_bbox(dt_masks)
@@ -115,8 +122,8 @@ def segm_inputs(gt_doc, results, gt_name: str = "gt", dt_name: str = "dets"):
             for i in sorted(set(range(len(results))) - set(missing)):
                 boxes[i] = boxes_io._bbox(results[i]["bbox"], f"{dt_name}: detection {i}")
     dt = boxes_io.detections_from_coco(results, gt, dt_name, boxes)
-    _same_size(dt_masks, np.array([size[gt.image_ids[i]] for i in dt.img], np.int64).reshape(-1, 2),
-               f"{dt_name}: detection")  # fmt: skip
+    image_hw = np.array([size[i] for i in gt.image_ids], np.int64).reshape(-1, 2)
+    _same_size(dt_masks, image_hw[dt.img], f"{dt_name}: detection")
     by_box = bool(results) and bool(results[0].get("bbox"))
     dt_area = dt.boxes[:, 2] * dt.boxes[:, 3] if by_box else None
     return gt, dt, gt_masks, dt_masks, dt_area

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import chain
-from operator import itemgetter
+from operator import itemgetter, methodcaller
 
 import numpy as np
 
@@ -59,7 +59,8 @@ def _kernels(size: int):
 class RleSet:
     """A batch of N run-length encoded masks.
 
-    ``h``, ``w`` : int64 (N,); ``counts`` : int64 (total,) run lengths of all
+    ``h``, ``w`` : int64 (N,); ``counts`` : int64, or uint32 (maskApi.c's
+    type) from the compiled string decoder, (total,) run lengths of all
     masks one after another; ``offsets`` : int64 (N + 1,), mask i's runs are
     ``counts[offsets[i]:offsets[i + 1]]``. Treated as immutable: ``cache``
     keeps what was derived from it (run positions, areas, boxes).
@@ -80,7 +81,7 @@ class RleSet:
         n = np.diff(self.offsets)[idx]
         offs = _offsets(n)
         k = _kernels(int(offs[-1]))
-        if k is not None and self.counts.dtype == np.int64:
+        if k is not None and self.counts.dtype in (np.int64, np.uint32):
             counts = k.gather(self.counts, np.ascontiguousarray(self.offsets, np.int64), idx, offs)
         else:
             counts = self.counts[np.repeat(self.offsets[idx] - _starts(n), n) + np.arange(n.sum())]
@@ -138,7 +139,7 @@ def _ends(rs: RleSet):
 
 def _seg_cumsum(x, offsets):
     """Cumulative sums restarting at every segment."""
-    cs = np.cumsum(x)
+    cs = np.cumsum(x, dtype=np.int64)
     before = np.concatenate(([0], cs))[offsets[:-1]]  # the sum just before each segment
     return cs - np.repeat(before, np.diff(offsets))
 
@@ -187,7 +188,7 @@ def _check_sizes(rs: RleSet, name: str, index=None):
 
 def counts_to_strings(rs: RleSet) -> list[str]:
     """pycocotools' compressed strings of a batch (maskApi.c ``rleToString``)."""
-    x = rs.counts.copy()
+    x = rs.counts.astype(np.int64)
     seg, r = _runs(rs)
     late = np.nonzero(r > 2)[0]
     x[late] -= rs.counts[late - 2]  # deltas from the 4th run on
@@ -220,7 +221,7 @@ def strings_to_counts(strings, h, w, name: str = "mask", index=None) -> RleSet:
     CvtoolError
         On a character outside '0'..'o', a truncated value, or counts not summing to h * w.
     """
-    if all(type(s) is str for s in strings):  # one join: ASCII has a byte per character
+    if set(map(type, strings)) == {str}:  # one join: ASCII has a byte per character
         lens = np.fromiter(map(len, strings), np.int64, len(strings))
         buf = np.frombuffer("".join(strings).encode("ascii", "replace"), np.uint8)
     else:
@@ -292,7 +293,7 @@ def to_set(rles, name="mask", index=None) -> RleSet:
         rles = [rles]
     index = np.arange(len(rles)) if index is None else np.asarray(index)
     hw = _sizes(rles, name, index)
-    counts = [r.get("counts") for r in rles]
+    counts = list(map(methodcaller("get", "counts"), rles))
     if counts and set(map(type, counts)) <= {str, bytes}:  # all compressed (results are)
         return strings_to_counts(counts, hw[:, 0], hw[:, 1], name, index)
     strs = [isinstance(c, str | bytes) for c in counts]
@@ -307,9 +308,10 @@ def to_set(rles, name="mask", index=None) -> RleSet:
         cl = []
         for i in li:
             c = rles[i].get("counts")
-            if not isinstance(c, list | tuple) or not all(
+            plain = type(c) in (list, tuple) and set(map(type, c)) <= {int}  # (JSON's case)
+            if not plain and (not isinstance(c, list | tuple) or not all(
                 isinstance(v, int | np.integer) and not isinstance(v, bool) for v in c
-            ):
+            )):  # fmt: skip
                 raise CvtoolError(
                     f"{name} {int(index[i])}: RLE 'counts' must be a string or a list of ints."
                 )
@@ -335,7 +337,7 @@ def _sizes(rles, name, index):
             raise ValueError
         if set(map(type, chain.from_iterable(sizes))) - {int}:
             raise ValueError
-        hw = np.array(sizes, np.int64).reshape(-1, 2)
+        hw = np.fromiter(chain.from_iterable(sizes), np.int64, 2 * len(sizes)).reshape(-1, 2)
         if not (hw < 0).any():
             return hw
     except (KeyError, TypeError, ValueError, OverflowError):
@@ -428,7 +430,7 @@ def _area_bbox_compiled(rs: RleSet) -> bool:
     if k is None:
         return False
     _, rs.cache["area"], rs.cache["bbox"] = k.area_box(
-        np.ascontiguousarray(rs.counts, np.int64),
+        np.ascontiguousarray(rs.counts),
         np.ascontiguousarray(rs.offsets, np.int64),
         np.ascontiguousarray(rs.h, np.int64),
     )
@@ -714,9 +716,10 @@ def pair_iou(dt: RleSet, di, gt: RleSet, gi, crowd, limit: int = 1_000_000):
     d_area, g_area = _area(dt), _area(gt)
     k = _kernels(dt.counts.size + gt.counts.size + live.size)
     if k is not None:
-        c = [np.ascontiguousarray(a, np.int64) for a in (dt.counts, dt.offsets, di[live],
-                                                         gt.counts, gt.offsets, gi[live])]  # fmt: skip
-        inter = k.pair_intersection(*c).astype(np.float64)
+        c = [np.ascontiguousarray(a, np.int64) for a in (dt.offsets, di[live], gt.offsets,
+                                                         gi[live])]  # fmt: skip
+        dc, gc = np.ascontiguousarray(dt.counts), np.ascontiguousarray(gt.counts)
+        inter = k.pair_intersection(dc, c[0], c[1], gc, c[2], c[3]).astype(np.float64)
         da, ga = d_area[di[live]], g_area[gi[live]]
         union = np.where(crowd[live], da, da + ga - inter)
         out[live] = np.where(inter > 0, inter / np.where(inter > 0, union, 1), 0.0)
@@ -794,6 +797,12 @@ def from_segmentations(segms, h, w, name: str = "annotation") -> RleSet:
     """
     h = np.asarray(h, np.int64).reshape(-1)
     w = np.asarray(w, np.int64).reshape(-1)
+    if (
+        segms
+        and set(map(type, segms)) == {dict}
+        and all(map(methodcaller("__contains__", "counts"), segms))
+    ):
+        return to_set(segms, name)  # all RLE (results are)
     poly_i, polys, rle_i, rles = [], [], [], []
     for i, s in enumerate(segms):
         where = f"{name} {i}"

@@ -38,8 +38,9 @@ def _count_values(buf, soff, nval):
 
 
 @njit(cache=True, boundscheck=False, parallel=True)
-def _decode(buf, soff, voff, counts):
-    """counts of every string (maskApi.c rleFrString)."""
+def _decode(buf, soff, voff, counts, h, total, area, box):
+    """counts of every string (maskApi.c rleFrString), and each mask's sum, area and box
+    while its runs are in cache."""
     n = soff.shape[0] - 1
     for i in prange(n):
         m = voff[i]
@@ -59,59 +60,66 @@ def _decode(buf, soff, voff, counts):
                     x |= np.int64(-1) << (5 * k)
             j = m - voff[i]
             if j > 2:
-                x += counts[m - 2]
+                x += np.int64(counts[m - 2])
             counts[m] = x & 0xFFFFFFFF
             m += 1
+        _one_area_box(counts, voff[i], voff[i + 1], h[i], i, total, area, box)
+
+
+@njit(cache=True, boundscheck=False)
+def _one_area_box(counts, lo, hi, h, i, total, area, box):
+    """Sum, area and box (maskApi.c rleArea, rleToBbox) of the mask counts[lo:hi], into row i."""
+    # a trailing background run is ignored by the box
+    hh = max(h, 1)
+    nr = hi - lo
+    m2 = (nr // 2) * 2
+    cc = np.int64(0)
+    a = np.int64(0)
+    xs = np.int64(1) << 62
+    ys = np.int64(1) << 62
+    xe = np.int64(0)
+    ye = np.int64(0)
+    xp = np.int64(0)
+    span = False
+    for j in range(nr):
+        v = np.int64(counts[lo + j])
+        cc += v
+        if j & 1:
+            a += v
+        if j < m2:
+            t = cc - (j & 1)
+            xx = t // hh
+            yy = t - xx * hh
+            if (j & 1) == 0:
+                xp = xx
+            elif xp < xx:
+                span = True
+            xs = min(xs, xx)
+            xe = max(xe, xx)
+            ys = min(ys, yy)
+            ye = max(ye, yy)
+    total[i] = cc
+    area[i] = a
+    if m2 == 0:
+        box[i, 0] = 0.0
+        box[i, 1] = 0.0
+        box[i, 2] = 0.0
+        box[i, 3] = 0.0
+    else:
+        if span:
+            ys = 0
+            ye = h - 1
+        box[i, 0] = xs
+        box[i, 1] = ys
+        box[i, 2] = xe - xs + 1
+        box[i, 3] = ye - ys + 1
 
 
 @njit(cache=True, boundscheck=False, parallel=True)
 def _area_box(counts, voff, h, total, area, box):
-    """Sum, area and box (maskApi.c rleArea, rleToBbox) of every mask."""
+    """Sum, area and box of every mask."""
     for i in prange(voff.shape[0] - 1):
-        # a trailing background run is ignored by the box
-        hh = max(h[i], 1)
-        nr = voff[i + 1] - voff[i]
-        m2 = (nr // 2) * 2
-        cc = np.int64(0)
-        a = np.int64(0)
-        xs = np.int64(1) << 62
-        ys = np.int64(1) << 62
-        xe = np.int64(0)
-        ye = np.int64(0)
-        xp = np.int64(0)
-        span = False
-        for j in range(nr):
-            v = counts[voff[i] + j]
-            cc += v
-            if j & 1:
-                a += v
-            if j < m2:
-                t = cc - (j & 1)
-                xx = t // hh
-                yy = t - xx * hh
-                if (j & 1) == 0:
-                    xp = xx
-                elif xp < xx:
-                    span = True
-                xs = min(xs, xx)
-                xe = max(xe, xx)
-                ys = min(ys, yy)
-                ye = max(ye, yy)
-        total[i] = cc
-        area[i] = a
-        if m2 == 0:
-            box[i, 0] = 0.0
-            box[i, 1] = 0.0
-            box[i, 2] = 0.0
-            box[i, 3] = 0.0
-        else:
-            if span:
-                ys = 0
-                ye = h[i] - 1
-            box[i, 0] = xs
-            box[i, 1] = ys
-            box[i, 2] = xe - xs + 1
-            box[i, 3] = ye - ys + 1
+        _one_area_box(counts, voff[i], voff[i + 1], h[i], i, total, area, box)
 
 
 def area_box(counts, offsets, h):
@@ -143,9 +151,10 @@ def strings_to_counts(buf, soff, h):
         return None
     voff = np.zeros(n + 1, np.int64)
     np.cumsum(nval, out=voff[1:])
-    counts = np.empty(int(voff[-1]), np.int64)
-    _decode(buf, soff, voff, counts)
-    return (counts, voff, *area_box(counts, voff, h))
+    counts = np.empty(int(voff[-1]), np.uint32)  # maskApi.c's uint: half of int64's memory
+    total, area, box = np.empty(n, np.int64), np.empty(n, np.int64), np.empty((n, 4), np.float64)
+    _decode(buf, soff, voff, counts, h, total, area, box)
+    return counts, voff, total, area, box
 
 
 @njit(cache=True, boundscheck=False, parallel=True)
@@ -159,11 +168,12 @@ def _pair_inter(dc, doff, di, gc, goff, gi, out):
         tot = np.int64(0)
         if na >= 2 and nb >= 2:
             # current foreground intervals [sa, ea), [sb, eb); ka, kb their run indices
-            sa = dc[oa]
-            ea = sa + dc[oa + 1]
+            # (run lengths read as int64: the sets may hold int64 or uint32)
+            sa = np.int64(dc[oa])
+            ea = sa + np.int64(dc[oa + 1])
             ka = 1
-            sb = gc[ob]
-            eb = sb + gc[ob + 1]
+            sb = np.int64(gc[ob])
+            eb = sb + np.int64(gc[ob + 1])
             kb = 1
             while True:
                 lo = max(sa, sb)
@@ -173,14 +183,14 @@ def _pair_inter(dc, doff, di, gc, goff, gi, out):
                 if ea <= eb:
                     if ka + 2 >= na:
                         break
-                    sa = ea + dc[oa + ka + 1]
-                    ea = sa + dc[oa + ka + 2]
+                    sa = ea + np.int64(dc[oa + ka + 1])
+                    ea = sa + np.int64(dc[oa + ka + 2])
                     ka += 2
                 else:
                     if kb + 2 >= nb:
                         break
-                    sb = eb + gc[ob + kb + 1]
-                    eb = sb + gc[ob + kb + 2]
+                    sb = eb + np.int64(gc[ob + kb + 1])
+                    eb = sb + np.int64(gc[ob + kb + 2])
                     kb += 2
         out[q] = tot
 
@@ -203,7 +213,7 @@ def _gather(counts, offsets, idx, new_offsets, out):
 
 def gather(counts, offsets, idx, new_offsets):
     """The runs of masks ``idx`` one after another (``new_offsets`` their offsets)."""
-    out = np.empty(int(new_offsets[-1]), np.int64)
+    out = np.empty(int(new_offsets[-1]), counts.dtype)
     _gather(counts, offsets, idx, new_offsets, out)
     return out
 
