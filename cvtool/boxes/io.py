@@ -84,27 +84,37 @@ def read_json(path, text: str | None = None):
     """A parsed JSON file ('-' is stdin); `text` when the caller has read it already.
 
     orjson (the ``fast`` extra) parses when it is installed, in about 60 % of
-    the standard library's time (it reads integers past 64 bits as floats);
-    what it refuses (NaN, Infinity, lone surrogates, bad JSON) goes to the
-    standard parser, which reads the first three and names the problem.
+    the standard library's time, straight from the file's bytes (it reads
+    integers past 64 bits as floats); what it refuses (NaN, Infinity, lone
+    surrogates, bad JSON) goes to the standard parser, which reads the first
+    three and names the problem.
     """
-    text = read_source(path) if text is None else text
+    if text is None:
+        from cvtool.fileio import is_stdio, read_bytes
+
+        if not is_stdio(path):
+            _existing(path)
+        text = read_bytes(path)
     try:
         with no_gc():
-            return _fast_loads(text)
+            return _fast_loads(text, path)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise CvtoolError(f"'{path}' is not valid JSON ({' '.join(str(exc).split())}).") from None
 
 
-def _fast_loads(text: str):
+def _fast_loads(text: str | bytes, path):
     try:
         import orjson
-    except ImportError:
-        return json.loads(text)
-    try:
+
         return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
+    except (ImportError, ValueError):  # (orjson.JSONDecodeError is a ValueError)
+        pass
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CvtoolError(f"{path} is not a UTF-8 text file.") from None
+    return json.loads(text)
 
 
 def _read_csv(path, text: str | None = None):
@@ -348,8 +358,14 @@ def detections_from_csv(
     return Detections(np.array(img, np.int64), np.array(cat, np.int64), boxes, np.array(scores))
 
 
+def _is_json_name(path) -> bool:
+    return Path(str(path)).suffix.lower() == ".json"
+
+
 def load_ground_truth(path, fmt: str = "xywh") -> GroundTruth:
     """Ground truth from COCO JSON or CSV: by extension, else by content ('-' is stdin)."""
+    if _is_json_name(path):  # parsed from the bytes, never decoded to text
+        return ground_truth_from_coco(read_json(path), str(path))
     text = read_source(path)
     if is_json_source(path, text):
         return ground_truth_from_coco(read_json(path, text), str(path))
@@ -358,6 +374,8 @@ def load_ground_truth(path, fmt: str = "xywh") -> GroundTruth:
 
 def load_detections(path, gt: GroundTruth, fmt: str = "xywh") -> Detections:
     """Detections from a COCO results JSON or CSV (as for the ground truth), checked against ``gt``."""
+    if _is_json_name(path):
+        return detections_from_coco(read_json(path), gt, str(path))
     text = read_source(path)
     if is_json_source(path, text):
         return detections_from_coco(read_json(path, text), gt, str(path))

@@ -293,7 +293,10 @@ def to_set(rles, name="mask", index=None) -> RleSet:
         rles = [rles]
     index = np.arange(len(rles)) if index is None else np.asarray(index)
     hw = _sizes(rles, name, index)
-    counts = list(map(methodcaller("get", "counts"), rles))
+    try:
+        counts = list(map(itemgetter("counts"), rles))
+    except KeyError:
+        counts = [r.get("counts") for r in rles]
     if counts and set(map(type, counts)) <= {str, bytes}:  # all compressed (results are)
         return strings_to_counts(counts, hw[:, 0], hw[:, 1], name, index)
     strs = [isinstance(c, str | bytes) for c in counts]
