@@ -6,6 +6,8 @@ import contextlib
 import copy
 import io
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,6 +197,39 @@ def test_segm_dense_groups_past_max_dets():
                                    crowd_frac=0.2, score_decimals=1, seed=5)  # fmt: skip
     r, E = ours_segm(gt, dets), pycoco_eval(gt, dets, "segm")
     np.testing.assert_allclose(r["stats"], E.stats, atol=1e-12, rtol=0)
+
+
+_FORK_CHECK = """
+import json, sys
+import numpy as np
+from cvtool.boxes import rle, rle_numba
+from cvtool.boxes.report import segm_inputs, segm_inputs_from_files
+rle.USE_NUMBA = True  # the compiled kernels at any size, in this process and (unless unsafe) the child
+rle_numba.area_box(np.array([1, 1]), np.array([0, 2]), np.array([1]))  # Numba's threads start
+gt, dets = (json.load(open(p)) for p in sys.argv[1:3])
+want = segm_inputs(gt, dets)
+for _ in range(2):  # forks after the threads started: the child must not use them
+    got = segm_inputs_from_files(*sys.argv[1:3])
+    assert np.array_equal(got[1].boxes, want[1].boxes)
+    assert np.array_equal(got[2].counts, want[2].counts) and np.array_equal(got[2].offsets, want[2].offsets)
+print("ok")
+"""
+
+
+def test_segm_files_read_in_a_second_process_after_numba_started(segm_files, tmp_path):
+    """The ground truth is read in a forked process; forked after Numba's OpenMP threads
+    started, that process uses the NumPy code (OpenMP is not fork-safe: it would abort)."""
+    pytest.importorskip("numba")
+    import subprocess
+    import sys
+
+    (tmp_path / "check.py").write_text(_FORK_CHECK)
+    _, _, g, d = segm_files
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, str(tmp_path / "check.py"), str(g), str(d)], cwd=root,
+                       env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True,
+                       text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
 
 
 # ---------------------------------------------------------------- custom maxDets

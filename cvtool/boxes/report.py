@@ -8,6 +8,7 @@ curves of a result.
 
 from __future__ import annotations
 
+import sys
 from operator import methodcaller
 
 import numpy as np
@@ -76,13 +77,15 @@ def segm_inputs(gt_doc, results, gt_name: str = "gt", dt_name: str = "dets"):
     -------
     gt, dt, gt_masks, dt_masks, dt_area (array (D,) or None)
     """
+    gt, gt_masks, image_hw = segm_ground_truth(gt_doc, gt_name)
+    results, dt_masks = result_masks(results, dt_name)
+    dt, dt_area = segm_detections(results, dt_masks, gt, image_hw, dt_name)
+    return gt, dt, gt_masks, dt_masks, dt_area
+
+
+def segm_ground_truth(gt_doc, gt_name: str = "gt"):
+    """The ground truth of :func:`segm_inputs`, its masks, and each image's (height, width)."""
     gt = boxes_io.ground_truth_from_coco(gt_doc, gt_name)
-    if isinstance(results, dict) and "annotations" in results:
-        results = results["annotations"]
-    if not isinstance(results, list):
-        raise CvtoolError(
-            f"'{dt_name}' must be a JSON list of detections (the COCO results format)."
-        )
     size = {}
     for im in gt_doc["images"]:
         try:
@@ -101,6 +104,18 @@ def segm_inputs(gt_doc, results, gt_name: str = "gt", dt_name: str = "dets"):
     where = f"{gt_name}: annotation"
     gt_masks = rle.from_segmentations([a["segmentation"] for a in anns], hw[:, 0], hw[:, 1], where)
     _same_size(gt_masks, hw, where)
+    image_hw = np.array([size[i] for i in gt.image_ids], np.int64).reshape(-1, 2)
+    return gt, gt_masks, image_hw
+
+
+def result_masks(results, dt_name: str = "dets"):
+    """The results list of :func:`segm_inputs` and its masks (they need no ground truth)."""
+    if isinstance(results, dict) and "annotations" in results:
+        results = results["annotations"]
+    if not isinstance(results, list):
+        raise CvtoolError(
+            f"'{dt_name}' must be a JSON list of detections (the COCO results format)."
+        )
     if set(map(type, results)) <= {dict}:
         segs = list(map(methodcaller("get", "segmentation"), results))
     else:
@@ -110,7 +125,11 @@ def segm_inputs(gt_doc, results, gt_name: str = "gt", dt_name: str = "dets"):
         raise CvtoolError(
             f"{dt_name}: detection {i} needs an RLE 'segmentation' with 'size' and 'counts'."
         )
-    dt_masks = rle.from_segmentations(segs, -1, -1, f"{dt_name}: detection")
+    return results, rle.from_segmentations(segs, -1, -1, f"{dt_name}: detection")
+
+
+def segm_detections(results, dt_masks, gt, image_hw, dt_name: str = "dets"):
+    """The detections of :func:`segm_inputs` and their areas for the area ranges (or None)."""
     given = list(map(methodcaller("get", "bbox"), results))
     missing = [] if all(given) else range(len(results)) if not any(given) else [
         i for i, b in enumerate(given) if not b]  # fmt: skip
@@ -122,11 +141,79 @@ def segm_inputs(gt_doc, results, gt_name: str = "gt", dt_name: str = "dets"):
             for i in sorted(set(range(len(results))) - set(missing)):
                 boxes[i] = boxes_io._bbox(results[i]["bbox"], f"{dt_name}: detection {i}")
     dt = boxes_io.detections_from_coco(results, gt, dt_name, boxes)
-    image_hw = np.array([size[i] for i in gt.image_ids], np.int64).reshape(-1, 2)
     _same_size(dt_masks, image_hw[dt.img], f"{dt_name}: detection")
     by_box = bool(results) and bool(results[0].get("bbox"))
-    dt_area = dt.boxes[:, 2] * dt.boxes[:, 3] if by_box else None
+    return dt, dt.boxes[:, 2] * dt.boxes[:, 3] if by_box else None
+
+
+def _segm_ground_truth_file(path):
+    par = sys.modules.get("numba.np.ufunc.parallel")
+    if getattr(par, "_is_initialized", False):  # forked after Numba started its OpenMP
+        rle.USE_NUMBA = False  # threads: they are not fork-safe, the NumPy code is
+    gt, masks, image_hw = segm_ground_truth(boxes_io.read_json(path), str(path))
+    masks.cache = {k: masks.cache[k] for k in ("area", "bbox") if k in masks.cache}  # (to send)
+    return gt, masks, image_hw
+
+
+def segm_inputs_from_files(gt_path, dets_path):
+    """:func:`segm_inputs` from two COCO JSON files, the ground truth read in a second
+    process (forked, on Linux) while this one reads and decodes the results.
+
+    The two halves need nothing of each other until the detections are matched
+    to the ground truth's image and category ids; with two cores the ground
+    truth (parsing, polygons) costs no wall time. Errors keep their order: a
+    bad ground truth is reported before bad results.
+    """
+    wait = _in_background(_segm_ground_truth_file, gt_path)
+    try:
+        results, dt_masks = result_masks(boxes_io.read_json(dets_path), str(dets_path))
+    except CvtoolError:
+        wait()  # the ground truth's error first, if it has one
+        raise
+    gt, gt_masks, image_hw = wait()
+    dt, dt_area = segm_detections(results, dt_masks, gt, image_hw, str(dets_path))
     return gt, dt, gt_masks, dt_masks, dt_area
+
+
+def _in_background(fn, *args):
+    """Start fn(*args) in a forked process; returns a function that waits for its result
+    (or raises its exception). Runs fn at once, in this process, where fork is not
+    the safe default (only Linux is used)."""
+    if not sys.platform.startswith("linux"):
+        out = fn(*args)
+        return lambda: out
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+
+    def child():
+        try:
+            reply = (True, fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - sent to the parent, which raises it
+            reply = (False, exc)
+        try:
+            send.send(reply)
+        except Exception as exc:  # an exception that does not pickle
+            send.send((False, RuntimeError(repr(exc))))
+
+    proc = ctx.Process(target=child, daemon=True)  # a daemon dies with the parent
+    proc.start()
+    send.close()
+
+    def wait():
+        try:
+            ok, value = recv.recv()
+        except EOFError:
+            raise CvtoolError("Reading the ground truth failed: its process ended early.") from None
+        finally:
+            recv.close()
+            proc.join()
+        if not ok:
+            raise value
+        return value
+
+    return wait
 
 
 def _same_size(masks, hw, where):
@@ -173,8 +260,7 @@ def evaluate_files(gt_path, dets_path, *, mode="coco", fmt="xywh", iou_threshold
             str(gt_path).lower().endswith(".json") and str(dets_path).lower().endswith(".json")
         ):
             raise CvtoolError("--iou-type segm needs COCO JSON ground truth and results.")
-        gt, dt, gm, dm, darea = segm_inputs(boxes_io.read_json(gt_path),
-                                            boxes_io.read_json(dets_path), str(gt_path), str(dets_path))  # fmt: skip
+        gt, dt, gm, dm, darea = segm_inputs_from_files(gt_path, dets_path)
         masks = {"iou_type": "segm", "gt_masks": gm, "dt_masks": dm, "dt_area": darea}
     else:
         from cvtool.boxes.labels import load_pair
