@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import chain
-from operator import itemgetter, methodcaller
+from operator import itemgetter
 
 import numpy as np
 
@@ -336,9 +336,10 @@ def _sizes(rles, name, index):
     """(N, 2) int64 of each RLE dict's 'size' [height, width]; the first bad one named."""
     try:  # in bulk: dicts whose sizes are lists or tuples of two ints
         sizes = list(map(itemgetter("size"), rles))
-        if set(map(type, sizes)) - {list, tuple} or set(map(len, sizes)) - {2}:
+        if set(map(type, sizes)) - {list, tuple}:
             raise ValueError
-        if set(map(type, chain.from_iterable(sizes))) - {int}:
+        distinct = set(map(tuple, sizes))  # few: check those
+        if any(len(v) != 2 or {type(x) for x in v} - {int} for v in distinct):
             raise ValueError
         hw = np.fromiter(chain.from_iterable(sizes), np.int64, 2 * len(sizes)).reshape(-1, 2)
         if not (hw < 0).any():
@@ -800,12 +801,8 @@ def from_segmentations(segms, h, w, name: str = "annotation") -> RleSet:
     """
     h = np.asarray(h, np.int64).reshape(-1)
     w = np.asarray(w, np.int64).reshape(-1)
-    if (
-        segms
-        and set(map(type, segms)) == {dict}
-        and all(map(methodcaller("__contains__", "counts"), segms))
-    ):
-        return to_set(segms, name)  # all RLE (results are)
+    if segms and set(map(type, segms)) == {dict}:
+        return to_set(segms, name)  # all RLE (results are); to_set names a dict without counts
     poly_i, polys, rle_i, rles = [], [], [], []
     for i, s in enumerate(segms):
         where = f"{name} {i}"
