@@ -302,3 +302,21 @@ def test_bad_shapes_and_lists():
             parse_validation(bad, allow_zero=False)
     with pytest.raises(CvtoolError, match="'k'"):
         knn_eval.parse_ints("1,a", "k")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 6), st.sampled_from([1, 2, 4, 8]), st.integers(1, 12), st.integers(0, 7),
+       st.integers(1, 5), st.integers(0, 2**32 - 1))  # fmt: skip
+def test_block_top_k_equals_a_stable_row_sort(t, bs, nb, pad, k, seed):
+    """The block-minimum top-k (blocks of interleaved columns) equals a stable sort of each
+    row: the k smallest keys, ties to the smaller column, padded columns never chosen."""
+    rng = np.random.default_rng(seed)
+    m = nb * bs
+    real = max(m - pad, 1)
+    k = min(k, real)
+    keys = rng.integers(0, 4, (t, m)).astype(np.float32)  # many ties
+    keys[:, real:] = kk.sentinel(np.float32)
+    vals, cols = kk.topk_block(keys, k, bs, np)
+    order = np.argsort(keys, axis=1, kind="stable")[:, :k]
+    np.testing.assert_array_equal(cols, order)
+    np.testing.assert_array_equal(vals, np.take_along_axis(keys, order, axis=1))

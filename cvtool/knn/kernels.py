@@ -105,8 +105,11 @@ def topk_block(keys, k: int, bs: int, xp):
     if xp is not np:
         return _topk_sorted(keys, k, xp)
     nb = m // bs
-    blocks = keys.reshape(t, nb, bs)  # (t, nb, bs)
-    bmin = blocks.min(axis=2)  # (t, nb)
+    # Block b holds the columns b, b + nb, b + 2 nb, ... (any partition of the columns
+    # works): its minimum is an element-wise minimum of bs contiguous slices, which
+    # vectorises, where a minimum over short contiguous runs does not.
+    strips = keys.reshape(t, bs, nb)  # strips[:, j, b] = column j * nb + b
+    bmin = np.minimum.reduce(strips, axis=1)  # (t, nb)
     # The k-th smallest block minimum is >= the k-th smallest key: the k
     # smallest block minima are k distinct keys.
     if nb > k:
@@ -114,10 +117,10 @@ def topk_block(keys, k: int, bs: int, xp):
     else:  # fewer blocks than k: no useful bound, keep the whole row
         thr = bmin.max(axis=1) if nb == k else keys.max(axis=1)
     r, b = xp.nonzero(bmin <= thr[:, None])
-    cand = blocks[r, b]  # (nc, bs)
+    cand = strips[r, :, b]  # (nc, bs): block b of row r
     ci, cj = xp.nonzero(cand <= thr[r][:, None])
     rows = r[ci]
-    cols = b[ci] * bs + cj
+    cols = cj * nb + b[ci]
     return first_k(rows, cols, cand[ci, cj], t, k, xp)
 
 
