@@ -89,3 +89,12 @@ def test_train_test_files_and_folds(cli, tmp_path):
 def test_bad_inputs_exit_2_with_one_line(cli, args, needle):
     line = one_error_line(cli("knn", *args))
     assert needle in line
+
+
+def test_the_memory_default_is_the_librarys():
+    import inspect
+
+    from cvtool.cli.knn import knn_cmd as knn_command
+    from cvtool.knn.search import DEFAULT_MEMORY_MB
+
+    assert inspect.signature(knn_command).parameters["memory"].default == DEFAULT_MEMORY_MB

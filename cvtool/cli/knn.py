@@ -56,7 +56,7 @@ def knn_cmd(
     backend: BackendOpt = None,
     memory: Annotated[
         float, typer.Option("--memory", help="Working-memory budget in MB for distances.")
-    ] = 256,
+    ] = 128,  # knn.search.DEFAULT_MEMORY_MB (not imported: NumPy stays out of start-up)
     engine: Annotated[
         str,
         typer.Option("--engine", help="L1 kernel: auto (Numba if installed), numpy, numba."),
