@@ -550,3 +550,16 @@ def test_read_json_equals_the_standard_parser_and_reads_what_orjson_refuses(tmp_
     p.write_text('[{"a": 1},')
     with pytest.raises(CvtoolError, match="not valid JSON"):
         read_json(p)
+
+
+def test_evaluate_files_restores_numpys_huge_pages(segm_files):
+    from cvtool.boxes.report import evaluate_files
+
+    switch = getattr(np._core.multiarray, "_set_madvise_hugepage", None)
+    if switch is None:
+        pytest.skip("this NumPy has no huge-page switch")
+    before = switch(True)
+    switch(before)  # (read without changing)
+    _, _, g, d = segm_files
+    evaluate_files(g, d, iou_type="segm")
+    assert switch(before) == before
