@@ -563,3 +563,26 @@ def test_evaluate_files_restores_numpys_huge_pages(segm_files):
     _, _, g, d = segm_files
     evaluate_files(g, d, iou_type="segm")
     assert switch(before) == before
+
+
+@pytest.mark.parametrize("n_thr", [1, 9, 17])  # one byte of threshold bits, two, three
+def test_other_iou_thresholds_equal_pycocotools(n_thr):
+    pytest.importorskip("pycocotools")
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    thr = np.linspace(0.3, 0.95, n_thr) if n_thr > 1 else np.array([0.5])
+    gt, dets = synthetic_coco(n_images=40, n_cats=3, gt_per_image=8, dets_per_image=60,
+                              crowd_frac=0.1, seed=3)  # fmt: skip
+    with contextlib.redirect_stdout(io.StringIO()):
+        cg = COCO()
+        cg.dataset = copy.deepcopy(gt)
+        cg.createIndex()
+        E = COCOeval(cg, cg.loadRes(copy.deepcopy(dets)), "bbox")
+        E.params.iouThrs = thr
+        E.evaluate()
+        E.accumulate()
+    G = ground_truth_from_coco(gt)
+    r = coco_evaluate(G, detections_from_coco(dets, G), iou_thresholds=thr)
+    np.testing.assert_array_equal(r["precision"], E.eval["precision"])
+    np.testing.assert_array_equal(r["recall"], E.eval["recall"])
