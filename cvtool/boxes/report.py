@@ -9,6 +9,7 @@ curves of a result.
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 from operator import itemgetter, methodcaller
 
@@ -212,14 +213,19 @@ def _in_background(fn, *args):
     recv, send = ctx.Pipe(duplex=False)
 
     def child():
+        # Ctrl-C reaches both processes: the parent reports it and ends this daemon
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             reply = (True, fn(*args))
         except BaseException as exc:  # noqa: BLE001 - sent to the parent, which raises it
             reply = (False, exc)
         try:
             send.send(reply)
-        except Exception as exc:  # an exception that does not pickle
-            send.send((False, RuntimeError(repr(exc))))
+        except OSError:  # the parent is gone
+            pass
+        except Exception as exc:  # a reply that does not pickle
+            with contextlib.suppress(OSError):
+                send.send((False, RuntimeError(repr(exc))))
 
     proc = ctx.Process(target=child, daemon=True)  # a daemon dies with the parent
     proc.start()
@@ -228,11 +234,17 @@ def _in_background(fn, *args):
     def wait():
         try:
             ok, value = recv.recv()
-        except EOFError:
-            raise CvtoolError("Reading the ground truth failed: its process ended early.") from None
+        except BaseException as exc:  # Ctrl-C here, or the child died
+            proc.terminate()  # (it may be blocked sending to a parent that stopped reading)
+            proc.join()
+            if isinstance(exc, EOFError):
+                raise CvtoolError(
+                    "Reading the ground truth failed: its process ended early."
+                ) from None
+            raise
         finally:
             recv.close()
-            proc.join()
+        proc.join()
         if not ok:
             raise value
         return value
