@@ -113,18 +113,14 @@ def _area_units(ig, pad):
 def _greedy_match(P, row_grp, ig, pad, crowd, thr, want_col=True):
     """COCO greedy matching, all groups and area ranges at once, one step per detection rank.
 
-    P : (Dm, G) IoU of each matchable detection with its group's padded gts (-1 = no gt).
+    P : (Dm, G) IoU of each matchable detection with its group's padded gts (-1 = no gt);
+    Dm >= 1 (every group of a chunk has rows).
     row_grp : (Dm,) group of each row; rows of a group in rank order.
     ig : (Gn, A, G) gt ignored per area range; pad, crowd : (Gn, G); thr : (T,).
     Returns has and via_ignored, (Dm, A, ceil(T / 8)) with the thresholds as bits
     (:func:`_bits`), and the gt column (Dm, A, T) (None unless ``want_col``).
     """
-    Dm, G = P.shape
-    A, T = ig.shape[1], thr.shape[0]
-    if Dm == 0:
-        nb = _bits(np.zeros((0, T), bool)).shape[-1]
-        return (np.zeros((Dm, A, nb), np.uint8), np.zeros((Dm, A, nb), np.uint8),
-                np.zeros((Dm, A, T), np.int64))  # fmt: skip
+    G, T = P.shape[1], thr.shape[0]
     unit_of, u_grp, u_ig, all_ig = _area_units(ig, pad)
     k = _group_rank(row_grp)
     counts = np.bincount(row_grp, minlength=ig.shape[0])
@@ -162,16 +158,18 @@ def _greedy_match(P, row_grp, ig, pad, crowd, thr, want_col=True):
         found[slot[:na] + step] = np.where(hit, 2 * m + h1, -1)
     at = offset[unit_of[row_grp]] + k[:, None]  # (Dm, A): each row's unit result
     has = _bits(found >= 0)[at]
-    via = has & (~_bits((found & 1) == 1)[at] | _bits(all_ig[row_grp][..., None]))
+    via = has & (~_bits((found & 1) == 1)[at] | _byte_mask(all_ig[row_grp]))
     return has, via, (found >> 1)[at] if want_col else None
 
 
 def _bits(flags):
-    """Boolean (..., T) packed along the last axis into (..., ceil(T / 8)) bytes; a
-    single flag (T = 1) fills its byte, for masks."""
-    if flags.shape[-1] == 1:
-        return np.where(flags, np.uint8(255), np.uint8(0))
+    """Boolean (..., T) packed along the last axis into (..., ceil(T / 8)) bytes."""
     return np.packbits(flags, axis=-1, bitorder="little")
+
+
+def _byte_mask(flags):
+    """Boolean (...) as (..., 1) bytes of all ones or zeros: a flag for every threshold bit."""
+    return np.where(flags, np.uint8(255), np.uint8(0))[..., None]
 
 
 def _match_buckets(mi, d_key, g_key, gc, pstart, piou, g_ig, g_crowd, g_zero, thr, limit=4_000_000):
@@ -314,7 +312,7 @@ def coco_evaluate(
         d_area = d_box[:, 2] * d_box[:, 3]
     out = (d_area[:, None] < areas[:, 0]) | (d_area[:, None] > areas[:, 1])  # (Dn, A)
     eff = has if zero is None else has & ~zero
-    ignored = via_ig | (~eff & _bits(out[:, :, None]))  # (via_ig is within has)
+    ignored = via_ig | (~eff & _byte_mask(out))  # (via_ig is within has)
     tp = eff & ~via_ig  # = eff & ~ignored; a false positive is neither matched nor ignored
     ni = ~ignored & all_t
 

@@ -41,16 +41,17 @@ def _existing(path) -> Path:
     return p
 
 
-def read_source(path) -> str:
-    """The text of a box file: a path, '-' (stdin), a FIFO or /dev/fd/N, read once.
+def read_source(path, binary: bool = False) -> str | bytes:
+    """The text of a box file: a path, '-' (stdin), a FIFO or /dev/fd/N, read once;
+    its bytes, undecoded, with ``binary``.
 
     Readers take the text so that a stream is never read twice.
     """
-    from cvtool.fileio import is_stdio, read_text
+    from cvtool.fileio import is_stdio, read_bytes, read_text
 
     if not is_stdio(path):
         _existing(path)
-    return read_text(path)
+    return read_bytes(path) if binary else read_text(path)
 
 
 def is_json_source(path, text: str) -> bool:
@@ -90,11 +91,7 @@ def read_json(path, text: str | None = None):
     three and names the problem.
     """
     if text is None:
-        from cvtool.fileio import is_stdio, read_bytes
-
-        if not is_stdio(path):
-            _existing(path)
-        text = read_bytes(path)
+        text = read_source(path, binary=True)
     try:
         with no_gc():
             return _fast_loads(text, path)

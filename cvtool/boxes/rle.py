@@ -720,10 +720,10 @@ def pair_iou(dt: RleSet, di, gt: RleSet, gi, crowd, limit: int = 1_000_000):
     d_area, g_area = _area(dt), _area(gt)
     k = _kernels(dt.counts.size + gt.counts.size + live.size)
     if k is not None:
-        c = [np.ascontiguousarray(a, np.int64) for a in (dt.offsets, di[live], gt.offsets,
-                                                         gi[live])]  # fmt: skip
-        dc, gc = np.ascontiguousarray(dt.counts), np.ascontiguousarray(gt.counts)
-        inter = k.pair_intersection(dc, c[0], c[1], gc, c[2], c[3]).astype(np.float64)
+        doff, dpi, goff, gpi = (np.ascontiguousarray(a, np.int64)
+                                for a in (dt.offsets, di[live], gt.offsets, gi[live]))  # fmt: skip
+        dc, gc = np.ascontiguousarray(dt.counts), np.ascontiguousarray(gt.counts)  # any dtype
+        inter = k.pair_intersection(dc, doff, dpi, gc, goff, gpi).astype(np.float64)
         da, ga = d_area[di[live]], g_area[gi[live]]
         union = np.where(crowd[live], da, da + ga - inter)
         out[live] = np.where(inter > 0, inter / np.where(inter > 0, union, 1), 0.0)
