@@ -1,0 +1,118 @@
+"""The compiled max-pooling kernels (cvtool.nn.pool_numba) give the NumPy code's numbers.
+
+MaxPool2D runs them on NumPy when Numba imports and the windows tile the input
+(stride = window, no padding). Forward values, the input gradient and, through a
+model, every parameter gradient must equal the NumPy path's, with ties, NaN,
+infinities, signed zeros, the paired ReLU and sizes the windows do not divide.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradcheck import numeric_grad, rel_error
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cvtool.nn import pool
+from cvtool.nn.cnn import cnn_model
+from cvtool.nn.pool import MaxPool2D
+
+pytest.importorskip("numba")
+
+
+def _run(x, dout, size, relu, use):
+    """(out, dx) of a MaxPool2D with the compiled kernels on (use=True) or off."""
+    old = pool.USE_NUMBA
+    pool.USE_NUMBA = use
+    try:
+        layer = MaxPool2D(size)
+        layer.relu = relu
+        out = layer.forward(x, training=True)
+        compiled = layer._cache[0] is None
+        dx = layer.backward(dout(out.shape))
+    finally:
+        pool.USE_NUMBA = old
+    assert compiled == use
+    return out, dx
+
+
+def _same(a, b):
+    """Equal values (NaN where NaN), and the same float type."""
+    assert a.dtype == b.dtype
+    np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 5),
+    h=st.integers(1, 9),
+    w=st.integers(1, 9),
+    c=st.integers(1, 5),
+    size=st.sampled_from([1, 2, 3, (2, 3), (3, 1)]),
+    relu=st.booleans(),
+    dtype=st.sampled_from(["float32", "float64"]),
+    specials=st.booleans(),
+    threads=st.sampled_from(["1", "2"]),
+    seed=st.integers(0, 2**16),
+)
+def test_compiled_max_pool_equals_the_numpy_code(
+    n, h, w, c, size, relu, dtype, specials, threads, seed
+):
+    ph, pw = (size, size) if isinstance(size, int) else size
+    if h < ph or w < pw:
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CVTOOL_THREADS", threads)
+        _compare(n, h, w, c, size, relu, dtype, specials, seed)
+
+
+def _compare(n, h, w, c, size, relu, dtype, specials, seed):
+    ph, pw = (size, size) if isinstance(size, int) else size
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, (n, h, w, c)).astype(dtype)  # ties, zeros, all-negative windows
+    if specials:  # NaN, infinities and -0.0 at random places
+        picks = rng.choice(x.size, size=min(x.size, 6), replace=False)
+        x.reshape(-1)[picks] = rng.choice([np.nan, np.inf, -np.inf, -0.0], size=len(picks))
+    g = rng.normal(size=(n, h // ph, w // pw, c)).astype(dtype)
+    if specials:
+        g.reshape(-1)[rng.integers(0, g.size)] = rng.choice([np.inf, np.nan, -0.0])
+    out1, dx1 = _run(x, lambda s: g, size, relu, True)
+    out0, dx0 = _run(x, lambda s: g, size, relu, False)
+    _same(out1, out0)
+    _same(dx1, dx0)
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_a_model_trains_to_the_same_bits_with_and_without_the_kernels(threads, monkeypatch):
+    monkeypatch.setenv("CVTOOL_THREADS", threads)
+    spec = "conv:6x3:relu, pool:2, conv:8x3:p=same, bn, relu, pool:2, flatten, dense:10:softmax"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 14, 14, 1)).astype("float32")
+    y = rng.integers(0, 10, 40)
+    weights = []
+    for use in (True, False):
+        monkeypatch.setattr(pool, "USE_NUMBA", use)
+        model = cnn_model(spec, (14, 14, 1)).build(np, "float32", 0)
+        model.fit(x, y, epochs=2, batch_size=8, seed=1, loss="log-likelihood")
+        weights.append([p.copy() for layer in model.param_layers for p in layer.params.values()])
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_compiled_max_pool_gradient_matches_finite_differences(relu, monkeypatch):
+    monkeypatch.setattr(pool, "USE_NUMBA", True)
+    rng = np.random.default_rng(4)
+    x = rng.permutation(np.linspace(-1, 1, 2 * 7 * 6 * 3)).reshape(2, 7, 6, 3)  # no ties
+    layer = MaxPool2D((2, 3))
+    layer.relu = relu
+    wts = rng.normal(size=(2, 3, 2, 3))
+
+    def loss():
+        return float((layer.forward(x) * wts).sum())
+
+    layer.forward(x, training=True)
+    assert layer._cache[0] is None  # the compiled path
+    dx = layer.backward(wts)
+    assert rel_error(dx, numeric_grad(loss, x)) < 1e-7
