@@ -16,7 +16,6 @@ layer runs them on its chunks of the batch in the conv worker threads.
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 NONE = 255  # no cell won: the window's maximum is NaN
