@@ -59,7 +59,10 @@ def knn_cmd(
     ] = 128,  # knn.search.DEFAULT_MEMORY_MB (not imported: NumPy stays out of start-up)
     engine: Annotated[
         str,
-        typer.Option("--engine", help="L1 kernel: auto (Numba if installed), numpy, numba."),
+        typer.Option(
+            "--engine",
+            help="Numba's L1 kernel and pruned exact L2 search: auto (if installed), numpy, numba.",
+        ),
     ] = "auto",
     predictions: Annotated[
         Path | None,

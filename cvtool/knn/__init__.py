@@ -10,7 +10,8 @@ once.
 
 Modules: ``search`` (kneighbors, vote, input checks), ``kernels`` (distance
 blocks and exact top-k), ``numba_l1`` (the optional compiled L1 kernel,
-imported only when Numba is installed), ``eval`` (the experiment, CSV output,
+imported only when Numba is installed), ``prune`` and ``numba_pairs`` (the
+pruned exact L2 search, with Numba), ``eval`` (the experiment, CSV output,
 command-line parsing).
 
 Rules (all equal to scikit-learn's ``KNeighborsClassifier(algorithm='brute')``

@@ -18,6 +18,7 @@ import numpy as np
 from cvtool.backend import array_module, to_numpy
 from cvtool.errors import CvtoolError, check_choice, check_int, check_number
 from cvtool.knn import kernels as kk
+from cvtool.knn import prune
 
 METRICS = ("l1", "l2", "cosine")
 WEIGHTS = ("uniform", "distance")
@@ -55,9 +56,13 @@ def check_k(k: int, n_train: int) -> int:
 
 
 def resolve_engine(engine: str, metric: str, xp) -> str:
-    """'numba' for L1 on NumPy when Numba imports (or is asked for), else 'numpy'."""
+    """'numba' for L1 and L2 on NumPy when Numba imports (or is asked for), else 'numpy'.
+
+    L1 then runs the compiled distance kernel; L2 on uint8 images the pruned exact
+    search of :mod:`cvtool.knn.prune` where it applies.
+    """
     check_choice("engine", engine, ENGINES)
-    if metric != "l1" or xp is not np or engine == "numpy":
+    if metric == "cosine" or xp is not np or engine == "numpy":
         if engine == "numba" and xp is not np:
             raise CvtoolError("The 'engine' numba runs on the numpy backend only.")
         return "numpy"
@@ -100,7 +105,8 @@ def kneighbors(
     memory_mb : budget for the working buffers (the prepared training matrix
         is extra: N * D * 4 bytes for L2, 8 for cosine, 1 for uint8 L1).
     xp : array module (numpy or cupy) to compute with; default that of x_train.
-    engine : 'auto' | 'numpy' | 'numba' (the compiled L1 kernel).
+    engine : 'auto' | 'numpy' | 'numba': Numba's compiled L1 kernel and pruned exact
+        L2 search (:mod:`cvtool.knn.prune`), or NumPy only; the same neighbours.
 
     Returns
     -------
@@ -137,6 +143,14 @@ def kneighbors(
     budget = int(memory_mb * 2**20)
     bs = kk.block_size(n)
     n_pad = kk.padded(n, bs)
+    if engine == "numba" and A.dtype == np.uint8 and prune.applies(B, metric, xp):
+
+        def brute(rows):  # the chunks where the projection bound prunes too little
+            return _search(
+                _plan(metric, B, n_pad, xp, engine, budget), A[rows], n, n_pad, k, bs, budget, xp
+            )
+
+        return prune.search(A, B, k, budget, brute, MIN_ROWS)
     plan = _plan(metric, B, n_pad, xp, engine, budget)
     return _search(plan, A, n, n_pad, k, bs, budget, xp)
 
