@@ -130,3 +130,14 @@ def test_small_or_float_problems_are_not_pruned():
     assert not prune.applies(x[:, :10], "l2", np)
     assert not prune.applies(x.astype(np.float64), "l2", np)
     assert not prune.applies(x, "l1", np)
+
+
+def test_a_numba_that_does_not_load_leaves_the_brute_force_search(small_problems, monkeypatch):
+    from cvtool.knn import numba_pairs
+
+    def broken():
+        raise ImportError("numba built for another NumPy")
+
+    monkeypatch.setattr(numba_pairs, "warm_up", broken)
+    train, test = _digits()
+    _same(*_both(train[:800], test[:30], 3))

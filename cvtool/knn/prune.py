@@ -83,10 +83,13 @@ class Projection:
         return out
 
 
-def _load_kernels() -> None:
-    from cvtool.knn import numba_pairs
+def _load_kernels(failed: list) -> None:
+    try:
+        from cvtool.knn import numba_pairs
 
-    numba_pairs.warm_up()
+        numba_pairs.warm_up()
+    except Exception as exc:  # noqa: BLE001  (any failure: the brute-force search instead)
+        failed.append(exc)
 
 
 def rows_for(t: int, budget: int, n_pad: int, min_rows: int) -> int:
@@ -110,8 +113,10 @@ def search(A, B, k: int, budget: int, brute, min_rows: int = 64):
     """
     # Numba and the kernels load in a thread while NumPy (which releases the GIL in its
     # products) finds the principal directions and projects the training rows.
-    loader = threading.Thread(target=_load_kernels, daemon=True)
+    failed = []
+    loader = threading.Thread(target=_load_kernels, args=(failed,), daemon=True)
     loader.start()
+    B = np.ascontiguousarray(B)  # the kernels are compiled for C-contiguous rows
     n = len(B)
     bs = kk.block_size(n)
     n_pad = kk.padded(n, bs)
@@ -125,6 +130,8 @@ def search(A, B, k: int, budget: int, brute, min_rows: int = 64):
     pbT[d, :n] = proj.nb * (1 - MARGIN)
     pa1 = np.ones((rows_for(len(A), budget, n_pad, min_rows), d + 1), dtype=np.float32)
     loader.join()
+    if failed:  # Numba is there but does not load (say, built for another NumPy)
+        return brute(np.arange(len(A)))
     from cvtool.knn.numba_pairs import candidates
 
     m0 = min(n, max(2 * k, 16))
