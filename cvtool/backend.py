@@ -244,3 +244,21 @@ def free_memory(xp) -> int | None:
         return int(xp.cuda.runtime.memGetInfo()[0])
     except Exception:  # a test backend without a device, or a driver that does not say
         return None
+
+
+def compiled_kernels(module: str, use, size: int, minimum: int):
+    """The optional Numba kernel module ``module`` for work of ``size`` elements, or None.
+
+    ``use`` is a module's USE_NUMBA switch: "auto" (the kernels for work of at least
+    ``minimum`` elements: importing Numba and loading cached kernels costs about half
+    a second once), True (always) or False (never). None also where Numba (the
+    ``fast`` extra) does not import; the caller then runs its NumPy code.
+    """
+    if use is False or (use == "auto" and size < minimum):
+        return None
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None

@@ -34,6 +34,7 @@ from operator import itemgetter
 
 import numpy as np
 
+from cvtool.backend import compiled_kernels
 from cvtool.errors import CvtoolError
 
 SCALE = 5  # maskApi.c rleFrPoly's upsampling of polygon boundaries
@@ -46,13 +47,7 @@ NUMBA_MIN = 2_000_000
 
 def _kernels(size: int):
     """:mod:`cvtool.boxes.rle_numba` for work of ``size`` elements, or None (NumPy code)."""
-    if USE_NUMBA is False or (USE_NUMBA == "auto" and size < NUMBA_MIN):
-        return None
-    try:
-        from cvtool.boxes import rle_numba
-    except ImportError:
-        return None
-    return rle_numba
+    return compiled_kernels("cvtool.boxes.rle_numba", USE_NUMBA, size, NUMBA_MIN)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from cvtool import shapes
-from cvtool.backend import array_module
+from cvtool.backend import array_module, compiled_kernels
 from cvtool.errors import CvtoolError, check_choice, check_int
 from cvtool.nn._parallel import batch_plan, run_plan
 from cvtool.nn.layers import Layer
@@ -39,13 +39,7 @@ NUMBA_MIN = 2**18
 
 def _pool_kernels(size: int):
     """:mod:`cvtool.nn.pool_numba` for an input of ``size`` values, or None (NumPy code)."""
-    if USE_NUMBA is False or (USE_NUMBA == "auto" and size < NUMBA_MIN):
-        return None
-    try:
-        from cvtool.nn import pool_numba
-    except ImportError:
-        return None
-    return pool_numba
+    return compiled_kernels("cvtool.nn.pool_numba", USE_NUMBA, size, NUMBA_MIN)
 
 
 def check_image(layer: str, in_shape) -> tuple[int, int, int]:
