@@ -44,7 +44,7 @@ def _digits():
     return ds.x_train, ds.x_test
 
 
-@pytest.mark.parametrize("k", [1, 5, 40])
+@pytest.mark.parametrize("k", [1, 5, 40, 64])
 def test_mnist_sample_neighbours_equal_brute_force(small_problems, k, monkeypatch):
     train, test = _digits()
     calls = []
@@ -130,6 +130,19 @@ def test_small_or_float_problems_are_not_pruned():
     assert not prune.applies(x[:, :10], "l2", np)
     assert not prune.applies(x.astype(np.float64), "l2", np)
     assert not prune.applies(x, "l1", np)
+    assert prune.applies(x, "l2", np, prune.MAX_K)
+    assert not prune.applies(x, "l2", np, prune.MAX_K + 1)
+
+
+def test_read_only_inputs_compile_no_second_kernel(small_problems):
+    from cvtool.knn import numba_pairs
+
+    train, test = _digits()
+    train, test = train[:600].copy(), test[:40].copy()
+    train.flags.writeable = test.flags.writeable = False
+    _same(*_both(train, test, 3))
+    assert len(numba_pairs.candidates.signatures) == 1
+    assert len(numba_pairs.exact_topk.signatures) == 1
 
 
 def test_a_numba_that_does_not_load_leaves_the_brute_force_search(small_problems, monkeypatch):

@@ -38,9 +38,10 @@ def _run(x, dout, size, relu, use):
 
 
 def _same(a, b):
-    """Equal values (NaN where NaN), and the same float type."""
+    """Equal values (NaN where NaN), the same signs of zero, and the same float type."""
     assert a.dtype == b.dtype
     np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(np.signbit(a), np.signbit(b))
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # inf * 0 in both paths
@@ -48,9 +49,9 @@ def _same(a, b):
 @given(
     n=st.integers(1, 5),
     h=st.integers(1, 9),
-    w=st.integers(1, 9),
+    w=st.integers(1, 19),
     c=st.integers(1, 5),
-    size=st.sampled_from([1, 2, 3, (2, 3), (3, 1)]),
+    size=st.sampled_from([1, 2, 3, (2, 3), (3, 1), (1, 17)]),
     relu=st.booleans(),
     dtype=st.sampled_from(["float32", "float64"]),
     specials=st.booleans(),
@@ -117,3 +118,24 @@ def test_compiled_max_pool_gradient_matches_finite_differences(relu, monkeypatch
     assert layer._cache[0] is None  # the compiled path
     dx = layer.backward(wts)
     assert rel_error(dx, numeric_grad(loss, x)) < 1e-7
+
+
+@pytest.mark.parametrize("size", [15, 16, 17])
+def test_windows_of_more_than_255_cells_use_the_numpy_code(size):
+    """Winners are numbered in uint8 (255: none): 16x16 and larger windows stay NumPy."""
+    x = np.zeros((1, 17, 17, 1), np.float32)
+    x[0, 15, 1, 0] = 5
+    x[0, 14, 14, 0] = np.nan if size == 16 else 0
+    g = np.ones((1, 1, 1, 1), np.float32)
+    out1, dx1 = _run(x, lambda s: g, size, False, size <= 15)
+    out0, dx0 = _run(x, lambda s: g, size, False, False)
+    _same(out1, out0)
+    _same(dx1, dx0)
+
+
+def test_compiled_backward_checks_the_gradient_shape(monkeypatch):
+    monkeypatch.setattr(pool, "USE_NUMBA", True)
+    layer = MaxPool2D(2)
+    layer.forward(np.zeros((2, 4, 4, 3)), training=True)
+    with pytest.raises(ValueError, match="dout has shape"):
+        layer.backward(np.zeros((2, 3, 3, 3)))

@@ -24,12 +24,9 @@ def _sq_l2(a, b):
 
 @njit(cache=True, boundscheck=False, inline="always")
 def _offer(d2, j, best_d, best_c, k):
-    """Put (d2, j) into the sorted top-k lists if it beats the k-th and is not there yet."""
+    """Put (d2, j) into the sorted top-k lists if it beats the k-th (j is not there yet)."""
     if d2 > best_d[k - 1] or (d2 == best_d[k - 1] and j >= best_c[k - 1]):
         return
-    for i in range(k):
-        if best_c[i] == j:
-            return
     i = k - 1
     while i > 0 and (best_d[i - 1] > d2 or (best_d[i - 1] == d2 and best_c[i - 1] > j)):
         best_d[i] = best_d[i - 1]

@@ -45,6 +45,7 @@ from cvtool.knn import kernels as kk
 PROJ_DIMS = 64
 MIN_FEATURES = 256  # with fewer, the bound's product saves too little
 MIN_TRAIN = 4096
+MAX_K = 64  # each accepted candidate is inserted into a sorted list of k: O(k) a time
 SAMPLE_ROWS = 8192  # training rows (evenly spaced) that estimate the principal directions
 MARGIN = 1e-4
 GIVE_UP = 1 / 4  # a test row with more candidates than this share of the training rows: brute force
@@ -52,9 +53,9 @@ FLUSH_ROWS = 1024  # test rows whose candidates are measured together (784 KB of
 PROJECT_ROWS = 4096  # rows projected at a time (float64 copies of at most this many)
 
 
-def applies(B, metric: str, xp) -> bool:
-    """Whether the search of training rows B (n, D) goes through here (needs Numba)."""
-    if metric != "l2" or xp is not np or B.dtype != np.uint8:
+def applies(B, metric: str, xp, k: int = 1) -> bool:
+    """Whether the search of k neighbours among training rows B (n, D) goes through here."""
+    if metric != "l2" or xp is not np or B.dtype != np.uint8 or k > MAX_K:
         return False
     n, D = B.shape
     if n < MIN_TRAIN or D < MIN_FEATURES or D > kk.MAX_EXACT_FEATURES:
@@ -116,7 +117,9 @@ def search(A, B, k: int, budget: int, brute, min_rows: int = 64):
     failed = []
     loader = threading.Thread(target=_load_kernels, args=(failed,), daemon=True)
     loader.start()
-    B = np.ascontiguousarray(B)  # the kernels are compiled for C-contiguous rows
+    # The kernels are compiled for C-contiguous writeable rows (a read-only array, say a
+    # memory map, would compile another version of each: seconds).
+    B = np.require(B, requirements="CW")
     n = len(B)
     bs = kk.block_size(n)
     n_pad = kk.padded(n, bs)
@@ -148,7 +151,7 @@ def search(A, B, k: int, budget: int, brute, min_rows: int = 64):
         if r0 and len(weak) > r0 // 2:  # the bound does not work on these data
             weak.extend(range(r0, len(A)))
             break
-        Ar = np.ascontiguousarray(A[r0 : r0 + rows])
+        Ar = np.require(A[r0 : r0 + rows], requirements="CW")
         t = len(Ar)
         pa = pa1[:t]
         pa[:, :d] = proj.project(Ar)

@@ -143,7 +143,7 @@ def kneighbors(
     budget = int(memory_mb * 2**20)
     bs = kk.block_size(n)
     n_pad = kk.padded(n, bs)
-    if engine == "numba" and A.dtype == np.uint8 and prune.applies(B, metric, xp):
+    if engine == "numba" and A.dtype == np.uint8 and prune.applies(B, metric, xp, k):
 
         def brute(rows):  # the chunks where the projection bound prunes too little
             return _search(

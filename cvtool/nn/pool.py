@@ -230,6 +230,8 @@ class MaxPool2D(_Pool2D):
         """The pool_numba kernels where they apply: NumPy, windows that do not overlap."""
         if array_module(x) is not np or self.padding or self.stride != self.pool:
             return None
+        if self.pool[0] * self.pool[1] > 255:  # winners are uint8, 255 meaning none
+            return None
         return _pool_kernels(x.size)
 
     def _forward_compiled(self, kernels, x, training: bool):
@@ -253,6 +255,8 @@ class MaxPool2D(_Pool2D):
     def _backward_compiled(self, dout):
         _, idx, x_shape, kernels = self._cache
         self._cache = None
+        if dout.shape != idx.shape:  # the kernels do not check bounds
+            raise ValueError(f"MaxPool2D.backward: dout has shape {dout.shape}, not {idx.shape}")
         dout = np.ascontiguousarray(dout)
         dx = np.empty(x_shape, dtype=dout.dtype)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from numba import njit
 
-NONE = 255  # no cell won: the window's maximum is NaN
+NONE = 255  # no cell won: the window's maximum is NaN (so windows have at most 255 cells)
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -41,9 +41,10 @@ def max_forward(x, out, idx, ph, pw, relu):
                     for ch in range(c):
                         v = row[j * pw + b, ch]
                         best = o[j, ch]
-                        gt = v > best
+                        gt = v > best  # the first maximum gets the gradient
                         nan = v != v and best == best  # NaN propagates, as in np.maximum
-                        o[j, ch] = v if gt or nan else best
+                        # np.maximum(best, v) returns v on a tie: the same zero sign
+                        o[j, ch] = v if v >= best or nan else best
                         k[j, ch] = cell if gt else k[j, ch]
             for j in range(wo):
                 for ch in range(c):
@@ -51,7 +52,7 @@ def max_forward(x, out, idx, ph, pw, relu):
                     if not best > 0 and (relu or best != best):
                         k[j, ch] = NONE  # NaN: no cell equals it; relu: no gradient at <= 0
                         if relu and best == best:
-                            o[j, ch] = max(best, 0.0)
+                            o[j, ch] = 0.0  # np.maximum(best, 0): +0.0 for -0.0 too
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
@@ -60,6 +61,9 @@ def max_backward(dout, idx, dx, ph, pw):
     dout to its winning cell, 0 to the others and to the rows and columns no window covers."""
     n_img, ho, wo, c = dout.shape
     h, w = dx.shape[1], dx.shape[2]
+    # Where the windows leave rows or columns uncovered the NumPy code adds each window's
+    # gradient to zeros (0 + -0.0 = +0.0); where they tile the input it writes it.
+    add = ho * ph < h or wo * pw < w
     for n in range(n_img):
         for i in range(ho):
             d = dout[n, i]
@@ -70,7 +74,8 @@ def max_backward(dout, idx, dx, ph, pw):
                     for b in range(pw):
                         cell = a * pw + b
                         for ch in range(c):
-                            row[j * pw + b, ch] = d[j, ch] * (k[j, ch] == cell)
+                            g = d[j, ch] * (k[j, ch] == cell)
+                            row[j * pw + b, ch] = g + 0.0 if add else g
                 if wo * pw < w:
                     row[wo * pw :] = 0
         if ho * ph < h:
