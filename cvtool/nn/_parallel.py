@@ -20,11 +20,23 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from cvtool.backend import backend_name
+from cvtool.backend import backend_name, compiled_kernels
 
 # Elementwise work on fewer elements than this runs in the calling thread: below it
 # handing pieces to threads costs more than it saves.
 SPLIT_SIZE = 2**17
+# The layers' compiled kernels (pool_numba, norm_numba) when Numba imports: "auto" for
+# arrays of at least NUMBA_MIN values (importing Numba and loading the kernels costs
+# about half a second once, more than the NumPy code takes on a few images), True
+# always, False never. Either way the numbers are the same, bit for bit.
+USE_NUMBA = "auto"
+NUMBA_MIN = 2**18
+
+
+def layer_kernels(module: str, size: int):
+    """The compiled kernel module ``module`` for an array of ``size`` values, or None."""
+    return compiled_kernels(module, USE_NUMBA, size, NUMBA_MIN)
+
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_WORKERS = 0  # the size _POOL was made with (not read back from the executor)

@@ -33,7 +33,9 @@ On NumPy the (m, C) values are viewed as (m/k, k C) rows so reductions
 (``einsum``) and per-channel broadcasts run along long rows instead of a few
 channels, and the element-wise passes are split across cores
 (``_parallel.run_rows``): 2-3x faster than plain ``sum(axis=0)`` code here.
-Training forward reads x once for sum(x) and sum(x^2) (float32 partial sums,
+With the ``fast`` extra (Numba) the element-wise passes (y = x scale + shift, and
+dx from x and dout) are one compiled pass each (``cvtool.nn.norm_numba``), with
+NumPy's roundings: the same bits. Training forward reads x once for sum(x) and sum(x^2) (float32 partial sums,
 combined in float64; a second, centred pass only where the mean is so large
 against the spread that the one-pass variance would lose precision), then
 writes y = x scale + shift; x itself (not x - mu) is kept for backward, whose
@@ -51,7 +53,7 @@ import numpy as np
 
 from cvtool import shapes
 from cvtool.errors import CvtoolError, check_number
-from cvtool.nn._parallel import run_rows
+from cvtool.nn._parallel import layer_kernels, run_rows
 from cvtool.nn.layers import Layer
 
 FOLD = 1024  # values per folded row on NumPy (see _fold)
@@ -138,8 +140,12 @@ class BatchNorm(Layer):
         scale_k = xp.tile(scale.astype(x.dtype), k)
         shift_k = xp.tile((beta - mu * scale).astype(x.dtype), k)
         y = self.buffer("y", xf.shape)
+        compiled = self._kernels(xf)
 
         def affine(s, e):  # y = gamma (x - mu) inv + beta = x scale + (beta - mu scale)
+            if compiled is not None:  # one pass, the same two roundings
+                compiled.affine(xf[s:e], scale_k, shift_k, y[s:e])
+                return
             xp.multiply(xf[s:e], scale_k, out=y[s:e])
             y[s:e] += shift_k
 
@@ -208,15 +214,25 @@ class BatchNorm(Layer):
         k2 = -g * inv * inv * dsum / m
         k1, k2, k3 = (xp.tile(v.astype(xf.dtype), k) for v in (g, k2, -g * both[0] / m - k2 * mu))
         dx = self.buffer("dx", xf.shape)
-        tmp = self.buffer("tmp", xf.shape)
+        compiled = self._kernels(df)
+        tmp = self.buffer("tmp", xf.shape) if compiled is None else None
 
         def grad_x(s, e):
+            if compiled is not None:  # one pass, the same roundings in the same order
+                compiled.grad_x(xf[s:e], df[s:e], k1, k2, k3, dx[s:e])
+                return
             xp.multiply(xf[s:e], k2, out=dx[s:e])
             dx[s:e] += k3
             dx[s:e] += xp.multiply(df[s:e], k1, out=tmp[s:e])
 
         self._rows(grad_x, len(df), dout.size)
         return dx.reshape(dout.shape)
+
+    def _kernels(self, a):
+        """:mod:`cvtool.nn.norm_numba` for a folded NumPy array ``a`` (C-contiguous), or None."""
+        if self.xp is not np or not a.flags.c_contiguous:
+            return None
+        return layer_kernels("cvtool.nn.norm_numba", a.size)
 
     def _rows(self, fn, n: int, size: int):
         """fn(start, stop) over rows 0..n-1, split across cores on NumPy when large; the sum

@@ -24,22 +24,10 @@ from __future__ import annotations
 import numpy as np
 
 from cvtool import shapes
-from cvtool.backend import array_module, compiled_kernels
+from cvtool.backend import array_module
 from cvtool.errors import CvtoolError, check_choice, check_int
-from cvtool.nn._parallel import batch_plan, run_plan
+from cvtool.nn._parallel import batch_plan, layer_kernels, run_plan
 from cvtool.nn.layers import Layer
-
-# Max-pooling through the compiled kernels of pool_numba when Numba imports: "auto" for
-# inputs of at least NUMBA_MIN values (importing Numba and loading the kernels costs
-# about half a second once, more than the NumPy code takes on a few images), True
-# always, False never. Either way the numbers are the same.
-USE_NUMBA = "auto"
-NUMBA_MIN = 2**18
-
-
-def _pool_kernels(size: int):
-    """:mod:`cvtool.nn.pool_numba` for an input of ``size`` values, or None (NumPy code)."""
-    return compiled_kernels("cvtool.nn.pool_numba", USE_NUMBA, size, NUMBA_MIN)
 
 
 def check_image(layer: str, in_shape) -> tuple[int, int, int]:
@@ -232,7 +220,7 @@ class MaxPool2D(_Pool2D):
             return None
         if self.pool[0] * self.pool[1] > 255:  # winners are uint8, 255 meaning none
             return None
-        return _pool_kernels(x.size)
+        return layer_kernels("cvtool.nn.pool_numba", x.size)
 
     def _forward_compiled(self, kernels, x, training: bool):
         """forward by pool_numba: one read of each window, the winners kept for backward."""

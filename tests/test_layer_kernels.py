@@ -1,9 +1,10 @@
-"""The compiled max-pooling kernels (cvtool.nn.pool_numba) give the NumPy code's numbers.
+"""The layers' compiled kernels (cvtool.nn.pool_numba, norm_numba) give the NumPy code's numbers.
 
-MaxPool2D runs them on NumPy when Numba imports and the windows tile the input
-(stride = window, no padding). Forward values, the input gradient and, through a
-model, every parameter gradient must equal the NumPy path's, with ties, NaN,
-infinities, signed zeros, the paired ReLU and sizes the windows do not divide.
+MaxPool2D runs its kernels on NumPy when Numba imports and the windows tile the
+input (stride = window, no padding); BatchNorm runs its element-wise passes
+compiled. Forward values, the input gradient and, through a model, every
+parameter gradient must equal the NumPy path's bit for bit (zero signs too),
+with ties, NaN, infinities, the paired ReLU and sizes the windows do not divide.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from gradcheck import numeric_grad, rel_error
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cvtool.nn import pool
+from cvtool.nn import _parallel
 from cvtool.nn.cnn import cnn_model
+from cvtool.nn.norm import BatchNorm
 from cvtool.nn.pool import MaxPool2D
 
 pytest.importorskip("numba")
@@ -23,8 +25,8 @@ pytest.importorskip("numba")
 
 def _run(x, dout, size, relu, use):
     """(out, dx) of a MaxPool2D with the compiled kernels on (use=True) or off."""
-    old = pool.USE_NUMBA
-    pool.USE_NUMBA = use
+    old = _parallel.USE_NUMBA
+    _parallel.USE_NUMBA = use
     try:
         layer = MaxPool2D(size)
         layer.relu = relu
@@ -32,7 +34,7 @@ def _run(x, dout, size, relu, use):
         compiled = layer._cache[0] is None
         dx = layer.backward(dout(out.shape))
     finally:
-        pool.USE_NUMBA = old
+        _parallel.USE_NUMBA = old
     assert compiled == use
     return out, dx
 
@@ -94,7 +96,7 @@ def test_a_model_trains_to_the_same_bits_with_and_without_the_kernels(threads, m
     y = rng.integers(0, 10, 40)
     weights = []
     for use in (True, False):
-        monkeypatch.setattr(pool, "USE_NUMBA", use)
+        monkeypatch.setattr(_parallel, "USE_NUMBA", use)
         model = cnn_model(spec, (14, 14, 1)).build(np, "float32", 0)
         model.fit(x, y, epochs=2, batch_size=8, seed=1, loss="log-likelihood")
         weights.append([p.copy() for layer in model.param_layers for p in layer.params.values()])
@@ -104,7 +106,7 @@ def test_a_model_trains_to_the_same_bits_with_and_without_the_kernels(threads, m
 
 @pytest.mark.parametrize("relu", [False, True])
 def test_compiled_max_pool_gradient_matches_finite_differences(relu, monkeypatch):
-    monkeypatch.setattr(pool, "USE_NUMBA", True)
+    monkeypatch.setattr(_parallel, "USE_NUMBA", True)
     rng = np.random.default_rng(4)
     x = rng.permutation(np.linspace(-1, 1, 2 * 7 * 6 * 3)).reshape(2, 7, 6, 3)  # no ties
     layer = MaxPool2D((2, 3))
@@ -134,8 +136,66 @@ def test_windows_of_more_than_255_cells_use_the_numpy_code(size):
 
 
 def test_compiled_backward_checks_the_gradient_shape(monkeypatch):
-    monkeypatch.setattr(pool, "USE_NUMBA", True)
+    monkeypatch.setattr(_parallel, "USE_NUMBA", True)
     layer = MaxPool2D(2)
     layer.forward(np.zeros((2, 4, 4, 3)), training=True)
     with pytest.raises(ValueError, match="dout has shape"):
         layer.backward(np.zeros((2, 3, 3, 3)))
+
+
+def _batchnorm(x, g, use):
+    """(y, dx, dgamma, dbeta, running mean, running var) of a training pass, kernels on/off."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_parallel, "USE_NUMBA", use)
+        layer = BatchNorm()
+        layer.build(x.shape[1:], np, x.dtype, None)
+        layer.params["gamma"][...] = np.linspace(0.5, 2, x.shape[-1])
+        layer.params["beta"][...] = np.linspace(-1, 1, x.shape[-1])
+        y = layer.forward(x, training=True).copy()
+        assert (layer._kernels(x.reshape(-1, x.shape[-1])) is not None) == use
+        dx = layer.backward(g).copy()
+    out = [y, dx, layer.grads["gamma"], layer.grads["beta"]]
+    return out + [layer.state["running_mean"], layer.state["running_var"]]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.sampled_from([(8, 5), (4, 6, 6, 3), (2, 9, 7, 16), (3, 4, 4, 1)]),
+    dtype=st.sampled_from(["float32", "float64"]),
+    scale=st.sampled_from([1e-3, 1.0, 1e3]),
+    offset=st.sampled_from([0.0, 100.0]),
+    specials=st.booleans(),
+    threads=st.sampled_from(["1", "2"]),
+    seed=st.integers(0, 2**16),
+)
+def test_compiled_batchnorm_equals_the_numpy_code(
+    shape, dtype, scale, offset, specials, threads, seed
+):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * scale + offset).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    if specials:  # a NaN or an infinity in the gradient, -0.0 in both
+        g.reshape(-1)[rng.integers(0, g.size)] = rng.choice([np.nan, np.inf, -0.0])
+        x.reshape(-1)[rng.integers(0, x.size)] = -0.0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CVTOOL_THREADS", threads)
+        for a, b in zip(_batchnorm(x, g, True), _batchnorm(x, g, False), strict=True):
+            _same(a, b)
+
+
+def test_compiled_batchnorm_gradient_matches_finite_differences(monkeypatch):
+    monkeypatch.setattr(_parallel, "USE_NUMBA", True)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 4, 4, 2))
+    wts = rng.standard_normal(x.shape)
+    layer = BatchNorm()
+    layer.build(x.shape[1:], np, np.float64, None)
+
+    def loss():
+        return float((layer.forward(x, training=True) * wts).sum())
+
+    layer.forward(x, training=True)
+    dx = layer.backward(wts)
+    assert layer._kernels(x.reshape(-1, 2)) is not None
+    assert rel_error(dx, numeric_grad(loss, x)) < 1e-7
