@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from cvtool.nn._parallel import column_sums
 from cvtool.nn.norm import BatchNorm
 from cvtool.nn.pixelwise import PixelLogLikelihood
 
@@ -49,3 +52,18 @@ def test_pixel_loss_does_not_depend_on_which_piece_finishes_first(monkeypatch):
     want = loss.value_and_delta(z, labels)[0]
     _rows(monkeypatch, last_first=True)
     assert loss.value_and_delta(z, labels)[0] == want
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    rows=st.integers(1, 3000),
+    cols=st.integers(1, 130),
+    dtype=st.sampled_from(["float32", "float64"]),
+    seed=st.integers(0, 2**16),
+)
+def test_column_sums_equal_numpys_sum_over_rows_bit_for_bit(rows, cols, dtype, seed):
+    """The bias gradients' fast column sums (einsum) are sum(axis=0)'s very bits."""
+    a = (np.random.default_rng(seed).standard_normal((rows, cols)) * 7 + 3).astype(dtype)
+    out = np.empty(cols, dtype)
+    np.testing.assert_array_equal(column_sums(a, out), a.sum(axis=0))
+    np.testing.assert_array_equal(out, a.sum(axis=0))

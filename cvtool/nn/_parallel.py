@@ -33,6 +33,20 @@ USE_NUMBA = "auto"
 NUMBA_MIN = 2**18
 
 
+def column_sums(a, out):
+    """out = a.sum(axis=0) for a 2-D array, the same bits, faster on NumPy.
+
+    NumPy's ``sum(axis=0)`` of a C-contiguous (m, k) array and ``einsum('ij->j')``
+    both add the rows one after another, so they give equal bits for k >= 2;
+    einsum runs 3-4x faster on the few columns of a bias gradient (8192 x 16:
+    0.03 against 0.15 ms). One column is a contiguous vector, which ``sum``
+    adds pairwise: it stays ``sum``, as do device arrays.
+    """
+    if isinstance(a, np.ndarray) and a.ndim == 2 and a.shape[1] >= 2 and a.flags.c_contiguous:
+        return np.einsum("ij->j", a, out=out)
+    return a.sum(axis=0, out=out)
+
+
 def layer_kernels(module: str, size: int):
     """The compiled kernel module ``module`` for an array of ``size`` values, or None."""
     return compiled_kernels(module, USE_NUMBA, size, NUMBA_MIN)

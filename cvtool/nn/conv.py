@@ -44,6 +44,7 @@ from cvtool import shapes
 from cvtool.backend import array_module, backend_name
 from cvtool.errors import check_int
 from cvtool.nn._parallel import (
+    column_sums,
     run_chunks,
     threads,
     training_threads,  # noqa: F401  (re-exported for old callers)
@@ -357,7 +358,7 @@ class Conv2D(Layer):
         gws = self.buffer("gw", (len(chunks), k, f))
         gbs = self.buffer("gb", (len(chunks), f)) if self.bias and nw > 1 else None
         if self.bias and nw == 1:  # one thread: one sum over the batch, as always
-            dmat.sum(axis=0, out=self.grads["b"])
+            column_sums(dmat, self.grads["b"])
 
         def work(s, m, i):  # images s .. s+m-1 in worker i
             t = s // nc  # the chunk's number
@@ -368,7 +369,7 @@ class Conv2D(Layer):
             dm = dmat[s * rows : (s + m) * rows]  # (m*H'*W', F)
             xp.matmul(cm.T, dm, out=gws[t])
             if gbs is not None:
-                dm.sum(axis=0, out=gbs[t])
+                column_sums(dm, gbs[t])
             if not self.need_dx:
                 return
             if tconv:  # dx = full convolution of dout with the flipped kernels

@@ -31,6 +31,7 @@ from cvtool import shapes
 from cvtool.backend import array_module, device_rng
 from cvtool.errors import CvtoolError, check_int, check_number
 from cvtool.nn import activations
+from cvtool.nn._parallel import column_sums
 from cvtool.nn.init import check_init, init_biases, init_weights
 
 
@@ -150,7 +151,7 @@ class Dense(Layer):
         xp, W = array_module(dout), self.params["W"]
         xp.matmul(self.x.T, dout, out=self.grads["W"])  # (D, units)
         if self.bias:
-            dout.sum(axis=0, out=self.grads["b"])
+            column_sums(dout, self.grads["b"])
         if not self.need_dx:
             return None
         return xp.matmul(dout, W.T, out=self.buffer("dx", (dout.shape[0], W.shape[0])))

@@ -39,7 +39,7 @@ import numpy as np
 from cvtool import shapes
 from cvtool.backend import array_module, backend_name
 from cvtool.errors import check_choice, check_int
-from cvtool.nn._parallel import run_plan, run_rows, threads
+from cvtool.nn._parallel import column_sums, run_plan, run_rows, threads
 from cvtool.nn.conv import CHUNK_BYTES, windows
 from cvtool.nn.init import check_init, init_biases, init_weights
 from cvtool.nn.layers import Layer
@@ -235,7 +235,7 @@ class ConvTranspose2D(Layer):
         x2 = x.reshape(n * hw, c)
         wmat = self.params["W"].reshape(k, c)  # (K_h*K_w*F, C)
         if self.bias:
-            dout.reshape(-1, f).sum(axis=0, out=self.grads["b"])
+            column_sums(dout.reshape(-1, f), self.grads["b"])
         nc, plan = _plan(xp, n, hw * k * dout.dtype.itemsize)
         dpads = [self.buffer(f"dpad{i}", (nc, hp, wp, f)) for i in range(len(plan))]
         tcols = [self.buffer(f"tcols{i}", (nc, h, w, kh, kw, f)) for i in range(len(plan))]
