@@ -199,3 +199,43 @@ def test_compiled_batchnorm_gradient_matches_finite_differences(monkeypatch):
     dx = layer.backward(wts)
     assert layer._kernels(x.reshape(-1, 2)) is not None
     assert rel_error(dx, numeric_grad(loss, x)) < 1e-7
+
+
+def _subnormal_survives() -> bool:
+    """Whether a float32 product keeps a subnormal value in the calling thread."""
+    a = np.full(8, 1e-39, dtype=np.float32)
+    return bool((a * np.float32(1.0) > 0).all())
+
+
+@pytest.mark.skipif(
+    __import__("platform").machine().lower() not in ("x86_64", "amd64"), reason="x86-64 only"
+)
+def test_training_flushes_subnormals_in_every_thread_and_restores_the_caller(monkeypatch):
+    monkeypatch.setenv("CVTOOL_THREADS", "2")
+    assert _subnormal_survives()
+    with _parallel.flushed_subnormals(np):
+        assert not _subnormal_survives()  # this thread: FTZ/DAZ
+        pool = _parallel.worker_pool(2)
+        assert not any(pool.submit(_subnormal_survives).result() for _ in range(8))
+    assert _subnormal_survives()  # the caller's register is back
+    assert all(pool.submit(_subnormal_survives).result() for _ in range(8))  # the workers' too
+    monkeypatch.setattr(_parallel, "FLUSH_SUBNORMALS", False)
+    with _parallel.flushed_subnormals(np):
+        assert _subnormal_survives()
+
+
+def test_fit_runs_with_subnormals_flushed(monkeypatch):
+    """fit enters flushed_subnormals (and leaves it, also when training fails)."""
+    seen = []
+    real = _parallel.flushed_subnormals
+
+    def spy(xp):
+        seen.append(xp)
+        return real(xp)
+
+    monkeypatch.setattr("cvtool.nn.fit.flushed_subnormals", spy)
+    model = cnn_model("conv:2x3:relu, flatten, dense:3:softmax", (6, 6, 1)).build(np, "float32", 0)
+    x = np.random.default_rng(0).normal(size=(12, 6, 6, 1)).astype("float32")
+    model.fit(x, np.arange(12) % 3, epochs=1, batch_size=4, loss="log-likelihood")
+    assert seen == [np]
+    assert _subnormal_survives()

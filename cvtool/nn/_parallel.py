@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import platform
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -45,6 +46,52 @@ def column_sums(a, out):
     if isinstance(a, np.ndarray) and a.ndim == 2 and a.shape[1] >= 2 and a.flags.c_contiguous:
         return np.einsum("ij->j", a, out=out)
     return a.sum(axis=0, out=out)
+
+
+# Subnormal floats flushed to zero during training (cvtool.nn.fpmode; Numba, x86-64):
+# "auto" where Numba imports, False never. Results change only where a value would
+# have been subnormal (below 1.2e-38 in float32).
+FLUSH_SUBNORMALS = "auto"
+
+
+@contextlib.contextmanager
+def flushed_subnormals(xp=np):
+    """A training run with FTZ/DAZ set in this thread and the worker threads (NumPy, x86-64).
+
+    At the end the workers' bits are cleared and the caller's register is put
+    back as it was. Does nothing where
+    Numba does not import, on other processors or devices, or with
+    FLUSH_SUBNORMALS False.
+    """
+    fp = None
+    if FLUSH_SUBNORMALS and backend_name(xp) == "numpy":
+        if platform.machine().lower() in ("x86_64", "amd64"):
+            fp = compiled_kernels("cvtool.nn.fpmode", True, 0, 0)
+    if fp is None:
+        yield
+        return
+
+    def on_every_thread(change):  # change(register) -> register, in this and each pool thread
+        change_here = lambda: fp.set_mxcsr(change(fp.get_mxcsr()))  # noqa: E731
+        change_here()
+        workers = max(threads(), _POOL_WORKERS)
+        if workers > 1:  # one task per pool thread: each waits until all are running
+            barrier = threading.Barrier(workers)
+
+            def task():
+                change_here()
+                barrier.wait(timeout=10)
+
+            for fut in [worker_pool(workers).submit(task) for _ in range(workers)]:
+                fut.result()
+
+    caller = fp.get_mxcsr()
+    on_every_thread(lambda r: r | fp.FTZ_DAZ)
+    try:
+        yield
+    finally:  # IEEE subnormals again in the workers (a result never depends on the thread)
+        on_every_thread(lambda r: r & (0xFFFFFFFF ^ fp.FTZ_DAZ))
+        fp.set_mxcsr(caller)  # and the caller's own register as it was
 
 
 def layer_kernels(module: str, size: int):

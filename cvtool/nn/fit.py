@@ -36,6 +36,7 @@ import numpy as np
 
 from cvtool import backend
 from cvtool.errors import CvtoolError, check_choice, check_int
+from cvtool.nn._parallel import flushed_subnormals
 from cvtool.nn.losses import l2_penalty
 from cvtool.nn.optim import SGD
 from cvtool.nn.tasks import get_task
@@ -229,6 +230,10 @@ def fit(
     # A diverging run overflows: that is reported as stopped='nan', not as warnings.
     errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
     errstate.__enter__()
+    # Subnormal floats count as 0 while training (x86 products that touch them run up to
+    # 30x slower; cvtool.nn.fpmode), where the fast extra's Numba is there.
+    flushed = flushed_subnormals(xp)
+    flushed.__enter__()
     try:
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
@@ -303,6 +308,7 @@ def fit(
     except KeyboardInterrupt:
         hist.stopped = "interrupted"
     finally:
+        flushed.__exit__(None, None, None)
         errstate.__exit__(None, None, None)
     if hist.stopped != "completed" and best_params is not None:
         _set_params(model, best_params)
