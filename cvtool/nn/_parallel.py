@@ -85,8 +85,12 @@ def flushed_subnormals(xp=np):
             for fut in [worker_pool(workers).submit(task) for _ in range(workers)]:
                 fut.result()
 
-    caller = fp.get_mxcsr()
-    on_every_thread(lambda r: r | fp.FTZ_DAZ)
+    try:
+        caller = fp.get_mxcsr()
+        on_every_thread(lambda r: r | fp.FTZ_DAZ)
+    except Exception:  # noqa: BLE001  (a Numba that cannot compile the intrinsics: train as is)
+        yield
+        return
     try:
         yield
     finally:  # IEEE subnormals again in the workers (a result never depends on the thread)
