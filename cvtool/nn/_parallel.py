@@ -59,9 +59,8 @@ def flushed_subnormals(xp=np):
     """A training run with FTZ/DAZ set in this thread and the worker threads (NumPy, x86-64).
 
     At the end the workers' bits are cleared and the caller's register is put
-    back as it was. Does nothing where
-    Numba does not import, on other processors or devices, or with
-    FLUSH_SUBNORMALS False.
+    back as it was. Does nothing where Numba does not import, on other
+    processors or devices, or with FLUSH_SUBNORMALS False.
     """
     fp = None
     if FLUSH_SUBNORMALS and backend_name(xp) == "numpy":

@@ -35,8 +35,8 @@ channels, and the element-wise passes are split across cores
 (``_parallel.run_rows``): 2-3x faster than plain ``sum(axis=0)`` code here.
 With the ``fast`` extra (Numba) the element-wise passes (y = x scale + shift, and
 dx from x and dout) are one compiled pass each (``cvtool.nn.norm_numba``), with
-NumPy's roundings: the same bits. Training forward reads x once for sum(x) and sum(x^2) (float32 partial sums,
-combined in float64; a second, centred pass only where the mean is so large
+NumPy's roundings: the same bits. Training forward reads x once for sum(x) and
+sum(x^2) (float32 partial sums, combined in float64; a second, centred pass only where the mean is so large
 against the spread that the one-pass variance would lose precision), then
 writes y = x scale + shift; x itself (not x - mu) is kept for backward, whose
 sums are sum(dout) and sum(dout x) - mu sum(dout).
